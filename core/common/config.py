@@ -1,0 +1,222 @@
+"""Broker and topic configuration, with Kafka's names, defaults and validation.
+
+A topic config (`retention.ms`) falls back to its broker default (`log.retention.ms`), as in Kafka.
+Values are stored as strings on the wire and parsed here, once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core.common.errors import InvalidConfigError
+
+Parser = Callable[[str], Any]
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered not in ("true", "false"):
+        raise ValueError(f"expected true or false, got {value!r}")
+    return lowered == "true"
+
+
+def _list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+@dataclass(frozen=True)
+class ConfigDef:
+    """One configuration key: Kafka's name, type, default and allowed values."""
+
+    name: str
+    type: str  # "int", "long", "double", "boolean", "string", "list"
+    default: str | None
+    doc: str = ""
+    min: float | None = None
+    choices: tuple[str, ...] | None = None
+    broker_name: str | None = None  # for topic configs: the broker default it falls back to
+
+    def parse(self, raw: str) -> Any:
+        """Parse and validate a raw string value, raising InvalidConfigError as Kafka does."""
+        parsers: dict[str, Parser] = {
+            "int": int, "long": int, "double": float, "boolean": _bool,
+            "string": str, "list": _list,
+        }
+        try:
+            value = parsers[self.type](raw)
+        except (ValueError, TypeError) as exc:
+            raise InvalidConfigError(
+                f"Invalid value {raw} for configuration {self.name}: {exc}"
+            ) from None
+        if self.min is not None and value < self.min:
+            raise InvalidConfigError(
+                f"Invalid value {raw} for configuration {self.name}: "
+                f"Value must be at least {self.min:g}"
+            )
+        if self.choices is not None:
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if item not in self.choices:
+                    raise InvalidConfigError(
+                        f"Invalid value {raw} for configuration {self.name}: "
+                        f"String must be one of: {', '.join(self.choices)}"
+                    )
+        return value
+
+
+MB = 1024 * 1024
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+TOPIC_CONFIGS: dict[str, ConfigDef] = {
+    c.name: c
+    for c in [
+        ConfigDef("cleanup.policy", "list", "delete", choices=("delete", "compact"),
+                  broker_name="log.cleanup.policy"),
+        ConfigDef("compression.type", "string", "producer",
+                  choices=("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"),
+                  broker_name="compression.type"),
+        ConfigDef("delete.retention.ms", "long", "86400000", min=0,
+                  broker_name="log.cleaner.delete.retention.ms"),
+        ConfigDef("file.delete.delay.ms", "long", "60000", min=0,
+                  broker_name="log.segment.delete.delay.ms"),
+        ConfigDef("flush.messages", "long", str(2**63 - 1), min=1,
+                  broker_name="log.flush.interval.messages"),
+        ConfigDef("flush.ms", "long", str(2**63 - 1), min=0, broker_name="log.flush.interval.ms"),
+        ConfigDef("index.interval.bytes", "int", "4096", min=0,
+                  broker_name="log.index.interval.bytes"),
+        ConfigDef("max.compaction.lag.ms", "long", str(2**63 - 1), min=1,
+                  broker_name="log.cleaner.max.compaction.lag.ms"),
+        ConfigDef("max.message.bytes", "int", str(MB + 12), min=0,
+                  broker_name="message.max.bytes"),
+        ConfigDef("message.timestamp.type", "string", "CreateTime",
+                  choices=("CreateTime", "LogAppendTime"), broker_name="log.message.timestamp.type"),
+        ConfigDef("min.cleanable.dirty.ratio", "double", "0.5", min=0,
+                  broker_name="log.cleaner.min.cleanable.ratio"),
+        ConfigDef("min.compaction.lag.ms", "long", "0", min=0,
+                  broker_name="log.cleaner.min.compaction.lag.ms"),
+        ConfigDef("min.insync.replicas", "int", "1", min=1, broker_name="min.insync.replicas"),
+        ConfigDef("preallocate", "boolean", "false", broker_name="log.preallocate"),
+        ConfigDef("retention.bytes", "long", "-1", broker_name="log.retention.bytes"),
+        ConfigDef("retention.ms", "long", str(WEEK_MS), min=-1, broker_name="log.retention.ms"),
+        ConfigDef("segment.bytes", "int", str(1024 * MB), min=14, broker_name="log.segment.bytes"),
+        ConfigDef("segment.index.bytes", "int", str(10 * MB), min=4,
+                  broker_name="log.index.size.max.bytes"),
+        ConfigDef("segment.jitter.ms", "long", "0", min=0, broker_name="log.roll.jitter.ms"),
+        ConfigDef("segment.ms", "long", str(WEEK_MS), min=1, broker_name="log.roll.ms"),
+        ConfigDef("unclean.leader.election.enable", "boolean", "false",
+                  broker_name="unclean.leader.election.enable"),
+    ]
+}
+
+BROKER_CONFIGS: dict[str, ConfigDef] = {
+    c.name: c
+    for c in [
+        ConfigDef("node.id", "int", "1", min=0),
+        ConfigDef("broker.id", "int", "-1"),
+        ConfigDef("listeners", "string", "PLAINTEXT://127.0.0.1:9092"),
+        ConfigDef("advertised.listeners", "string", None),
+        ConfigDef("log.dirs", "string", "/tmp/kaflab-logs"),
+        ConfigDef("log.dir", "string", "/tmp/kaflab-logs"),
+        ConfigDef("metrics.port", "int", "0", min=0),
+        ConfigDef("controller.quorum.voters", "string", ""),
+        ConfigDef("auto.create.topics.enable", "boolean", "true"),
+        ConfigDef("num.partitions", "int", "1", min=1),
+        ConfigDef("default.replication.factor", "int", "1", min=1),
+        ConfigDef("offsets.topic.num.partitions", "int", "50", min=1),
+        ConfigDef("offsets.topic.replication.factor", "int", "3", min=1),
+        ConfigDef("offsets.retention.minutes", "int", "10080", min=1),
+        ConfigDef("offsets.retention.check.interval.ms", "long", "600000", min=1),
+        ConfigDef("transaction.state.log.num.partitions", "int", "50", min=1),
+        ConfigDef("group.initial.rebalance.delay.ms", "int", "3000", min=0),
+        ConfigDef("group.min.session.timeout.ms", "int", "6000"),
+        ConfigDef("group.max.session.timeout.ms", "int", "1800000"),
+        ConfigDef("group.max.size", "int", str(2**31 - 1), min=1),
+        ConfigDef("socket.request.max.bytes", "int", str(100 * MB), min=1),
+        ConfigDef("connections.max.idle.ms", "long", "600000"),
+        ConfigDef("replica.lag.time.max.ms", "long", "30000"),
+        ConfigDef("replica.fetch.max.bytes", "int", str(MB), min=0),
+        ConfigDef("replica.fetch.wait.max.ms", "int", "500"),
+        ConfigDef("broker.session.timeout.ms", "int", "9000"),
+        ConfigDef("broker.heartbeat.interval.ms", "int", "2000"),
+        ConfigDef("auto.leader.rebalance.enable", "boolean", "true"),
+        ConfigDef("log.retention.check.interval.ms", "long", "300000", min=1),
+        ConfigDef("log.retention.hours", "int", "168"),
+        ConfigDef("log.flush.offset.checkpoint.interval.ms", "int", "60000", min=0),
+        ConfigDef("log.cleaner.enable", "boolean", "true"),
+        ConfigDef("log.cleaner.backoff.ms", "long", "15000", min=0),
+        ConfigDef("transaction.max.timeout.ms", "int", "900000", min=1),
+        ConfigDef("transactional.id.expiration.ms", "int", "604800000", min=1),
+        ConfigDef("producer.id.expiration.ms", "int", "86400000", min=1),
+        ConfigDef("delete.topic.enable", "boolean", "true"),
+        *(ConfigDef(t.broker_name, t.type, t.default, min=t.min, choices=t.choices)
+          for t in TOPIC_CONFIGS.values() if t.broker_name),
+    ]
+}
+
+
+class BrokerConfig:
+    """The parsed broker configuration: Kafka property names to typed values."""
+
+    def __init__(self, props: Mapping[str, str] | None = None) -> None:
+        self.raw: dict[str, str] = dict(props or {})
+        self._values: dict[str, Any] = {}
+        for name, definition in BROKER_CONFIGS.items():
+            raw = self.raw.get(name, definition.default)
+            self._values[name] = None if raw is None else definition.parse(raw)
+        if "log.retention.ms" not in self.raw and "log.retention.hours" in self.raw:
+            self._values["log.retention.ms"] = self._values["log.retention.hours"] * 3600 * 1000
+        if "node.id" not in self.raw and self._values["broker.id"] >= 0:
+            self._values["node.id"] = self._values["broker.id"]
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def is_default(self, name: str) -> bool:
+        return name not in self.raw
+
+    def topic_defaults(self) -> dict[str, Any]:
+        """Every topic config's effective default on this broker."""
+        return {t.name: self._values[t.broker_name] for t in TOPIC_CONFIGS.values()
+                if t.broker_name}
+
+
+def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, Any]:
+    """Check topic overrides the way Kafka's CreateTopics/AlterConfigs does; return parsed values."""
+    parsed: dict[str, Any] = {}
+    for name, raw in configs.items():
+        definition = TOPIC_CONFIGS.get(name)
+        if definition is None:
+            raise InvalidConfigError(f"Unknown topic config name: {name}")
+        if raw is None:
+            raise InvalidConfigError(f"Null value not supported for topic configs: {name}")
+        parsed[name] = definition.parse(raw)
+    return parsed
+
+
+def effective_topic_config(
+    broker: BrokerConfig, overrides: Mapping[str, str]
+) -> dict[str, Any]:
+    """The full topic configuration: broker defaults with the topic's overrides applied."""
+    values = broker.topic_defaults()
+    values.update(validate_topic_configs(overrides))
+    return values
+
+
+def load_properties(path: str) -> dict[str, str]:
+    """Read a Java-style .properties file (key=value, # comments)."""
+    props: dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line or line.startswith(("#", "!")):
+                continue
+            key, sep, value = line.partition("=")
+            if not sep:
+                key, _, value = line.partition(":")
+            props[key.strip()] = value.strip()
+    return props

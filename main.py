@@ -1,0 +1,87 @@
+"""kaflab: a Kafka-compatible cluster with a Qt console.
+
+Usage: python main.py [gui|serve|broker|ctl|produce|consume] ...  (gui is the default)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="kaflab: a Kafka-compatible cluster written in Python, with a Qt console.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    gui = sub.add_parser("gui", help="open the console (default); starts the local cluster")
+    gui.add_argument("--data-dir", help="cluster data directory (default: user data dir)")
+    gui.add_argument("--brokers", type=int, default=3, help="brokers in the local cluster")
+    gui.add_argument("--port", type=int, default=9092, help="port of broker 1")
+    gui.add_argument("--attach", metavar="BOOTSTRAP",
+                     help="attach to an existing Kafka cluster instead of starting one")
+
+    serve = sub.add_parser("serve", help="run a local cluster headless in the foreground")
+    serve.add_argument("--brokers", type=int, default=3, help="number of brokers (default 3)")
+    serve.add_argument("--port", type=int, default=9092, help="port of broker 1 (default 9092)")
+    serve.add_argument("--data-dir", help="cluster data directory (default: user data dir)")
+    serve.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                       help="broker config override, Kafka's property names (repeatable)")
+
+    broker = sub.add_parser("broker", help="run one broker process")
+    broker.add_argument("--config", required=True, help="broker .properties file")
+    broker.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a property from the file (repeatable)")
+
+    ctl = sub.add_parser("ctl", help="drive a running `serve` (status, start, stop, kill, ...)")
+    ctl.add_argument("--data-dir", help="cluster data directory of the running serve")
+    ctl.add_argument("action", choices=["status", "start", "stop", "kill", "pause", "resume",
+                                        "restart", "add"])
+    ctl.add_argument("broker_id", nargs="?", type=int, help="broker id (not for status/add)")
+
+    produce = sub.add_parser("produce", help="read lines from stdin and produce them")
+    produce.add_argument("--bootstrap-server", default="127.0.0.1:9092")
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--key-separator", help="split each line into key and value")
+    produce.add_argument("--header", action="append", default=[], metavar="K=V")
+    produce.add_argument("--acks", default="-1", choices=["0", "1", "-1", "all"])
+    produce.add_argument("--partition", type=int)
+
+    consume = sub.add_parser("consume", help="print records of a topic to stdout")
+    consume.add_argument("--bootstrap-server", default="127.0.0.1:9092")
+    consume.add_argument("--topic", required=True)
+    consume.add_argument("--group", help="consumer group (default: no group, no commits)")
+    consume.add_argument("--from-beginning", action="store_true")
+    consume.add_argument("--max-messages", type=int)
+    consume.add_argument("--timeout-ms", type=int, help="exit when idle this long")
+    consume.add_argument("--print-key", action="store_true")
+    consume.add_argument("--key-separator", default="\t")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the subcommand; imports are lazy so `broker` never loads Qt."""
+    args = _parser().parse_args(argv)
+    command = args.command or "gui"
+    if command == "broker":
+        from core.broker.cli import run_broker
+        return run_broker(args)
+    if command == "serve":
+        from core.cluster.cli import run_serve
+        return run_serve(args)
+    if command == "ctl":
+        from core.cluster.cli import run_ctl
+        return run_ctl(args)
+    if command in ("produce", "consume"):
+        from core.admin import console_cli
+        return console_cli.run(command, args)
+    if not args.command:
+        args = _parser().parse_args(["gui", *(argv or sys.argv[1:])])
+    from gui.app import run_gui
+    return run_gui(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
