@@ -91,7 +91,8 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("max.message.bytes", "int", str(MB + 12), min=0,
                   broker_name="message.max.bytes"),
         ConfigDef("message.timestamp.type", "string", "CreateTime",
-                  choices=("CreateTime", "LogAppendTime"), broker_name="log.message.timestamp.type"),
+                  choices=("CreateTime", "LogAppendTime"),
+                  broker_name="log.message.timestamp.type"),
         ConfigDef("min.cleanable.dirty.ratio", "double", "0.5", min=0,
                   broker_name="log.cleaner.min.cleanable.ratio"),
         ConfigDef("min.compaction.lag.ms", "long", "0", min=0,
@@ -186,7 +187,7 @@ class BrokerConfig:
 
 
 def validate_topic_configs(configs: Mapping[str, str | None]) -> dict[str, Any]:
-    """Check topic overrides the way Kafka's CreateTopics/AlterConfigs does; return parsed values."""
+    """Check topic overrides as Kafka's CreateTopics/AlterConfigs does; return parsed values."""
     parsed: dict[str, Any] = {}
     for name, raw in configs.items():
         definition = TOPIC_CONFIGS.get(name)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from kio.schema.errors import ErrorCode
 
-__all__ = ["ErrorCode", "KafkaError"] + []  # subclasses are listed below
+__all__ = ["ErrorCode", "KafkaError"]  # subclasses append themselves below
 
 
 class KafkaError(Exception):

@@ -1,0 +1,403 @@
+"""The quorum controller: turns admin and broker requests into metadata records.
+
+Like Kafka's QuorumController it is single-threaded (one asyncio lock serialises operations);
+each operation reads the committed image, validates, appends records to the metadata log, and
+returns once they are committed and applied. It only acts while its node leads the quorum.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kio.schema.errors import ErrorCode
+
+from core.common.config import BrokerConfig, validate_topic_configs
+from core.common.errors import (
+    InvalidPartitionsError,
+    InvalidReplicationFactorError,
+    InvalidRequestError,
+    KafkaError,
+    NotControllerError,
+    TopicAlreadyExistsError,
+    UnknownTopicOrPartitionError,
+)
+from core.common.topics import validate_topic_name
+from core.metadata.image import NO_LEADER, MetadataImage, PartitionRegistration
+from core.metadata.log import MetadataLog
+from core.metadata.placement import place_replicas
+from core.metadata.records import (
+    ConfigChanged,
+    FenceBroker,
+    MetadataRecord,
+    PartitionChanged,
+    PartitionCreated,
+    ProducerIdsAllocated,
+    RegisterBroker,
+    TopicCreated,
+    TopicRemoved,
+    UnfenceBroker,
+)
+
+log = logging.getLogger(__name__)
+
+PRODUCER_ID_BLOCK = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedTopic:
+    name: str
+    topic_id: str
+    num_partitions: int
+    replication_factor: int
+    configs: dict[str, str]
+
+
+class QuorumController:
+    """Validates and applies metadata changes while this node is the active controller."""
+
+    def __init__(self, node_id: int, config: BrokerConfig, metadata_log: MetadataLog,
+                 image: Callable[[], MetadataImage]) -> None:
+        self.node_id = node_id
+        self.config = config
+        self._log = metadata_log
+        self._image = image
+        self._lock = asyncio.Lock()
+        self._last_heartbeat: dict[int, float] = {}
+        self._applied = asyncio.Condition()
+
+    # plumbing ----------------------------------------------------------------------------
+    def is_active(self) -> bool:
+        return self._log.is_leader()
+
+    async def _commit(self, records: list[MetadataRecord]) -> None:
+        if not records:
+            return
+        if not self._log.is_leader():
+            raise NotControllerError("This node is not the active controller")
+        offset = await self._log.append([r.encode() for r in records])
+        await self.wait_applied(offset)
+
+    async def wait_applied(self, offset: int, timeout: float = 10.0) -> None:
+        async def applied() -> None:
+            async with self._applied:
+                await self._applied.wait_for(lambda: self._image().offset >= offset)
+        await asyncio.wait_for(applied(), timeout)
+
+    def notify_applied(self) -> None:
+        """Called by the broker after it applied committed records to its image."""
+        async def wake() -> None:
+            async with self._applied:
+                self._applied.notify_all()
+        asyncio.get_running_loop().create_task(wake())
+
+    # topics ------------------------------------------------------------------------------
+    async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
+                           assignments: dict[int, list[int]] | None = None,
+                           configs: dict[str, str] | None = None,
+                           validate_only: bool = False) -> CreatedTopic:
+        """Create a topic as Kafka's CreateTopics does; -1 means the broker default."""
+        async with self._lock:
+            image = self._image()
+            validate_topic_name(name)
+            if name in image.topics:
+                raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
+            configs = dict(configs or {})
+            validate_topic_configs(configs)
+            if assignments:
+                replica_lists = [assignments[p] for p in sorted(assignments)]
+                if sorted(assignments) != list(range(len(assignments))):
+                    raise InvalidPartitionsError("Partitions must be numbered 0..n-1.")
+                for replicas in replica_lists:
+                    if len(set(replicas)) != len(replicas) or not replicas:
+                        raise InvalidReplicationFactorError(
+                            "Replica assignment has duplicate or no brokers.")
+                    unknown = [b for b in replicas if b not in image.brokers]
+                    if unknown:
+                        raise KafkaError(f"Unknown broker(s) {unknown} in assignment.",
+                                         ErrorCode.invalid_replica_assignment)
+            else:
+                if num_partitions == -1:
+                    num_partitions = self.config["num.partitions"]
+                if replication_factor == -1:
+                    replication_factor = self.config["default.replication.factor"]
+                if num_partitions <= 0:
+                    raise InvalidPartitionsError("Number of partitions must be larger than 0.")
+                if replication_factor <= 0:
+                    raise InvalidReplicationFactorError(
+                        "Replication factor must be larger than 0.")
+                live = [b.broker_id for b in image.live_brokers()]
+                replica_lists = place_replicas(live, num_partitions, replication_factor)
+            min_isr = int(configs.get("min.insync.replicas", self.config["min.insync.replicas"]))
+            rf = len(replica_lists[0])
+            if min_isr > rf:
+                log.info("topic %s: min.insync.replicas %d > replication factor %d",
+                         name, min_isr, rf)
+            topic_id = str(uuid.uuid4())
+            result = CreatedTopic(name, topic_id, len(replica_lists), rf, configs)
+            if validate_only:
+                return result
+            records: list[MetadataRecord] = [TopicCreated(name, topic_id)]
+            records += [ConfigChanged("topic", name, k, v) for k, v in configs.items()]
+            for p, replicas in enumerate(replica_lists):
+                live_isr = [b for b in replicas if self._is_live(image, b)] or replicas[:1]
+                leader = live_isr[0] if self._is_live(image, live_isr[0]) else NO_LEADER
+                records.append(PartitionCreated(name, p, replicas, live_isr, leader))
+            await self._commit(records)
+            return result
+
+    async def delete_topic(self, name: str) -> str:
+        async with self._lock:
+            topic = self._image().topics.get(name)
+            if topic is None:
+                raise UnknownTopicOrPartitionError(
+                    "This server does not host this topic-partition.")
+            await self._commit([TopicRemoved(name)])
+            return topic.topic_id
+
+    async def create_partitions(self, name: str, count: int,
+                                assignments: list[list[int]] | None = None,
+                                validate_only: bool = False) -> None:
+        async with self._lock:
+            image = self._image()
+            topic = image.topics.get(name)
+            if topic is None:
+                raise UnknownTopicOrPartitionError(f"The topic '{name}' does not exist.")
+            current = len(topic.partitions)
+            if count < current:
+                raise InvalidPartitionsError(
+                    f"Topic currently has {current} partitions, which is higher than the "
+                    f"requested {count}.")
+            if count == current:
+                raise InvalidPartitionsError(f"Topic already has {current} partitions.")
+            rf = len(topic.partitions[0].replicas)
+            if assignments:
+                if len(assignments) != count - current:
+                    raise InvalidRequestError("Assignment count does not match new partitions.")
+                new = assignments
+            else:
+                live = [b.broker_id for b in image.live_brokers()]
+                new = place_replicas(live, count - current, rf, first_partition=current)
+            if validate_only:
+                return
+            records: list[MetadataRecord] = []
+            for i, replicas in enumerate(new):
+                live_isr = [b for b in replicas if self._is_live(image, b)] or replicas[:1]
+                leader = live_isr[0] if self._is_live(image, live_isr[0]) else NO_LEADER
+                records.append(PartitionCreated(name, current + i, list(replicas), live_isr,
+                                                leader))
+            await self._commit(records)
+
+    async def alter_configs(self, resource_type: str, resource_name: str,
+                            changes: dict[str, str | None], *, replace_all: bool = False,
+                            validate_only: bool = False) -> None:
+        """Set (value) or delete (None) configs; `replace_all` is the legacy AlterConfigs."""
+        async with self._lock:
+            image = self._image()
+            if resource_type == "topic":
+                topic = image.topics.get(resource_name)
+                if topic is None:
+                    raise UnknownTopicOrPartitionError(
+                        f"The topic '{resource_name}' does not exist.")
+                validate_topic_configs({k: v for k, v in changes.items() if v is not None})
+                current = dict(topic.configs)
+            else:
+                current = dict(image.broker_configs.get(resource_name, {}))
+            if replace_all:
+                changes = {**{k: None for k in current if k not in changes}, **changes}
+            if validate_only:
+                return
+            await self._commit([ConfigChanged(resource_type, resource_name, k, v)
+                                for k, v in changes.items()])
+
+    # brokers -----------------------------------------------------------------------------
+    async def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
+                              incarnation_id: str) -> int:
+        async with self._lock:
+            old = self._image().brokers.get(broker_id)
+            epoch = (old.epoch + 1) if old else 1
+            self._last_heartbeat[broker_id] = time.monotonic()
+            await self._commit([RegisterBroker(broker_id, host, port, rack, epoch,
+                                               incarnation_id)])
+            return epoch
+
+    async def heartbeat(self, broker_id: int, epoch: int, *, want_fence: bool,
+                        want_shutdown: bool) -> tuple[bool, bool]:
+        """Returns (is_fenced, should_shut_down). epoch -1 with want_fence is the supervisor
+        telling us the process died: fence it at once."""
+        async with self._lock:
+            image = self._image()
+            broker = image.brokers.get(broker_id)
+            if broker is None:
+                raise KafkaError("Broker is not registered", ErrorCode.broker_id_not_registered)
+            if epoch != -1 and epoch != broker.epoch:
+                raise KafkaError("Stale broker epoch", ErrorCode.stale_broker_epoch)
+            if epoch != -1:
+                self._last_heartbeat[broker_id] = time.monotonic()
+            if want_fence or want_shutdown:
+                records = self._move_leadership_away(image, broker_id)
+                if want_fence and not broker.fenced:
+                    records.append(FenceBroker(broker_id, broker.epoch))
+                await self._commit(records)
+                return True, want_shutdown and not self._leads_any(self._image(), broker_id)
+            if broker.fenced:
+                records = [UnfenceBroker(broker_id, broker.epoch)]
+                after = image.apply(records[0], image.offset)
+                records += self._elect_offline(after)
+                await self._commit(records)
+            return False, False
+
+    async def fence_expired(self, session_timeout_s: float) -> None:
+        """Fence brokers whose heartbeats stopped (broker.session.timeout.ms)."""
+        now = time.monotonic()
+        for broker in self._image().live_brokers():
+            last = self._last_heartbeat.setdefault(broker.broker_id, now)
+            if now - last > session_timeout_s and broker.broker_id != self.node_id:
+                log.warning("fencing broker %d: no heartbeat for %.1fs", broker.broker_id,
+                            now - last)
+                try:
+                    await self.heartbeat(broker.broker_id, -1, want_fence=True,
+                                         want_shutdown=False)
+                except KafkaError as exc:
+                    log.warning("could not fence broker %d: %s", broker.broker_id, exc)
+
+    def mark_heartbeat(self, broker_id: int) -> None:
+        self._last_heartbeat[broker_id] = time.monotonic()
+
+    # partitions --------------------------------------------------------------------------
+    async def alter_partition(self, topic: str, partition: int, leader_id: int,
+                              leader_epoch: int, partition_epoch: int,
+                              new_isr: list[int]) -> PartitionRegistration:
+        """An ISR change proposed by the partition leader (AlterPartition)."""
+        async with self._lock:
+            image = self._image()
+            part = image.partition(_tp(topic, partition))
+            if part is None:
+                raise UnknownTopicOrPartitionError()
+            if part.leader != leader_id:
+                raise KafkaError("Not the leader", ErrorCode.not_leader_or_follower)
+            if leader_epoch != part.leader_epoch:
+                raise KafkaError("Stale leader epoch", ErrorCode.fenced_leader_epoch)
+            if partition_epoch != part.partition_epoch:
+                raise KafkaError("Stale partition epoch", ErrorCode.invalid_update_version)
+            if any(b not in part.replicas for b in new_isr) or leader_id not in new_isr:
+                raise KafkaError("Invalid ISR", ErrorCode.invalid_request)
+            fenced = [b for b in new_isr if not self._is_live(image, b) and b != leader_id]
+            if fenced and len(new_isr) > len(part.isr):
+                raise KafkaError("ISR member is fenced", ErrorCode.ineligible_replica)
+            await self._commit([PartitionChanged(topic, partition, isr=list(new_isr))])
+            result = self._image().partition(_tp(topic, partition))
+            assert result is not None
+            return result
+
+    async def elect_leaders(self, partitions: Iterable[tuple[str, int]], *,
+                            unclean: bool = False) -> dict[tuple[str, int], ErrorCode]:
+        """Preferred (or unclean) leader election for the given partitions."""
+        async with self._lock:
+            image = self._image()
+            results: dict[tuple[str, int], ErrorCode] = {}
+            records: list[MetadataRecord] = []
+            for topic, p in partitions:
+                part = image.partition(_tp(topic, p))
+                if part is None:
+                    results[(topic, p)] = ErrorCode.unknown_topic_or_partition
+                    continue
+                if unclean:
+                    if part.leader != NO_LEADER:
+                        results[(topic, p)] = ErrorCode.election_not_needed
+                        continue
+                    live = [b for b in part.replicas if self._is_live(image, b)]
+                    if not live:
+                        results[(topic, p)] = ErrorCode.eligible_leaders_not_available
+                        continue
+                    records.append(PartitionChanged(topic, p, leader=live[0], isr=[live[0]]))
+                    results[(topic, p)] = ErrorCode.none
+                    continue
+                preferred = part.replicas[0]
+                if part.leader == preferred:
+                    results[(topic, p)] = ErrorCode.election_not_needed
+                elif preferred in part.isr and self._is_live(image, preferred):
+                    records.append(PartitionChanged(topic, p, leader=preferred))
+                    results[(topic, p)] = ErrorCode.none
+                else:
+                    results[(topic, p)] = ErrorCode.preferred_leader_not_available
+            await self._commit(records)
+            return results
+
+    async def auto_rebalance(self) -> None:
+        """auto.leader.rebalance.enable: move leadership back to preferred replicas."""
+        image = self._image()
+        candidates = [(t.name, p) for t in image.topics.values()
+                      for p, part in t.partitions.items()
+                      if part.leader != part.replicas[0] and part.replicas[0] in part.isr
+                      and self._is_live(image, part.replicas[0])]
+        if candidates:
+            await self.elect_leaders(candidates)
+
+    async def allocate_producer_ids(self, broker_id: int) -> tuple[int, int]:
+        async with self._lock:
+            start = self._image().next_producer_id
+            await self._commit([ProducerIdsAllocated(broker_id, start + PRODUCER_ID_BLOCK)])
+            return start, PRODUCER_ID_BLOCK
+
+    # election helpers --------------------------------------------------------------------
+    @staticmethod
+    def _is_live(image: MetadataImage, broker_id: int) -> bool:
+        broker = image.brokers.get(broker_id)
+        return broker is not None and not broker.fenced
+
+    @staticmethod
+    def _leads_any(image: MetadataImage, broker_id: int) -> bool:
+        return any(part.leader == broker_id for t in image.topics.values()
+                   for part in t.partitions.values() if len(part.replicas) > 1)
+
+    def _move_leadership_away(self, image: MetadataImage,
+                              broker_id: int) -> list[MetadataRecord]:
+        """Records that take `broker_id` out of every ISR and re-elect where it led."""
+        records: list[MetadataRecord] = []
+        for topic in image.topics.values():
+            for p, part in topic.partitions.items():
+                if broker_id not in part.isr and part.leader != broker_id:
+                    continue
+                isr = [b for b in part.isr if b != broker_id]
+                if part.leader != broker_id:
+                    if isr:
+                        records.append(PartitionChanged(topic.name, p, isr=isr))
+                    continue
+                candidates = [b for b in part.replicas if b in isr and self._is_live(image, b)]
+                if candidates:
+                    records.append(PartitionChanged(topic.name, p, isr=isr,
+                                                    leader=candidates[0]))
+                else:  # no eligible leader: keep the last ISR member recorded, go offline
+                    records.append(PartitionChanged(topic.name, p, leader=NO_LEADER))
+        return records
+
+    def _elect_offline(self, image: MetadataImage) -> list[MetadataRecord]:
+        """Elect leaders for leaderless partitions whose ISR has a live broker."""
+        records: list[MetadataRecord] = []
+        unclean_default = self.config["unclean.leader.election.enable"]
+        for topic in image.topics.values():
+            unclean = topic.configs.get("unclean.leader.election.enable")
+            allow_unclean = (unclean == "true") if unclean is not None else unclean_default
+            for p, part in topic.partitions.items():
+                if part.leader != NO_LEADER:
+                    continue
+                live_isr = [b for b in part.replicas if b in part.isr
+                            and self._is_live(image, b)]
+                if live_isr:
+                    records.append(PartitionChanged(topic.name, p, leader=live_isr[0]))
+                elif allow_unclean:
+                    live = [b for b in part.replicas if self._is_live(image, b)]
+                    if live:
+                        records.append(PartitionChanged(topic.name, p, leader=live[0],
+                                                        isr=[live[0]]))
+        return records
+
+
+def _tp(topic: str, partition: int):  # small local alias, keeps call sites short
+    from core.common.types import TopicPartition
+    return TopicPartition(topic, partition)
