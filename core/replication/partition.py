@@ -1,0 +1,212 @@
+"""One partition on one broker: its log plus leader or follower state.
+
+The leader tracks each follower's log end offset (from their Fetch requests), advances the high
+watermark to the minimum LEO of the ISR, wakes delayed produces (acks=all) and delayed fetches,
+and proposes ISR shrinks / expands. A follower only holds its log; a fetcher feeds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+
+from core.common.errors import (
+    FencedLeaderEpochError,
+    NotEnoughReplicasError,
+    NotLeaderOrFollowerError,
+    RequestTimedOutError,
+    UnknownLeaderEpochError,
+)
+from core.common.types import TopicPartition
+from core.metadata.image import PartitionRegistration
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class FollowerState:
+    """What the leader knows of one follower."""
+
+    log_end_offset: int = -1
+    last_caught_up_ms: float = 0.0
+    last_fetch_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class PartitionState:
+    registration: PartitionRegistration
+    followers: dict[int, FollowerState] = field(default_factory=dict)
+
+
+class Partition:
+    """A partition replica on this broker."""
+
+    def __init__(self, tp: TopicPartition, log_: object, node_id: int,
+                 registration: PartitionRegistration, min_insync_replicas: int) -> None:
+        self.tp = tp
+        self.log = log_  # core.storage.log.Log
+        self.node_id = node_id
+        self.registration = registration
+        self.min_insync_replicas = min_insync_replicas
+        self.followers: dict[int, FollowerState] = {}
+        self._data_event = asyncio.Event()
+        self._hw_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self.isr_change_pending = False
+        self._become(registration)
+
+    # role --------------------------------------------------------------------------------
+    @property
+    def is_leader(self) -> bool:
+        return self.registration.leader == self.node_id
+
+    @property
+    def leader_epoch(self) -> int:
+        return self.registration.leader_epoch
+
+    def update_registration(self, registration: PartitionRegistration) -> bool:
+        """Apply a new registration from metadata; returns True when the role/epoch changed."""
+        old = self.registration
+        self.registration = registration
+        self.isr_change_pending = False
+        if (old.leader, old.leader_epoch) != (registration.leader, registration.leader_epoch):
+            self._become(registration)
+            return True
+        self._maybe_advance_hw()
+        return False
+
+    def _become(self, registration: PartitionRegistration) -> None:
+        now = _now_ms()
+        if registration.leader == self.node_id:
+            self.followers = {b: FollowerState(last_caught_up_ms=now, last_fetch_ms=now)
+                              for b in registration.replicas if b != self.node_id}
+            self._maybe_advance_hw()
+        else:
+            self.followers = {}
+            self._fail_waiters(NotLeaderOrFollowerError(
+                f"{self.tp}: leadership moved to {registration.leader}"))
+        self._wake_fetchers()
+
+    # leader: epochs ----------------------------------------------------------------------
+    def check_leader_epoch(self, current_leader_epoch: int, *, need_leader: bool = True) -> None:
+        """Validate a client's current_leader_epoch (-1 means 'not given') as Kafka does."""
+        if need_leader and not self.is_leader:
+            raise NotLeaderOrFollowerError(f"{self.tp}: broker {self.node_id} is not the leader")
+        if current_leader_epoch < 0:
+            return
+        if current_leader_epoch < self.leader_epoch:
+            raise FencedLeaderEpochError(f"{self.tp}: epoch {current_leader_epoch} is fenced")
+        if current_leader_epoch > self.leader_epoch:
+            raise UnknownLeaderEpochError(f"{self.tp}: epoch {current_leader_epoch} unknown")
+
+    # leader: produce ---------------------------------------------------------------------
+    def append_as_leader(self, records: bytes, acks: int) -> object:
+        """Append a producer's batches; returns the storage AppendResult."""
+        if not self.is_leader:
+            raise NotLeaderOrFollowerError(f"{self.tp}: broker {self.node_id} is not the leader")
+        if acks == -1 and len(self.registration.isr) < self.min_insync_replicas:
+            raise NotEnoughReplicasError(
+                f"{self.tp}: ISR {list(self.registration.isr)} is smaller than "
+                f"min.insync.replicas {self.min_insync_replicas}")
+        result = self.log.append_as_leader(records, leader_epoch=self.leader_epoch)
+        self._maybe_advance_hw()
+        self._wake_fetchers()
+        return result
+
+    async def wait_for_hw(self, offset: int, timeout_s: float) -> None:
+        """acks=all: wait until the high watermark passes `offset` (delayed produce)."""
+        if self.log.high_watermark > offset:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._hw_waiters.append((offset, fut))
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            raise RequestTimedOutError(
+                f"{self.tp}: not replicated to the ISR within {timeout_s * 1000:.0f} ms"
+            ) from None
+
+    # leader: followers -------------------------------------------------------------------
+    def record_follower_fetch(self, follower_id: int, fetch_offset: int) -> None:
+        """A follower fetched from `fetch_offset`: it has everything before it."""
+        state = self.followers.get(follower_id)
+        if state is None:
+            return
+        now = _now_ms()
+        state.log_end_offset = fetch_offset
+        state.last_fetch_ms = now
+        if fetch_offset >= self.log.log_end_offset:
+            state.last_caught_up_ms = now
+        self._maybe_advance_hw()
+
+    def isr_candidates(self, lag_time_max_ms: int) -> list[int] | None:
+        """The ISR the leader should propose (shrink laggards, expand caught-up followers),
+        or None when it is already right."""
+        if not self.is_leader or self.isr_change_pending:
+            return None
+        now = _now_ms()
+        isr = set(self.registration.isr)
+        new = {self.node_id}
+        for b, state in self.followers.items():
+            in_isr = b in isr
+            caught_up = now - state.last_caught_up_ms <= lag_time_max_ms
+            if in_isr and caught_up:
+                new.add(b)
+            elif not in_isr and state.log_end_offset >= self.log.high_watermark and (
+                    state.log_end_offset >= 0 and caught_up):
+                new.add(b)
+        if new == isr:
+            return None
+        return [b for b in self.registration.replicas if b in new]
+
+    def _maybe_advance_hw(self) -> None:
+        if not self.is_leader:
+            return
+        leo = self.log.log_end_offset
+        hw = leo
+        for b in self.registration.isr:
+            if b == self.node_id:
+                continue
+            state = self.followers.get(b)
+            hw = min(hw, state.log_end_offset if state else 0)
+        if hw > self.log.high_watermark:
+            self.log.high_watermark = hw
+            self._complete_waiters()
+            self._wake_fetchers()
+
+    def _complete_waiters(self) -> None:
+        hw = self.log.high_watermark
+        remaining = []
+        for offset, fut in self._hw_waiters:
+            if fut.done():
+                continue
+            if hw > offset:
+                fut.set_result(None)
+            else:
+                remaining.append((offset, fut))
+        self._hw_waiters = remaining
+
+    def _fail_waiters(self, error: Exception) -> None:
+        for _, fut in self._hw_waiters:
+            if not fut.done():
+                fut.set_exception(error)
+        self._hw_waiters = []
+
+    # fetch wake-ups ----------------------------------------------------------------------
+    def _wake_fetchers(self) -> None:
+        self._data_event.set()
+        self._data_event = asyncio.Event()
+
+    @property
+    def data_event(self) -> asyncio.Event:
+        """An event set at the next append or HW change (for delayed fetch)."""
+        return self._data_event
+
+    def close(self) -> None:
+        self._fail_waiters(NotLeaderOrFollowerError(f"{self.tp} is no longer hosted here"))
+        self._wake_fetchers()
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000.0

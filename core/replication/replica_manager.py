@@ -1,0 +1,108 @@
+"""The partitions this broker hosts, kept in step with the metadata image.
+
+On every new image it creates logs for new replicas, switches partitions between leader and
+follower (starting or stopping their fetchers), deletes the logs of deleted topics, and applies
+topic config changes to logs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from core.common.config import BrokerConfig, effective_topic_config
+from core.common.errors import NotLeaderOrFollowerError, UnknownTopicOrPartitionError
+from core.common.types import TopicPartition
+from core.metadata.image import MetadataImage
+from core.replication.partition import Partition
+
+log = logging.getLogger(__name__)
+
+#: called with (partition, became_leader) whenever a partition's leader or epoch changes
+RoleListener = Callable[[Partition, bool], None]
+
+
+class ReplicaManager:
+    """Owns the Partition objects of this broker."""
+
+    def __init__(self, node_id: int, config: BrokerConfig, log_manager: Any) -> None:
+        self.node_id = node_id
+        self.config = config
+        self.logs = log_manager
+        self.partitions: dict[TopicPartition, Partition] = {}
+        self._topic_configs: dict[str, dict[str, str]] = {}
+        self.role_listeners: list[RoleListener] = []
+        self.removal_listeners: list[Callable[[TopicPartition], None]] = []
+
+    def get(self, tp: TopicPartition) -> Partition:
+        """The local partition, or UNKNOWN_TOPIC_OR_PARTITION."""
+        partition = self.partitions.get(tp)
+        if partition is None:
+            raise UnknownTopicOrPartitionError(
+                "This server does not host this topic-partition.")
+        return partition
+
+    def leader_partition(self, tp: TopicPartition, image: MetadataImage) -> Partition:
+        """The partition if this broker leads it; otherwise the error a client needs."""
+        partition = self.partitions.get(tp)
+        if partition is None:
+            if image.partition(tp) is None:
+                raise UnknownTopicOrPartitionError(
+                    "This server does not host this topic-partition.")
+            raise NotLeaderOrFollowerError(f"{tp}: broker {self.node_id} is not a replica")
+        if not partition.is_leader:
+            raise NotLeaderOrFollowerError(f"{tp}: broker {self.node_id} is not the leader")
+        return partition
+
+    def topic_config(self, topic: str) -> dict[str, Any]:
+        return effective_topic_config(self.config, self._topic_configs.get(topic, {}))
+
+    def apply_image(self, image: MetadataImage) -> None:
+        """Bring local partitions in line with `image`."""
+        wanted: set[TopicPartition] = set()
+        for topic in image.topics.values():
+            configs = dict(topic.configs)
+            config_changed = self._topic_configs.get(topic.name) != configs
+            self._topic_configs[topic.name] = configs
+            effective = None
+            for p, reg in topic.partitions.items():
+                if self.node_id not in reg.replicas:
+                    continue
+                tp = TopicPartition(topic.name, p)
+                wanted.add(tp)
+                if effective is None:
+                    effective = effective_topic_config(self.config, configs)
+                min_isr = int(effective["min.insync.replicas"])
+                partition = self.partitions.get(tp)
+                if partition is None:
+                    log_ = self.logs.get_or_create(tp, effective)
+                    partition = Partition(tp, log_, self.node_id, reg, min_isr)
+                    self.partitions[tp] = partition
+                    self._notify(partition)
+                    continue
+                if config_changed:
+                    partition.log.update_config(effective)
+                    partition.min_insync_replicas = min_isr
+                if partition.update_registration(reg):
+                    self._notify(partition)
+        for tp in [tp for tp in self.partitions if tp not in wanted]:
+            partition = self.partitions.pop(tp)
+            partition.close()
+            if image.topics.get(tp.topic) is None or image.partition(tp) is None:
+                log.info("deleting %s: topic deleted", tp)
+            else:
+                log.info("deleting %s: replica moved off this broker", tp)
+            self.logs.delete(tp)
+            for listener in self.removal_listeners:
+                listener(tp)
+        for name in [n for n in self._topic_configs if n not in image.topics]:
+            del self._topic_configs[name]
+
+    def _notify(self, partition: Partition) -> None:
+        for listener in self.role_listeners:
+            listener(partition, partition.is_leader)
+
+    def under_replicated(self) -> list[Partition]:
+        return [p for p in self.partitions.values()
+                if p.is_leader and len(p.registration.isr) < len(p.registration.replicas)]
