@@ -1,0 +1,117 @@
+"""`python main.py serve ...` and `python main.py ctl ...`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cluster.client import ClusterControl, ClusterControlError
+from core.cluster.ctl_socket import BROKER_ACTIONS
+from core.cluster.layout import default_data_dir, parse_overrides
+from core.cluster.lock import AlreadyRunningError
+from core.cluster.supervisor import StartupError, Supervisor
+
+log = logging.getLogger("kaflab.cluster")
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    raw = getattr(args, "data_dir", None)
+    return Path(raw).expanduser().absolute() if raw else default_data_dir()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run a local cluster in the foreground until SIGINT/SIGTERM; 0 on a clean stop."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="kaflab serve: %(message)s")
+    try:
+        overrides = parse_overrides(args.config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.brokers < 1:
+        print("error: --brokers must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        supervisor = Supervisor(_data_dir(args), brokers=args.brokers, port=args.port,
+                                overrides=overrides)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(supervisor))
+
+
+async def _serve(supervisor: Supervisor) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(AttributeError):
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        await supervisor.start()
+    except AlreadyRunningError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (StartupError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    log.info("cluster in %s, brokers %s; waiting for them", supervisor.data_dir,
+             supervisor.bootstrap_servers())
+    ready = loop.create_task(supervisor.wait_ready())
+    stopped = loop.create_task(stop.wait())
+    await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if ready.done() and ready.exception() is not None:
+        print(f"error: {ready.exception()}", file=sys.stderr)
+        code = 1
+    elif ready.done():
+        print(f"ready bootstrap={supervisor.bootstrap_servers()}", flush=True)
+        await stopped
+    ready.cancel()
+    stopped.cancel()
+    log.info("stopping brokers")
+    await supervisor.shutdown()
+    log.info("stopped")
+    return code
+
+
+def run_ctl(args: argparse.Namespace) -> int:
+    """Send one action to the serve running on --data-dir; print the result."""
+    control = ClusterControl(_data_dir(args))
+    action = args.action
+    broker_id = getattr(args, "broker_id", None)
+    if action in BROKER_ACTIONS and broker_id is None:
+        print(f"error: ctl {action} needs a broker id", file=sys.stderr)
+        return 1
+    try:
+        response = control.request_sync(action, broker_id if action in BROKER_ACTIONS else None)
+    except ClusterControlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if action == "status":
+        print(format_status(response["status"]))
+    else:
+        print(response["message"])
+    return 0
+
+
+def format_status(document: dict[str, Any]) -> str:
+    """The status table: id, address, state, pid, and a mark on the active controller."""
+    controller = document.get("controller_id", -1)
+    rows = [("ID", "ADDRESS", "STATE", "PID", "CONTROLLER")]
+    for b in document.get("brokers", []):
+        rows.append((str(b["id"]), f"{b['host']}:{b['port']}", str(b["state"]),
+                     "-" if b.get("pid") is None else str(b["pid"]),
+                     "*" if b["id"] == controller else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]
+    known = controller if controller is not None and controller >= 0 else "unknown"
+    lines.append(f"controller: {known}   bootstrap: {document.get('bootstrap', '')}")
+    return "\n".join(lines)
