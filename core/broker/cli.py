@@ -1,0 +1,56 @@
+"""`python main.py broker --config FILE`: run one broker process until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from core.common.config import BrokerConfig, load_properties
+from core.common.errors import KafkaError
+
+
+def run_broker(args: argparse.Namespace) -> int:
+    """Load the config file (flags override), start the broker, stop cleanly on a signal."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s")
+    try:
+        props = load_properties(args.config)
+    except OSError as exc:
+        print(f"error: cannot read broker config {args.config}: {exc.strerror}", file=sys.stderr)
+        return 2
+    for override in args.override:
+        key, sep, value = override.partition("=")
+        if not sep:
+            print(f"error: --override needs KEY=VALUE, got {override!r}", file=sys.stderr)
+            return 2
+        props[key.strip()] = value.strip()
+    try:
+        config = BrokerConfig(props)
+    except KafkaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_serve(config))
+
+
+async def _serve(config: BrokerConfig) -> int:
+    from core.broker.server import BrokerServer
+
+    broker = BrokerServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await broker.start()
+    except OSError as exc:
+        logging.getLogger(__name__).error("broker %s cannot start: %s", config["node.id"], exc)
+        return 1
+    print(f"broker {broker.node_id} started on {broker.host}:{broker.port}"
+          f" metrics_port={broker.metrics_port}", flush=True)
+    await stop.wait()
+    await broker.stop()
+    return 0

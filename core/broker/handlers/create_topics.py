@@ -1,0 +1,68 @@
+"""CreateTopics (19): validated by the controller with Kafka's rules and error codes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.broker.api import RequestContext, api
+from core.common.config import TOPIC_CONFIGS
+from core.common.errors import KafkaError
+from core.protocol.build import build
+from core.protocol.codec import response_class
+
+
+@api(key=19, min_version=2, max_version=5)
+async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    if not broker.is_controller():
+        return await broker.forward_to_controller(ctx, request)
+    controller = broker.controller
+    results = []
+    seen: dict[str, int] = {}
+    for t in request.topics:
+        seen[t.name] = seen.get(t.name, 0) + 1
+    for t in request.topics:
+        if seen[t.name] > 1:
+            results.append(dict(name=t.name, error_code=42,  # INVALID_REQUEST
+                                error_message=f"Create topics request from client contains "
+                                              f"multiple requests for the topic {t.name}",
+                                num_partitions=-1, replication_factor=-1))
+            continue
+        assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments} or None
+        configs = {c.name: c.value for c in t.configs}
+        try:
+            if assignments and (t.num_partitions != -1 or t.replication_factor != -1):
+                raise KafkaError("Both numPartitions or replicationFactor and "
+                                 "replicasAssignments were set. Both cannot be used at the "
+                                 "same time.", 42)
+            created = await controller.create_topic(
+                t.name, t.num_partitions, t.replication_factor, assignments, configs,
+                validate_only=request.validate_only)
+        except KafkaError as exc:
+            results.append(dict(name=t.name, error_code=exc.code, error_message=str(exc),
+                                num_partitions=-1, replication_factor=-1))
+            continue
+        effective = broker.replicas.topic_config(t.name) if not request.validate_only else {}
+        defaults = broker.config.topic_defaults()
+        config_entries = []
+        for name, definition in TOPIC_CONFIGS.items():
+            value = configs.get(name, effective.get(name, defaults.get(name)))
+            config_entries.append(dict(name=name, value=_render(value), read_only=False,
+                                       config_source=1 if name in configs else 5,
+                                       is_sensitive=False))
+            del definition
+        results.append(dict(name=t.name, topic_id=created.topic_id, error_code=0,
+                            error_message=None, num_partitions=created.num_partitions,
+                            replication_factor=created.replication_factor,
+                            configs=config_entries))
+    return build(response_class(19, ctx.version), throttle_time=0, topics=results)
+
+
+def _render(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)

@@ -1,0 +1,196 @@
+"""Fetch (1): consumers and follower replicas, with delayed fetch and fetch sessions.
+
+Record bytes are read from the log as whole batches and passed through untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from core.broker.api import RequestContext, api
+from core.broker.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartition
+from core.common.errors import KafkaError
+from core.common.types import TopicPartition
+from core.protocol.build import build, timedelta_to_ms
+from core.protocol.codec import response_class
+
+
+@dataclass(slots=True)
+class _Want:
+    topic: str
+    partition: int
+    fetch_offset: int
+    max_bytes: int
+    current_leader_epoch: int
+    last_fetched_epoch: int
+
+
+@api(key=1, min_version=4, max_version=12)
+async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    replica_id = getattr(request, "replica_id", -1)
+    session_id = getattr(request, "session_id", 0)
+    session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)
+    cls = response_class(1, ctx.version)
+
+    session = None
+    incremental = False
+    try:
+        if session_id == 0 and session_epoch == INITIAL_EPOCH:
+            session = broker.fetch_sessions.create()
+        elif session_id != 0 and session_epoch == FINAL_EPOCH:
+            broker.fetch_sessions.remove(session_id)
+        elif session_id != 0:
+            session = broker.fetch_sessions.get(session_id, session_epoch)
+            incremental = True
+    except KafkaError as exc:
+        return build(cls, throttle_time=0, error_code=exc.code, session_id=0, responses=[])
+
+    wants = _merge_session(request, session, incremental)
+    deadline = time.monotonic() + max(0, timedelta_to_ms(request.max_wait)) / 1000.0
+    min_bytes = request.min_bytes
+    max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
+    read_committed = getattr(request, "isolation_level", 0) == 1
+    while True:
+        responses, total, events = _read_all(ctx, wants, replica_id, max_bytes, read_committed)
+        remaining = deadline - time.monotonic()
+        if total >= min_bytes or remaining <= 0 or not events or any(
+                r["error_code"] for r in responses):
+            break
+        waiters = [asyncio.ensure_future(e.wait()) for e in events]
+        done, pending = await asyncio.wait(waiters, timeout=remaining,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for w in pending:
+            w.cancel()
+        if not done:
+            responses, total, _ = _read_all(ctx, wants, replica_id, max_bytes, read_committed)
+            break
+
+    if session is not None:
+        responses = _filter_for_session(session, responses, incremental)
+        session.epoch += 1
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for r in responses:
+        by_topic.setdefault(r.pop("topic"), []).append(r)
+    for topic, parts in by_topic.items():
+        broker.metrics.bytes_out.labels(topic).inc(sum(len(p["records"] or b"") for p in parts))
+    return build(cls, throttle_time=0, error_code=0,
+                 session_id=session.session_id if session else 0,
+                 responses=[dict(topic=t, partitions=p) for t, p in by_topic.items()])
+
+
+def _merge_session(request: Any, session: Any, incremental: bool) -> list[_Want]:
+    """The partitions to read: the request's, or the session's after applying the request."""
+    requested: dict[tuple[str, int], _Want] = {}
+    for t in request.topics:
+        for p in t.partitions:
+            requested[(t.topic, p.partition)] = _Want(
+                t.topic, p.partition, p.fetch_offset, p.partition_max_bytes,
+                getattr(p, "current_leader_epoch", -1), getattr(p, "last_fetched_epoch", -1))
+    if session is None:
+        return list(requested.values())
+    if not incremental:
+        session.partitions.clear()
+    for key, want in requested.items():
+        cached = session.partitions.get(key)
+        if cached is None:
+            session.partitions[key] = CachedPartition(want.fetch_offset, want.max_bytes,
+                                                      want.current_leader_epoch,
+                                                      want.last_fetched_epoch)
+        else:
+            cached.fetch_offset = want.fetch_offset
+            cached.max_bytes = want.max_bytes
+            cached.current_leader_epoch = want.current_leader_epoch
+            cached.last_fetched_epoch = want.last_fetched_epoch
+    for forgotten in getattr(request, "forgotten_topics_data", None) or ():
+        for p in forgotten.partitions:
+            session.partitions.pop((forgotten.topic, p), None)
+    return [_Want(t, p, c.fetch_offset, c.max_bytes, c.current_leader_epoch,
+                  c.last_fetched_epoch) for (t, p), c in session.partitions.items()]
+
+
+def _filter_for_session(session: Any, responses: list[dict[str, Any]],
+                        incremental: bool) -> list[dict[str, Any]]:
+    """Record what the client now knows; in incremental mode drop unchanged partitions."""
+    kept = []
+    for r in responses:
+        cached = session.partitions.get((r["topic"], r["partition_index"]))
+        changed = True
+        if cached is not None:
+            changed = (bool(r["records"]) or r["error_code"] != 0
+                       or cached.high_watermark != r["high_watermark"]
+                       or cached.last_stable_offset != r["last_stable_offset"]
+                       or cached.log_start_offset != r["log_start_offset"])
+            cached.high_watermark = r["high_watermark"]
+            cached.last_stable_offset = r["last_stable_offset"]
+            cached.log_start_offset = r["log_start_offset"]
+        if changed or not incremental:
+            kept.append(r)
+    return kept
+
+
+def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_bytes: int,
+              read_committed: bool) -> tuple[list[dict[str, Any]], int, list[asyncio.Event]]:
+    broker = ctx.broker
+    responses: list[dict[str, Any]] = []
+    events: list[asyncio.Event] = []
+    total = 0
+    for want in wants:
+        response, size, event = _read_one(broker, want, replica_id, max(0, max_bytes - total),
+                                          total == 0, read_committed)
+        responses.append(response)
+        total += size
+        if event is not None:
+            events.append(event)
+    return responses, total, events
+
+
+def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: bool,
+              read_committed: bool) -> tuple[dict[str, Any], int, asyncio.Event | None]:
+    tp = TopicPartition(want.topic, want.partition)
+    base = dict(topic=want.topic, partition_index=want.partition, high_watermark=-1,
+                last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None,
+                preferred_read_replica=-1, records=None)
+    try:
+        partition = broker.replicas.leader_partition(tp, broker.image)
+        partition.check_leader_epoch(want.current_leader_epoch)
+        log = partition.log
+        is_follower = replica_id >= 0
+        if is_follower and want.last_fetched_epoch >= 0:
+            epoch, end = log.end_offset_for_epoch(want.last_fetched_epoch)
+            if epoch != want.last_fetched_epoch or end < want.fetch_offset:
+                return dict(base, error_code=0, high_watermark=log.high_watermark,
+                            last_stable_offset=log.high_watermark,
+                            log_start_offset=log.log_start_offset,
+                            diverging_epoch=dict(epoch=epoch, end_offset=end)), 0, None
+        if is_follower:
+            partition.record_follower_fetch(replica_id, want.fetch_offset)
+        limit = None if is_follower else log.high_watermark
+        data = b""
+        if want.fetch_offset != (limit if limit is not None else log.log_end_offset):
+            piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
+                             min_one_batch=first)
+            data = piece.read_bytes() if piece.size else b""
+        hw = log.high_watermark
+        response = dict(base, error_code=0, high_watermark=hw, last_stable_offset=hw,
+                        log_start_offset=log.log_start_offset, records=data,
+                        aborted_transactions=[] if read_committed else None)
+        return response, len(data), None if data else partition.data_event
+    except KafkaError as exc:
+        response = dict(base, error_code=exc.code)
+        if exc.code in (ErrorCode.not_leader_or_follower, ErrorCode.fenced_leader_epoch):
+            reg = broker.image.partition(tp)
+            if reg is not None:
+                response["current_leader"] = dict(leader_id=reg.leader,
+                                                  leader_epoch=reg.leader_epoch)
+        if exc.code == ErrorCode.offset_out_of_range:
+            partition = broker.replicas.partitions.get(tp)
+            if partition is not None:
+                response["high_watermark"] = partition.log.high_watermark
+                response["log_start_offset"] = partition.log.log_start_offset
+        return response, 0, None

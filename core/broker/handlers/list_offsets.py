@@ -1,0 +1,50 @@
+"""ListOffsets (2): earliest, latest, by timestamp and max-timestamp, from partition leaders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.broker.api import RequestContext, api
+from core.common.errors import KafkaError
+from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP, TopicPartition
+from core.protocol.build import build
+from core.protocol.codec import response_class
+
+
+@api(key=2, min_version=1, max_version=7)
+async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    topics = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            tp = TopicPartition(t.name, p.partition_index)
+            try:
+                partition = broker.replicas.leader_partition(tp, broker.image)
+                partition.check_leader_epoch(getattr(p, "current_leader_epoch", -1))
+                offset, timestamp, epoch = _lookup(partition, p.timestamp,
+                                                   request.replica_id >= 0)
+                parts.append(dict(partition_index=p.partition_index, error_code=0,
+                                  timestamp=timestamp, offset=offset, leader_epoch=epoch,
+                                  old_style_offsets=[offset]))
+            except KafkaError as exc:
+                parts.append(dict(partition_index=p.partition_index, error_code=exc.code,
+                                  timestamp=-1, offset=-1, leader_epoch=-1))
+        topics.append(dict(name=t.name, partitions=parts))
+    return build(response_class(2, ctx.version), throttle_time=0, topics=topics)
+
+
+def _lookup(partition: Any, timestamp: int, from_replica: bool) -> tuple[int, int, int]:
+    log = partition.log
+    epoch = partition.leader_epoch
+    if timestamp == LATEST_TIMESTAMP:
+        return (log.log_end_offset if from_replica else log.high_watermark), -1, epoch
+    if timestamp == EARLIEST_TIMESTAMP:
+        return log.log_start_offset, -1, epoch
+    found = log.offset_for_timestamp(timestamp)
+    if found is None:
+        return -1, -1, epoch
+    offset, ts, found_epoch = found
+    if timestamp != MAX_TIMESTAMP and offset >= log.high_watermark:
+        return -1, -1, epoch
+    return offset, ts, found_epoch if found_epoch is not None and found_epoch >= 0 else epoch

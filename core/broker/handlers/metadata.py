@@ -1,0 +1,103 @@
+"""Metadata (3): brokers, controller and topics from the metadata image; auto-create topics."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from core.broker.api import RequestContext, api
+from core.common.errors import KafkaError
+from core.common.topics import is_internal, validate_topic_name
+from core.protocol.build import build
+from core.protocol.codec import response_class
+
+_NULL_UUID = uuid.UUID(int=0)
+
+
+@api(key=3, min_version=0, max_version=12)
+async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    image = broker.image
+    version = ctx.version
+    requested = request.topics
+    if version == 0 and not requested:  # v0: empty list means all topics
+        requested = None
+    names: list[str | None]
+    if requested is None:
+        names = sorted(image.topics)
+    else:
+        names = []
+        for t in requested:
+            name = getattr(t, "name", None)
+            topic_id = getattr(t, "topic_id", None)
+            if name is None and topic_id not in (None, _NULL_UUID):
+                found = image.topic_by_id(str(topic_id))
+                name = found.name if found else None
+            names.append(name)
+    allow_auto = getattr(request, "allow_auto_topic_creation", True)
+    topics = []
+    for name in names:
+        if name is None:
+            topics.append(dict(error_code=ErrorCode.unknown_topic_id, name=None,
+                               topic_id=_NULL_UUID, is_internal=False, partitions=[]))
+            continue
+        if name not in image.topics and requested is not None:
+            error = await _maybe_auto_create(ctx, name, allow_auto)
+            image = broker.image
+            if error is not None:
+                topics.append(dict(error_code=error, name=name, topic_id=_NULL_UUID,
+                                   is_internal=False, partitions=[]))
+                continue
+        topics.append(_describe_topic(image, name))
+    brokers = [dict(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
+               for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
+               if not b.fenced]
+    return build(
+        response_class(3, version),
+        throttle_time=0,
+        brokers=brokers,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.controller_id,
+        topics=topics,
+        cluster_authorized_operations=-2147483648,
+    )
+
+
+async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> ErrorCode | None:
+    broker = ctx.broker
+    try:
+        validate_topic_name(name)
+    except KafkaError as exc:
+        return exc.code
+    if not (allow and broker.config["auto.create.topics.enable"]) or is_internal(name):
+        return ErrorCode.unknown_topic_or_partition
+    try:
+        await broker.auto_create_topic(name)
+    except KafkaError as exc:
+        if exc.code == ErrorCode.invalid_replication_factor:
+            return ErrorCode.leader_not_available
+        return exc.code
+    if name not in broker.image.topics:
+        return ErrorCode.leader_not_available
+    return None
+
+
+def _describe_topic(image: Any, name: str) -> dict[str, Any]:
+    topic = image.topics.get(name)
+    if topic is None:
+        return dict(error_code=ErrorCode.unknown_topic_or_partition, name=name,
+                    topic_id=_NULL_UUID, is_internal=False, partitions=[])
+    partitions = []
+    for index in sorted(topic.partitions):
+        reg = topic.partitions[index]
+        offline = [b for b in reg.replicas
+                   if b not in image.brokers or image.brokers[b].fenced]
+        error = ErrorCode.leader_not_available if reg.leader < 0 else ErrorCode.none
+        partitions.append(dict(error_code=error, partition_index=index, leader_id=reg.leader,
+                               leader_epoch=reg.leader_epoch, replica_nodes=list(reg.replicas),
+                               isr_nodes=list(reg.isr), offline_replicas=offline))
+    return dict(error_code=ErrorCode.none, name=name, topic_id=uuid.UUID(topic.topic_id),
+                is_internal=is_internal(name), partitions=partitions,
+                topic_authorized_operations=-2147483648)
