@@ -183,6 +183,10 @@ class Supervisor:
             self._write_config(b)
             if pid is not None:
                 self._adopt(b, pid)
+        busy = [b.port for b in self.brokers.values() if not b.adopted and not port_is_free(b.port)]
+        if busy:
+            raise StartupError(f"port(s) {', '.join(map(str, busy))} already in use "
+                               f"(another cluster or program?); choose another --port")
         await self._start_ctl_server()
         self._publish()
         for b in self.brokers.values():
