@@ -1,0 +1,316 @@
+"""One log segment: ``<base offset>.log`` plus its offset and time indexes (Kafka's LogSegment).
+
+The .log file is a plain concatenation of record batches. It is opened once (append + read) and
+shared with every FetchSlice handed out, so a slice stays readable (and sendfile-able) even if
+the segment is deleted meanwhile: the file object is only closed when the last holder drops it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from crc32c import crc32c
+
+from core.records.batch import HEADER_SIZE, LOG_OVERHEAD, MIN_BATCH_LENGTH, BatchHeader
+from core.storage.offset_index import OffsetIndex
+from core.storage.time_index import TimeIndex
+
+__all__ = ["LogSegment", "segment_file_name"]
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_CHUNK = 1 << 20
+
+
+def segment_file_name(base_offset: int, suffix: str = ".log") -> str:
+    """Kafka's 20-digit zero-padded file name."""
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    """A .log file with its .index and .timeindex."""
+
+    def __init__(
+        self,
+        directory: Path,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        max_index_bytes: int,
+        log_suffix: str = ".log",
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.path = directory / segment_file_name(base_offset, log_suffix)
+        self.index_interval_bytes = index_interval_bytes
+        self.offset_index = OffsetIndex(
+            directory / segment_file_name(base_offset, ".index"), base_offset, max_index_bytes
+        )
+        self.time_index = TimeIndex(
+            directory / segment_file_name(base_offset, ".timeindex"), base_offset,
+            max_index_bytes,
+        )
+        self.file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - lives with the segment
+        self.fd = self.file.fileno()
+        self.size = os.fstat(self.fd).st_size
+        self.next_offset = base_offset
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.rolling_timestamp_ms: int | None = None  # first batch's max timestamp
+        self.created_ms = int(time.time() * 1000)
+        self.bytes_since_index = 0
+        self.flushed_size = self.size
+
+    def __repr__(self) -> str:
+        return f"LogSegment({self.path.name}, size={self.size}, next={self.next_offset})"
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def append(
+        self,
+        buffers: Sequence[bytes | bytearray | memoryview],
+        size: int,
+        batches: Sequence[tuple[int, int, int]],
+    ) -> None:
+        """Append ``buffers`` (``size`` bytes) holding batches of (last_offset, max_ts, size)."""
+        written = os.writev(self.fd, buffers) if len(buffers) > 1 else os.write(self.fd, buffers[0])
+        if written != size:
+            os.ftruncate(self.fd, self.size)
+            raise OSError(28, f"short write to {self.path} ({written} of {size} bytes)")
+        position = self.size
+        for last_offset, max_ts, batch_size in batches:
+            if max_ts > self.max_timestamp:
+                self.max_timestamp = max_ts
+                self.offset_of_max_timestamp = last_offset
+            if self.rolling_timestamp_ms is None:
+                self.rolling_timestamp_ms = max_ts
+            if self.bytes_since_index > self.index_interval_bytes:
+                self.offset_index.append(last_offset, position)
+                self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+                self.bytes_since_index = 0
+            self.bytes_since_index += batch_size
+            position += batch_size
+        self.size = position
+        self.next_offset = batches[-1][0] + 1
+
+    def _index_batch(self, position: int, header: BatchHeader) -> None:
+        """Index bookkeeping for a batch found while scanning (recovery, rebuild)."""
+        last_offset = header.base_offset + header.last_offset_delta
+        if header.max_timestamp > self.max_timestamp:
+            self.max_timestamp = header.max_timestamp
+            self.offset_of_max_timestamp = last_offset
+        if self.rolling_timestamp_ms is None:
+            self.rolling_timestamp_ms = header.max_timestamp
+        if self.bytes_since_index > self.index_interval_bytes:
+            self.offset_index.append(last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_index = 0
+        self.bytes_since_index += header.batch_length + LOG_OVERHEAD
+        self.next_offset = last_offset + 1
+
+    def flush(self, *, fsync: bool = True) -> None:
+        """Write pending index entries; fsync the log and indexes."""
+        self.offset_index.flush(fsync=fsync)
+        self.time_index.flush(fsync=fsync)
+        if fsync and self.flushed_size != self.size:
+            os.fsync(self.fd)
+        self.flushed_size = self.size
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def batches(
+        self,
+        start: int = 0,
+        end: int | None = None,
+        *,
+        verify: bool = False,
+        chunk: int = _CHUNK,
+    ) -> Iterator[tuple[int, BatchHeader]]:
+        """Yield (position, header) of batches from ``start``; stop at the first invalid one.
+
+        With ``verify`` each batch's CRC32C is checked too (recovery). ``end`` defaults to the
+        segment's size.
+        """
+        limit = self.size if end is None else end
+        fd = self.fd
+        pos = start
+        buf = b""
+        view = memoryview(buf)
+        buf_start = pos
+        unpack = _HEADER.unpack_from
+        make = BatchHeader._make
+        while pos < limit:
+            rel = pos - buf_start
+            if len(buf) - rel < HEADER_SIZE:
+                buf = os.pread(fd, max(chunk, HEADER_SIZE), pos)
+                view = memoryview(buf)
+                buf_start, rel = pos, 0
+                if len(buf) < HEADER_SIZE:
+                    return
+            fields = unpack(buf, rel)
+            length = fields[1]
+            if fields[3] != 2 or length < MIN_BATCH_LENGTH:
+                return
+            size = length + LOG_OVERHEAD
+            if pos + size > limit:
+                return
+            if verify:
+                if len(buf) - rel < size:
+                    buf = os.pread(fd, max(chunk, size), pos)
+                    view = memoryview(buf)
+                    buf_start, rel = pos, 0
+                    if len(buf) < size:
+                        return
+                if crc32c(view[rel + 21:rel + size]) != fields[4]:
+                    return
+            yield pos, make(fields)
+            pos += size
+
+    def translate(self, offset: int) -> tuple[int, BatchHeader] | None:
+        """Position and header of the first batch whose last offset is >= ``offset``."""
+        _, position = self.offset_index.lookup(offset)
+        for pos, header in self.batches(position, chunk=16384):
+            if header.base_offset + header.last_offset_delta >= offset:
+                return pos, header
+        return None
+
+    def slice_end(self, start: int, max_bytes: int, end_limit: int, min_one: bool) -> int:
+        """End position of whole batches from ``start``, at most ``max_bytes`` (and before
+        ``end_limit``); with ``min_one`` at least the first batch even if it is larger."""
+        wanted = start + max_bytes
+        if wanted >= end_limit:
+            return end_limit
+        positions = self.offset_index._positions
+        index = bisect.bisect_right(positions, wanted) - 1
+        walk_from = positions[index] if index >= 0 and positions[index] > start else start
+        end = walk_from
+        for pos, header in self.batches(walk_from, end_limit, chunk=16384):
+            batch_end = pos + header.batch_length + LOG_OVERHEAD
+            if batch_end > wanted:
+                if end == start and min_one:
+                    return batch_end
+                break
+            end = batch_end
+        return end
+
+    def read_at(self, position: int, size: int) -> bytes:
+        return os.pread(self.fd, size, position)
+
+    # --- recovery and truncation ----------------------------------------------------------
+
+    def reset_indexes(self) -> None:
+        self.offset_index.clear()
+        self.time_index.clear()
+        self.max_timestamp = -1
+        self.offset_of_max_timestamp = -1
+        self.rolling_timestamp_ms = None
+        self.bytes_since_index = 0
+        self.next_offset = self.base_offset
+
+    def recover(self) -> tuple[list[BatchHeader], int]:
+        """Scan the whole file verifying every batch; rebuild the indexes; cut a bad tail.
+
+        Returns the headers of the valid batches and the number of bytes truncated.
+        """
+        self.size = os.fstat(self.fd).st_size
+        self.reset_indexes()
+        headers: list[BatchHeader] = []
+        valid_end = 0
+        for pos, header in self.batches(0, verify=True):
+            self._index_batch(pos, header)
+            headers.append(header)
+            valid_end = pos + header.batch_length + LOG_OVERHEAD
+        truncated = self.size - valid_end
+        if truncated:
+            os.ftruncate(self.fd, valid_end)
+            self.size = valid_end
+        self.flushed_size = min(self.flushed_size, self.size)
+        self.offset_index.flush()
+        self.time_index.flush()
+        return headers, truncated
+
+    def load_without_scan(self) -> bool:
+        """Open a segment that was flushed: load indexes and the last batch's metadata.
+
+        Returns False when the indexes look inconsistent (caller then recovers the segment).
+        """
+        if not self.offset_index.load(self.size):
+            return False
+        _, position = self.offset_index.lookup(2**62)
+        last: tuple[int, BatchHeader] | None = None
+        for pos, header in self.batches(position):
+            last = (pos, header)
+        if self.size and (last is None or last[0] + last[1].size != self.size):
+            return False
+        if last is not None:
+            self.next_offset = last[1].next_offset
+        if not self.time_index.load(self.next_offset):
+            return False
+        ts, offset = self.time_index.last_entry
+        self.max_timestamp, self.offset_of_max_timestamp = ts, (offset if ts >= 0 else -1)
+        # Batches after the last time index entry may carry a larger timestamp.
+        for _pos, header in self.batches(position):
+            if header.max_timestamp > self.max_timestamp:
+                self.max_timestamp = header.max_timestamp
+                self.offset_of_max_timestamp = header.last_offset
+        first = next(self.batches(0, chunk=4096), None)
+        self.rolling_timestamp_ms = first[1].max_timestamp if first else None
+        self.bytes_since_index = self.size - position if len(self.offset_index) else self.size
+        return True
+
+    def truncate_to(self, offset: int) -> int:
+        """Remove batches whose last offset is >= ``offset``; return bytes removed."""
+        found = self.translate(offset)
+        if found is None:
+            return 0
+        position, _ = found
+        removed = self.size - position
+        os.ftruncate(self.fd, position)
+        self.size = position
+        self.flushed_size = min(self.flushed_size, position)
+        self.offset_index.truncate_to_position(position)
+        self.time_index.truncate_to_offset(offset)
+        # Recompute tail metadata from the (short) part after the last index entry.
+        self.next_offset = self.base_offset
+        self.max_timestamp, self.offset_of_max_timestamp = -1, -1
+        ts, ts_offset = self.time_index.last_entry
+        if ts >= 0:
+            self.max_timestamp, self.offset_of_max_timestamp = ts, ts_offset
+        _, index_pos = self.offset_index.lookup(2**62)
+        self.bytes_since_index = 0
+        for pos, header in self.batches(index_pos):
+            self.next_offset = header.next_offset
+            if header.max_timestamp > self.max_timestamp:
+                self.max_timestamp = header.max_timestamp
+                self.offset_of_max_timestamp = header.last_offset
+            self.bytes_since_index = pos + header.size - index_pos
+        if position == 0:
+            self.rolling_timestamp_ms = None
+        return removed
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def largest_timestamp(self) -> int:
+        """For retention: the max timestamp, or the file's mtime when there is none."""
+        if self.max_timestamp >= 0:
+            return self.max_timestamp
+        return int(os.fstat(self.fd).st_mtime * 1000)
+
+    def close(self) -> None:
+        try:
+            self.flush(fsync=True)
+        finally:
+            self.file.close()
+
+    def delete(self) -> None:
+        """Unlink the files. The fd stays open for slices still holding the file object."""
+        for path in (self.path, self.offset_index.path, self.time_index.path):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
