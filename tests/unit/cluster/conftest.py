@@ -45,3 +45,11 @@ def cluster_dir(tmp_path: Path) -> Iterator[Path]:
     data_dir = tmp_path / "cluster"
     yield data_dir
     kill_recorded_pids(data_dir)
+
+
+def process_gone(pid: int) -> bool:
+    """True when pid no longer runs (gone, or a zombie nobody reaped yet)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -21,7 +21,7 @@ from core.cluster.lock import AlreadyRunningError, lock_holder
 from core.cluster.state import read_cluster_json
 from core.cluster.supervisor import StartupError, Supervisor
 from core.common.config import load_properties
-from tests.unit.cluster.conftest import fake_command
+from tests.unit.cluster.conftest import fake_command, process_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -149,7 +149,7 @@ def test_pause_resume_stop_start_restart(cluster_dir):
         assert "stopped" in message
         doc = read_cluster_json(cluster_dir)
         assert doc["brokers"][1]["state"] == "stopped" and doc["brokers"][1]["exit_code"] == 0
-        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+        assert process_gone(pid)
         with pytest.raises(ClusterControlError, match="not running"):
             await ctl.stop(2)
 
@@ -316,7 +316,7 @@ def test_reattach_to_brokers_of_a_dead_serve(cluster_dir):
         finally:
             await sup.shutdown()
         for pid in pids.values():
-            assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie"
+            assert process_gone(pid)
 
     pids = run(first())
     run(second(pids))
