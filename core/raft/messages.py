@@ -1,0 +1,117 @@
+"""Raft RPCs as plain frozen dataclasses, mirroring Kafka's KIP-595 messages.
+
+Field names follow kio's schemas (kio.schema.vote / begin_quorum_epoch / end_quorum_epoch /
+fetch) minus the topic/partition nesting: the metadata log is the single partition
+`__cluster_metadata-0`, which core/raft/wire.py adds when it puts these on the wire.
+`NO_LEADER` (-1) stands for Kafka's "unknown leader".
+
+FetchResponse additionally echoes the request's fetch_offset and last_fetched_epoch (a wire
+adapter fills them from the request it matched by correlation id), so that a follower can
+tell a stale or duplicated response from the answer to its current request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kio.schema.errors import ErrorCode
+
+from core.raft.log import LogEntry
+
+NO_LEADER = -1
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """A candidate asks for a vote in replica_epoch (kio: VoteRequest.PartitionData)."""
+
+    replica_epoch: int
+    replica_id: int
+    last_offset_epoch: int
+    last_offset: int  # the candidate's log end offset
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    error_code: ErrorCode
+    leader_id: int
+    leader_epoch: int
+    vote_granted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BeginQuorumEpochRequest:
+    """A new leader announces itself to the voters."""
+
+    leader_id: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class BeginQuorumEpochResponse:
+    error_code: ErrorCode
+    leader_id: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndQuorumEpochRequest:
+    """A leader resigns gracefully; preferred_successors are voters by log end offset."""
+
+    leader_id: int
+    leader_epoch: int
+    preferred_successors: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EndQuorumEpochResponse:
+    error_code: ErrorCode
+    leader_id: int
+    leader_epoch: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRequest:
+    """A follower (or observer) pulls from fetch_offset; the leader may hold it max_wait_ms."""
+
+    replica_id: int
+    current_leader_epoch: int
+    fetch_offset: int
+    last_fetched_epoch: int
+    max_wait_ms: int = 0
+    high_watermark: int = -1  # the fetcher's high watermark (KIP-1166); -1 unknown
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResponse:
+    """Records from fetch_offset, or the divergence point the follower must truncate to."""
+
+    error_code: ErrorCode
+    leader_id: int  # kio: current_leader.leader_id
+    leader_epoch: int  # kio: current_leader.leader_epoch
+    high_watermark: int
+    fetch_offset: int  # echoed from the request
+    last_fetched_epoch: int  # echoed from the request
+    records: tuple[LogEntry, ...] = ()
+    diverging_epoch: int = -1  # kio: diverging_epoch.epoch
+    diverging_end_offset: int = -1  # kio: diverging_epoch.end_offset
+
+
+RaftMessage = (
+    VoteRequest
+    | VoteResponse
+    | BeginQuorumEpochRequest
+    | BeginQuorumEpochResponse
+    | EndQuorumEpochRequest
+    | EndQuorumEpochResponse
+    | FetchRequest
+    | FetchResponse
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """A message the node wants delivered to dest (the caller does the I/O)."""
+
+    dest: int
+    message: RaftMessage

@@ -1,0 +1,642 @@
+"""RaftNode: a sans-IO KRaft-style quorum member (voter or observer).
+
+The node never does I/O and never reads a clock: the caller feeds it time and messages,
+
+    node.tick(now_ms) -> list[Outbound]
+    node.receive(now_ms, src, message) -> list[Outbound]
+
+and delivers what it returns. Replication is KIP-595's pull model: followers and observers
+Fetch from the leader with (fetch_offset, last_fetched_epoch); the leader answers with
+entries or with a diverging epoch and end offset the follower truncates to. The leader may
+park a Fetch with nothing new until data arrives, the high watermark moves, or max_wait
+passes (long polling). The high watermark (exclusive end of committed entries) is the
+largest offset a majority of voters have, once it covers the leader's own epoch-start
+entry (the leader-change control entry, as KRaft's LeaderChangeMessage).
+
+Randomness (election jitter, discovery targets) comes only from the `rng` passed in, so a
+seeded simulation replays exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from kio.schema.errors import ErrorCode
+
+from core.raft.log import LogEntry, RaftLog
+from core.raft.messages import (
+    NO_LEADER,
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    FetchRequest,
+    FetchResponse,
+    Outbound,
+    RaftMessage,
+    VoteRequest,
+    VoteResponse,
+)
+from core.raft.state import (
+    CandidateState,
+    FollowerState,
+    LeaderState,
+    QuorumState,
+    ReplicaState,
+    ResignedState,
+    UnattachedState,
+)
+from core.raft.store import QuorumStore
+
+NONE = ErrorCode.none
+
+
+@dataclass(frozen=True, slots=True)
+class NotLeader:
+    """append() on a node that is not the leader: where to go instead (-1: unknown)."""
+
+    leader_id: int
+    epoch: int
+
+
+class CommittedEntry(NamedTuple):
+    """A committed data entry, as poll_committed() hands it to the state machine."""
+
+    offset: int
+    epoch: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaStatus:
+    replica_id: int
+    log_end_offset: int  # -1 when unknown
+    last_fetch_ms: int  # -1 when unknown
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumStatus:
+    """What DescribeQuorum reports; voter/observer details are only known on the leader."""
+
+    node_id: int
+    role: str
+    leader_id: int
+    epoch: int
+    high_watermark: int
+    voters: tuple[ReplicaStatus, ...]
+    observers: tuple[ReplicaStatus, ...]
+
+
+class RaftNode:
+    """One member of the metadata quorum. Voters vote and count toward commit; others observe."""
+
+    def __init__(
+        self,
+        node_id: int,
+        voters: Sequence[int],
+        log: RaftLog,
+        store: QuorumStore,
+        *,
+        rng: random.Random,
+        election_timeout_ms: int = 1000,
+        election_jitter_ms: int = 1000,
+        fetch_timeout_ms: int = 2000,
+        fetch_max_wait_ms: int = 500,
+        request_timeout_ms: int = 500,
+        retry_backoff_ms: int = 100,
+        max_fetch_entries: int = 500,
+    ) -> None:
+        if fetch_max_wait_ms + request_timeout_ms >= fetch_timeout_ms:
+            raise ValueError("fetch_timeout_ms must exceed fetch_max_wait_ms + request_timeout_ms")
+        self.node_id = node_id
+        self.voters = tuple(sorted(set(voters)))
+        self.is_voter = node_id in self.voters
+        self.log = log
+        self.rng = rng
+        self.election_timeout_ms = election_timeout_ms
+        self.election_jitter_ms = election_jitter_ms
+        self.fetch_timeout_ms = fetch_timeout_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.request_timeout_ms = request_timeout_ms
+        self.retry_backoff_ms = retry_backoff_ms
+        self.max_fetch_entries = max_fetch_entries
+        self._quorum = QuorumState(store)
+        self._majority = len(self.voters) // 2 + 1
+        self._hw = 0
+        self._applied = 0
+        self._now = 0
+        self._started = False
+        self._outbox: list[Outbound] = []
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def epoch(self) -> int:
+        return self._quorum.epoch
+
+    @property
+    def leader_id(self) -> int | None:
+        """The leader of the current epoch, if this node knows it."""
+        return self._quorum.leader_id
+
+    @property
+    def role(self) -> str:
+        """'unattached', 'follower', 'candidate', 'leader' or 'resigned'."""
+        return type(self._quorum.role).__name__.removesuffix("State").lower()
+
+    @property
+    def is_leader(self) -> bool:
+        return isinstance(self._quorum.role, LeaderState)
+
+    @property
+    def high_watermark(self) -> int:
+        """Exclusive end of the entries this node knows are committed."""
+        return self._hw
+
+    def tick(self, now_ms: int) -> list[Outbound]:
+        """Advance timers (elections, fetch timeouts, retries, parked fetches)."""
+        self._enter(now_ms)
+        role = self._quorum.role
+        if isinstance(role, UnattachedState):
+            self._tick_unattached(role)
+        elif isinstance(role, FollowerState):
+            self._tick_follower(role)
+        elif isinstance(role, CandidateState):
+            self._tick_candidate(role)
+        elif isinstance(role, LeaderState):
+            self._tick_leader(role)
+        else:
+            self._tick_resigned(role)
+        return self.take_outbound()
+
+    def receive(self, now_ms: int, src: int, message: RaftMessage) -> list[Outbound]:
+        """Handle one message from node src."""
+        self._enter(now_ms)
+        if src != self.node_id:
+            handler = _HANDLERS.get(type(message))
+            if handler is not None:
+                handler(self, src, message)
+        return self.take_outbound()
+
+    def append(self, entries: Sequence[bytes]) -> int | NotLeader:
+        """Leader only: append entries in the current epoch; returns the first one's offset.
+
+        Parked fetches are answered at once: collect them with take_outbound().
+        """
+        role = self._quorum.role
+        if not isinstance(role, LeaderState):
+            leader = self._quorum.leader_id
+            return NotLeader(NO_LEADER if leader is None else leader, self.epoch)
+        base = self.log.end_offset()
+        if not entries:
+            return base
+        self.log.append([LogEntry(role.epoch, bytes(data)) for data in entries])
+        role.voters[self.node_id].end_offset = self.log.end_offset()
+        if not self._advance_high_watermark(role):
+            self._complete_parked(role)
+        return base
+
+    def resign(self, now_ms: int) -> list[Outbound]:
+        """Leader only: step down gracefully (EndQuorumEpoch to the voters); else a no-op."""
+        self._enter(now_ms)
+        role = self._quorum.role
+        if isinstance(role, LeaderState):
+            self._resign(role)
+        return self.take_outbound()
+
+    def take_outbound(self) -> list[Outbound]:
+        """Messages produced outside tick/receive (by append) waiting to be sent."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def poll_committed(self) -> list[CommittedEntry]:
+        """Committed data entries not returned before, in offset order (control entries skipped).
+
+        A restarted node starts again from offset 0: its state machine replays the log.
+        """
+        out: list[CommittedEntry] = []
+        while self._applied < self._hw:
+            batch = self.log.read(self._applied, min(self._hw - self._applied, 1024))
+            if not batch:
+                raise AssertionError(f"log shorter than high watermark {self._hw}")
+            for i, entry in enumerate(batch):
+                if not entry.control:
+                    out.append(CommittedEntry(self._applied + i, entry.epoch, entry.data))
+            self._applied += len(batch)
+        return out
+
+    def status(self) -> QuorumStatus:
+        """DescribeQuorum's view: leader, epoch, high watermark and per-replica progress."""
+        role = self._quorum.role
+        leader = self._quorum.leader_id
+        if isinstance(role, LeaderState):
+            voters = tuple(_replica_status(r) for r in role.voters.values())
+            observers = tuple(_replica_status(r) for _, r in sorted(role.observers.items()))
+        else:
+            voters = tuple(
+                ReplicaStatus(v, self.log.end_offset() if v == self.node_id else -1, -1)
+                for v in self.voters
+            )
+            observers = ()
+        return QuorumStatus(
+            self.node_id, self.role, NO_LEADER if leader is None else leader,
+            self.epoch, self._hw, voters, observers,
+        )
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _enter(self, now_ms: int) -> None:
+        self._now = max(self._now, now_ms)
+        if not self._started:
+            self._started = True
+            self._restore()
+
+    def _restore(self) -> None:
+        persisted = self._quorum.persisted
+        leader = persisted.leader_id
+        if leader == self.node_id and self.is_voter:
+            self._quorum.transition(
+                ResignedState(persisted.epoch, self.node_id, self._now + self._election_timeout())
+            )
+        elif leader is not None and leader != self.node_id:
+            self._become_follower(persisted.epoch, leader, persisted.voted_for)
+        else:
+            self._become_unattached(persisted.epoch, persisted.voted_for)
+            if self.is_voter and len(self.voters) == 1:
+                self._become_candidate()
+
+    def _send(self, dest: int, message: RaftMessage) -> None:
+        if dest != self.node_id:
+            self._outbox.append(Outbound(dest, message))
+
+    def _election_timeout(self) -> int:
+        return self.election_timeout_ms + self.rng.randint(0, self.election_jitter_ms)
+
+    def _leader_or_none(self) -> int:
+        leader = self._quorum.leader_id
+        return NO_LEADER if leader is None else leader
+
+    # ------------------------------------------------------------------ transitions
+
+    def _become_unattached(self, epoch: int, voted_for: int | None = None) -> None:
+        deadline = self._now + self._election_timeout()
+        self._quorum.transition(UnattachedState(epoch, voted_for, deadline, discover_at=self._now))
+        if not self.is_voter:
+            self._discover()
+
+    def _become_follower(self, epoch: int, leader_id: int, voted_for: int | None) -> None:
+        role = FollowerState(epoch, leader_id, voted_for, self._now + self.fetch_timeout_ms)
+        self._quorum.transition(role)
+        self._send_fetch(role)
+
+    def _become_candidate(self) -> None:
+        role = CandidateState(
+            self._quorum.epoch + 1, self.node_id, self._now + self._election_timeout(),
+            granted={self.node_id}, last_sent=self._now,
+        )
+        self._quorum.transition(role)
+        if len(role.granted) >= self._majority:
+            self._become_leader(role.epoch)
+            return
+        self._request_votes(role)
+
+    def _request_votes(self, role: CandidateState) -> None:
+        log = self.log
+        request = VoteRequest(role.epoch, self.node_id, log.last_epoch(), log.end_offset())
+        for voter in self.voters:
+            if voter not in role.granted and voter not in role.rejected:
+                self._send(voter, request)
+        role.last_sent = self._now
+
+    def _become_leader(self, epoch: int) -> None:
+        start = self.log.end_offset()
+        voters = {v: ReplicaState(v) for v in self.voters}
+        role = LeaderState(epoch, self.node_id, start, self._now, voters, last_begin_sent=self._now)
+        self._quorum.transition(role)
+        marker = json.dumps({"leader_id": self.node_id, "voters": list(self.voters)})
+        self.log.append([LogEntry(epoch, marker.encode(), control=True)])
+        me = voters[self.node_id]
+        me.end_offset, me.last_fetch_ms, me.acked_epoch = self.log.end_offset(), self._now, True
+        begin = BeginQuorumEpochRequest(self.node_id, epoch)
+        for voter in self.voters:
+            self._send(voter, begin)
+        self._advance_high_watermark(role)
+
+    def _resign(self, role: LeaderState) -> None:
+        others = [v for v in self.voters if v != self.node_id]
+        successors = tuple(sorted(others, key=lambda v: (-role.voters[v].end_offset, v)))
+        resigned = ResignedState(
+            role.epoch, self.node_id, self._now + self._election_timeout(),
+            successors, set(others), self._now,
+        )
+        self._quorum.transition(resigned)
+        self._send_end_quorum(resigned)
+
+    def _send_end_quorum(self, role: ResignedState) -> None:
+        request = EndQuorumEpochRequest(self.node_id, role.epoch, role.preferred_successors)
+        for voter in role.unacked:
+            self._send(voter, request)
+        role.last_sent = self._now
+
+    def _observe(self, epoch: int, leader_id: int) -> None:
+        """Adopt a newer epoch, or the leader of our epoch, learned from a peer."""
+        leader = None if leader_id < 0 else leader_id
+        current = self._quorum.role
+        if epoch > current.epoch:
+            if leader is not None and leader != self.node_id:
+                self._become_follower(epoch, leader, None)
+            else:
+                self._become_unattached(epoch)
+        elif (
+            epoch == current.epoch
+            and leader is not None
+            and leader != self.node_id
+            and isinstance(current, UnattachedState | CandidateState)
+        ):
+            self._become_follower(epoch, leader, current.voted_for)
+
+    # ------------------------------------------------------------------ timers
+
+    def _tick_unattached(self, role: UnattachedState) -> None:
+        if self.is_voter:
+            if self._now >= role.election_deadline:
+                self._become_candidate()
+        elif self._now >= role.discover_at:
+            self._discover()
+
+    def _discover(self) -> None:
+        """Observers without a leader ask a random voter (it answers with the leader it knows)."""
+        role = self._quorum.role
+        if not isinstance(role, UnattachedState) or not self.voters:
+            return
+        role.discover_at = self._now + self.request_timeout_ms
+        target = self.rng.choice(self.voters)
+        self._send(target, self._fetch_request(role.epoch, max_wait_ms=0))
+
+    def _tick_follower(self, role: FollowerState) -> None:
+        if self._now >= role.fetch_deadline:
+            if self.is_voter:
+                self._become_candidate()
+            else:
+                self._become_unattached(role.epoch)
+            return
+        if role.inflight_since is None:
+            if self._now >= role.next_fetch_at:
+                self._send_fetch(role)
+        elif self._now - role.inflight_since >= self.fetch_max_wait_ms + self.request_timeout_ms:
+            self._send_fetch(role)
+
+    def _tick_candidate(self, role: CandidateState) -> None:
+        if self._now >= role.election_deadline:
+            self._become_candidate()
+        elif self._now - role.last_sent >= self.request_timeout_ms:
+            self._request_votes(role)
+
+    def _tick_leader(self, role: LeaderState) -> None:
+        for src, (request, until) in list(role.parked.items()):
+            if self._now >= until:
+                del role.parked[src]
+                self._reply_fetch(src, request, records=self._read(request.fetch_offset))
+        # check quorum: a leader cut off from a majority steps down (Kafka: 1.5 x fetch timeout)
+        horizon = self._now - self.fetch_timeout_ms * 3 // 2
+        alive = sum(
+            1 for r in role.voters.values()
+            if r.node_id == self.node_id or max(r.last_fetch_ms, role.started_ms) >= horizon
+        )
+        if alive < self._majority:
+            self._resign(role)
+            return
+        if self._now - role.last_begin_sent >= self.request_timeout_ms:
+            begin = BeginQuorumEpochRequest(self.node_id, role.epoch)
+            for r in role.voters.values():
+                if not r.acked_epoch:
+                    self._send(r.node_id, begin)
+            role.last_begin_sent = self._now
+
+    def _tick_resigned(self, role: ResignedState) -> None:
+        if not self.is_voter:
+            return
+        if self._now >= role.election_deadline:
+            self._become_candidate()
+        elif role.unacked and self._now - role.last_sent >= self.request_timeout_ms:
+            self._send_end_quorum(role)
+
+    # ------------------------------------------------------------------ votes
+
+    def _on_vote_request(self, src: int, request: VoteRequest) -> None:
+        if not self.is_voter or request.replica_id not in self.voters:
+            self._send(src, VoteResponse(
+                ErrorCode.inconsistent_voter_set, self._leader_or_none(), self.epoch, False))
+            return
+        if request.replica_epoch < self.epoch:
+            self._send(src, VoteResponse(
+                ErrorCode.fenced_leader_epoch, self._leader_or_none(), self.epoch, False))
+            return
+        if request.replica_epoch > self.epoch:
+            self._become_unattached(request.replica_epoch)
+        role = self._quorum.role
+        granted = role.voted_for == request.replica_id
+        if not granted and isinstance(role, UnattachedState) and role.voted_for is None:
+            mine = (self.log.last_epoch(), self.log.end_offset())
+            if (request.last_offset_epoch, request.last_offset) >= mine:
+                self._quorum.transition(UnattachedState(
+                    role.epoch, request.replica_id, self._now + self._election_timeout()))
+                granted = True
+        self._send(src, VoteResponse(NONE, self._leader_or_none(), self.epoch, granted))
+
+    def _on_vote_response(self, src: int, response: VoteResponse) -> None:
+        self._observe(response.leader_epoch, response.leader_id)
+        role = self._quorum.role
+        if not isinstance(role, CandidateState) or response.leader_epoch != role.epoch:
+            return
+        if response.error_code != NONE or src not in self.voters:
+            return
+        if response.vote_granted:
+            role.granted.add(src)
+            if len(role.granted) >= self._majority:
+                self._become_leader(role.epoch)
+        else:
+            role.rejected.add(src)
+
+    # ------------------------------------------------------------------ begin / end epoch
+
+    def _on_begin_quorum_epoch(self, src: int, request: BeginQuorumEpochRequest) -> None:
+        if request.leader_epoch >= self.epoch:
+            self._observe(request.leader_epoch, request.leader_id)
+            error = NONE
+        else:
+            error = ErrorCode.fenced_leader_epoch
+        self._send(src, BeginQuorumEpochResponse(error, self._leader_or_none(), self.epoch))
+
+    def _on_begin_quorum_epoch_response(self, src: int, response: BeginQuorumEpochResponse) -> None:
+        self._observe(response.leader_epoch, response.leader_id)
+        role = self._quorum.role
+        if (
+            isinstance(role, LeaderState)
+            and response.leader_epoch == role.epoch
+            and response.error_code == NONE
+            and src in role.voters
+        ):
+            role.voters[src].acked_epoch = True
+
+    def _on_end_quorum_epoch(self, src: int, request: EndQuorumEpochRequest) -> None:
+        if request.leader_epoch < self.epoch:
+            self._send(src, EndQuorumEpochResponse(
+                ErrorCode.fenced_leader_epoch, self._leader_or_none(), self.epoch))
+            return
+        self._observe(request.leader_epoch, request.leader_id)
+        role = self._quorum.role
+        if self.is_voter and role.epoch == request.leader_epoch:
+            successors = request.preferred_successors
+            rank = successors.index(self.node_id) if self.node_id in successors else len(successors)
+            backoff = rank * self.election_timeout_ms // 2 + self.rng.randint(0, 50)
+            if isinstance(role, FollowerState) and role.leader_id == request.leader_id:
+                role.fetch_deadline = min(role.fetch_deadline, self._now + backoff)
+            elif isinstance(role, UnattachedState):
+                role.election_deadline = min(role.election_deadline, self._now + backoff)
+        self._send(src, EndQuorumEpochResponse(NONE, self._leader_or_none(), self.epoch))
+
+    def _on_end_quorum_epoch_response(self, src: int, response: EndQuorumEpochResponse) -> None:
+        role = self._quorum.role
+        if isinstance(role, ResignedState) and response.leader_epoch == role.epoch:
+            role.unacked.discard(src)
+        self._observe(response.leader_epoch, response.leader_id)
+
+    # ------------------------------------------------------------------ fetch (leader side)
+
+    def _on_fetch_request(self, src: int, request: FetchRequest) -> None:
+        role = self._quorum.role
+        if not isinstance(role, LeaderState):
+            self._reply_fetch(src, request, ErrorCode.not_leader_or_follower)
+            return
+        if request.current_leader_epoch != role.epoch:
+            error = (ErrorCode.fenced_leader_epoch if request.current_leader_epoch < role.epoch
+                     else ErrorCode.unknown_leader_epoch)
+            self._reply_fetch(src, request, error)
+            return
+        if src in role.voters:
+            replica = role.voters[src]
+        else:
+            replica = role.observers.setdefault(src, ReplicaState(src))
+        replica.last_fetch_ms = self._now
+        replica.acked_epoch = True
+        role.parked.pop(src, None)
+        if request.fetch_offset > 0 or request.last_fetched_epoch > 0:
+            epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
+            if epoch != request.last_fetched_epoch or end < request.fetch_offset:
+                self._reply_fetch(src, request, diverging=(epoch, end))
+                return
+        replica.end_offset = request.fetch_offset
+        advanced = src in role.voters and self._advance_high_watermark(role)
+        records = self._read(request.fetch_offset)
+        if records or advanced or request.max_wait_ms <= 0 or request.high_watermark < self._hw:
+            self._reply_fetch(src, request, records=records)
+        else:
+            until = self._now + min(request.max_wait_ms, self.fetch_max_wait_ms)
+            role.parked[src] = (request, until)
+
+    def _read(self, offset: int) -> tuple[LogEntry, ...]:
+        return tuple(self.log.read(offset, self.max_fetch_entries))
+
+    def _reply_fetch(
+        self,
+        dest: int,
+        request: FetchRequest,
+        error: ErrorCode = NONE,
+        records: tuple[LogEntry, ...] = (),
+        diverging: tuple[int, int] = (-1, -1),
+    ) -> None:
+        self._send(dest, FetchResponse(
+            error, self._leader_or_none(), self.epoch, self._hw,
+            request.fetch_offset, request.last_fetched_epoch, records, *diverging,
+        ))
+
+    def _advance_high_watermark(self, role: LeaderState) -> bool:
+        offsets = sorted((r.end_offset for r in role.voters.values()), reverse=True)
+        candidate = offsets[self._majority - 1]
+        if candidate > role.epoch_start_offset and candidate > self._hw:
+            self._hw = candidate
+            self._complete_parked(role)
+            return True
+        return False
+
+    def _complete_parked(self, role: LeaderState) -> None:
+        parked, role.parked = role.parked, {}
+        for src, (request, _until) in parked.items():
+            self._reply_fetch(src, request, records=self._read(request.fetch_offset))
+
+    # ------------------------------------------------------------------ fetch (follower side)
+
+    def _fetch_request(self, epoch: int, max_wait_ms: int) -> FetchRequest:
+        return FetchRequest(
+            self.node_id, epoch, self.log.end_offset(), self.log.last_epoch(),
+            max_wait_ms, self._hw,
+        )
+
+    def _send_fetch(self, role: FollowerState) -> None:
+        role.inflight_since = self._now
+        self._send(role.leader_id, self._fetch_request(role.epoch, self.fetch_max_wait_ms))
+
+    def _on_fetch_response(self, src: int, response: FetchResponse) -> None:
+        self._observe(response.leader_epoch, response.leader_id)
+        role = self._quorum.role
+        if isinstance(role, UnattachedState) and not self.is_voter:
+            role.discover_at = min(role.discover_at, self._now + self.retry_backoff_ms)
+            return
+        if (
+            not isinstance(role, FollowerState)
+            or src != role.leader_id
+            or response.leader_epoch != role.epoch
+            or response.fetch_offset != self.log.end_offset()
+            or response.last_fetched_epoch != self.log.last_epoch()
+        ):
+            return  # not an answer to our current request: stale, duplicated or misdirected
+        role.inflight_since = None
+        if response.error_code != NONE:
+            role.next_fetch_at = self._now + self.retry_backoff_ms
+            return
+        role.fetch_deadline = self._now + self.fetch_timeout_ms
+        if response.diverging_epoch >= 0:
+            self._truncate_to(response.diverging_epoch, response.diverging_end_offset)
+        else:
+            if response.records:
+                self.log.append(response.records)
+            high_watermark = min(response.high_watermark, self.log.end_offset())
+            if high_watermark > self._hw:
+                self._hw = high_watermark
+        self._send_fetch(role)
+
+    def _truncate_to(self, epoch: int, end_offset: int) -> None:
+        """Kafka's truncateToEndOffset: cut at the leader's end of `epoch` or our own."""
+        if epoch == 0:
+            offset = min(end_offset, self.log.end_offset())
+        else:
+            local_epoch, local_end = self.log.end_offset_for_epoch(epoch)
+            if local_epoch == epoch:
+                offset = min(local_end, end_offset)
+            else:
+                offset = min(local_end, self.log.end_offset())
+        if offset < self._hw:
+            raise AssertionError(
+                f"node {self.node_id}: truncating to {offset} below high watermark {self._hw}")
+        self.log.truncate(offset)
+
+
+def _replica_status(replica: ReplicaState) -> ReplicaStatus:
+    return ReplicaStatus(replica.node_id, replica.end_offset, replica.last_fetch_ms)
+
+
+_HANDLERS = {
+    VoteRequest: RaftNode._on_vote_request,
+    VoteResponse: RaftNode._on_vote_response,
+    BeginQuorumEpochRequest: RaftNode._on_begin_quorum_epoch,
+    BeginQuorumEpochResponse: RaftNode._on_begin_quorum_epoch_response,
+    EndQuorumEpochRequest: RaftNode._on_end_quorum_epoch,
+    EndQuorumEpochResponse: RaftNode._on_end_quorum_epoch_response,
+    FetchRequest: RaftNode._on_fetch_request,
+    FetchResponse: RaftNode._on_fetch_response,
+}
