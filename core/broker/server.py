@@ -120,6 +120,8 @@ class BrokerServer:
         self.logs.load_all()
         self._start_metadata()
         self._start_services()
+        if self.group_coordinator is not None:
+            await self.group_coordinator.start()
         self.listener = KafkaListener(
             self.host, self.port, self.dispatch,
             max_request_bytes=self.config["socket.request.max.bytes"],
