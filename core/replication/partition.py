@@ -149,12 +149,12 @@ class Partition:
         isr = set(self.registration.isr)
         new = {self.node_id}
         for b, state in self.followers.items():
-            in_isr = b in isr
             caught_up = now - state.last_caught_up_ms <= lag_time_max_ms
-            if in_isr and caught_up:
-                new.add(b)
-            elif not in_isr and state.log_end_offset >= self.log.high_watermark and (
-                    state.log_end_offset >= 0 and caught_up):
+            if b in isr:
+                keep = caught_up  # shrink: not caught up for replica.lag.time.max.ms
+            else:  # expand: the follower has everything up to the high watermark
+                keep = 0 <= self.log.high_watermark <= state.log_end_offset
+            if keep:
                 new.add(b)
         if new == isr:
             return None
