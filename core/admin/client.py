@@ -286,7 +286,7 @@ class AdminClient:
         return await self.any_connection()
 
     async def _call(self, conn: KafkaConnection, api_key: int, **fields: Any) -> Any:
-        return await conn.request(api_key, max_version=_MAX.get(api_key), **fields)
+        return await conn.request(api_key, max_version=_MAX.get(api_key), fields=fields)
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """Run op, refreshing metadata and retrying on routing/connection errors."""

@@ -261,14 +261,24 @@ class KafkaConnection:
     # requests -----------------------------------------------------------------------------
     async def request(self, api_key: int, *, version: int | None = None,
                       max_version: int | None = None, min_version: int | None = None,
-                      timeout: float | None = None, **fields: Any) -> Any:
-        """Build a request from keyword fields at the chosen version (see `build`) and send it.
+                      timeout: float | None = None, fields: Mapping[str, Any] | None = None,
+                      **kw_fields: Any) -> Any:
+        """Build a request from fields at the chosen version (see `build_entity`); send it.
 
         Without `version`, uses the highest version both sides support, capped by max_version.
+        `timeout` is this call's client-side timeout in seconds. Requests that have a body
+        field named ``timeout`` (Produce, CreateTopics, ...) must pass it in ``fields=``.
         """
         if version is None:
             version = self.version_for(api_key, max_version, min_version)
-        body = build_entity(request_class(api_key, version), **fields)
+        cls = request_class(api_key, version)
+        body_fields = dict(fields or {})
+        body_fields.update(kw_fields)
+        if timeout is not None and "timeout" in _field_plan(cls) and "timeout" not in (
+                fields or {}):
+            raise TypeError(f"{cls.__name__} has a body field 'timeout' (ms): pass it in "
+                            "fields={'timeout': ...}; the timeout= keyword is the client's")
+        body = build_entity(cls, **body_fields)
         return await self.send(body, version=version, timeout=timeout)
 
     async def send(self, request: Any, version: int | None = None, *,
