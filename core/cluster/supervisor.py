@@ -445,9 +445,11 @@ class Supervisor:
         controller; if the dead broker was the controller, waits for the new one first.
         """
         deadline = time.monotonic() + within
+        refresh = False
         while time.monotonic() < deadline and not self._closing:
             controller = self.brokers.get(self.controller_id)
-            if controller is None or controller.id == dead_id or controller.state != RUNNING:
+            if (refresh or controller is None or controller.id == dead_id
+                    or controller.state != RUNNING):
                 await self._refresh_controller(exclude=dead_id)
                 controller = self.brokers.get(self.controller_id)
             if controller is not None and controller.id != dead_id and controller.state == RUNNING:
@@ -455,8 +457,9 @@ class Supervisor:
                     await fence_broker(HOST, controller.port, dead_id)
                     log.info("told controller %d that broker %d died", controller.id, dead_id)
                     return
-                except ProbeError as exc:
+                except ProbeError as exc:  # e.g. NOT_CONTROLLER: ask who leads now
                     log.debug("fencing broker %d at %d: %s", dead_id, controller.id, exc)
+                    refresh = True
             await asyncio.sleep(0.2)
         if not self._closing:
             log.warning("could not tell a controller that broker %d died", dead_id)
