@@ -1,17 +1,216 @@
-"""How a broker talks to the active controller: ISR proposals, forwarding, registration.
+"""How a broker talks to the active controller: registration, heartbeats, ISR proposals,
+forwarding of admin requests and producer-id blocks.
 
-On the active controller these are local calls; elsewhere they travel as Kafka requests
-(AlterPartition, CreateTopics, BrokerRegistration, BrokerHeartbeat, AllocateProducerIds).
+On a single-voter cluster these are local calls; otherwise they travel as Kafka requests
+(BrokerRegistration, BrokerHeartbeat, AlterPartition, CreateTopics, AllocateProducerIds) to the
+current quorum leader, found through the metadata log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import uuid
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from core.common.errors import KafkaError, NotControllerError
+from core.network.client import KafkaConnection
+from core.protocol.build import build
+from core.protocol.codec import request_class
 
 log = logging.getLogger(__name__)
+
+CONTROLLER_TIMEOUT_S = 10.0
+
+
+# --- the controller connection -------------------------------------------------------------
+async def controller_connection(broker: Any, timeout: float = CONTROLLER_TIMEOUT_S
+                                ) -> KafkaConnection:
+    """A connection to the current active controller, waiting (bounded) for one to exist."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leader = broker.metadata_log.leader_id()
+        address = broker.voters.get(leader) if leader is not None and leader >= 0 else None
+        if address is not None:
+            cached = broker.controller_conns.get(leader)
+            if cached is not None and not cached.closed:
+                return cached
+            try:
+                conn = await KafkaConnection.connect(address[0], address[1],
+                                                     client_id=f"broker-{broker.node_id}",
+                                                     timeout=2.0)
+                broker.controller_conns[leader] = conn
+                return conn
+            except KafkaError:
+                pass
+        if time.monotonic() >= deadline:
+            raise NotControllerError("No active controller is reachable")
+        await asyncio.sleep(0.1)
+
+
+async def _to_controller(broker: Any, api_key: int, version: int, **fields: Any) -> Any:
+    """Send a request to the controller, retrying while leadership moves."""
+    deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            conn = await controller_connection(broker, deadline - time.monotonic())
+            response = await conn.send(build(request_class(api_key, version), **fields),
+                                       version=version, timeout=CONTROLLER_TIMEOUT_S)
+        except KafkaError as exc:
+            last = exc
+            await asyncio.sleep(0.1)
+            continue
+        if getattr(response, "error_code", 0) == ErrorCode.not_controller:
+            last = NotControllerError("controller moved")
+            await asyncio.sleep(0.1)
+            continue
+        return response
+    raise NotControllerError(f"controller request {api_key} failed: {last}")
+
+
+# --- registration and heartbeats -----------------------------------------------------------
+async def register_with_controller(broker: Any, ready_timeout_s: float = 30.0) -> None:
+    """Start the heartbeat loop and wait until the controller has unfenced this broker."""
+    broker.controller_conns = getattr(broker, "controller_conns", {})
+    broker.unfenced = asyncio.Event()
+    broker._tasks.append(asyncio.get_running_loop().create_task(_lifecycle_loop(broker)))
+    broker._tasks.append(asyncio.get_running_loop().create_task(_controller_duties(broker)))
+    try:
+        await asyncio.wait_for(broker.unfenced.wait(), ready_timeout_s)
+    except TimeoutError:
+        log.warning("broker %d not unfenced after %.0fs; serving anyway", broker.node_id,
+                    ready_timeout_s)
+
+
+async def _register(broker: Any) -> int:
+    response = await _to_controller(
+        broker, 62, 0, broker_id=broker.node_id, cluster_id=broker.cluster_id,
+        incarnation_id=broker.incarnation_id,
+        listeners=[dict(name="PLAINTEXT", host=broker.advertised_host,
+                        port=broker.advertised_port, security_protocol=0)],
+        features=[], rack=None)
+    if response.error_code:
+        raise KafkaError(f"registration refused: {ErrorCode(response.error_code).name}",
+                         response.error_code)
+    log.info("broker %d registered with epoch %d", broker.node_id, response.broker_epoch)
+    return int(response.broker_epoch)
+
+
+async def heartbeat(broker: Any, *, want_shutdown: bool = False) -> Any:
+    return await _to_controller(
+        broker, 63, 0, broker_id=broker.node_id, broker_epoch=broker.broker_epoch,
+        current_metadata_offset=broker.image.offset, want_fence=False,
+        want_shut_down=want_shutdown)
+
+
+async def _lifecycle_loop(broker: Any) -> None:
+    interval = broker.config["broker.heartbeat.interval.ms"] / 1000.0
+    broker.broker_epoch = -1
+    while True:
+        try:
+            if broker.broker_epoch < 0:
+                broker.broker_epoch = await _register(broker)
+            response = await heartbeat(broker, want_shutdown=broker.shutting_down)
+            if response.error_code in (ErrorCode.stale_broker_epoch,
+                                       ErrorCode.broker_id_not_registered):
+                broker.broker_epoch = -1
+                continue
+            if response.error_code == 0 and not response.is_fenced:
+                broker.unfenced.set()
+            fast = not broker.unfenced.is_set() or broker.shutting_down
+            await asyncio.sleep(0.1 if fast else interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("heartbeat failed: %r", exc)
+            await asyncio.sleep(0.2)
+
+
+async def _controller_duties(broker: Any) -> None:
+    """While this node is the active controller: fence silent brokers, rebalance leaders."""
+    session_s = broker.config["broker.session.timeout.ms"] / 1000.0
+    rebalance_every = float(broker.config.raw.get("leader.imbalance.check.interval.seconds",
+                                                  "300"))
+    last_rebalance = time.monotonic()
+    while True:
+        await asyncio.sleep(0.5)
+        controller = broker.controller
+        if controller is None or not controller.is_active():
+            continue
+        try:
+            await controller.fence_expired(session_s)
+            now = time.monotonic()
+            if broker.config["auto.leader.rebalance.enable"] and \
+                    now - last_rebalance >= rebalance_every:
+                last_rebalance = now
+                await controller.auto_rebalance()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("controller duty failed")
+
+
+async def controlled_shutdown(broker: Any) -> None:
+    """SIGTERM: ask the controller to move our leaderships away, wait until it says go."""
+    broker.shutting_down = True
+    deadline = time.monotonic() + 8.0
+    while time.monotonic() < deadline:
+        try:
+            response = await heartbeat(broker, want_shutdown=True)
+            if response.error_code == 0 and response.should_shut_down:
+                log.info("controlled shutdown: leadership moved away")
+                return
+        except KafkaError as exc:
+            log.debug("controlled shutdown heartbeat failed: %s", exc)
+        await asyncio.sleep(0.1)
+    log.warning("controlled shutdown timed out; stopping anyway")
+
+
+# --- requests on behalf of handlers --------------------------------------------------------
+async def forward(broker: Any, ctx: Any, request: Any) -> Any:
+    """Forward an admin request unchanged to the active controller (as KIP-590 forwarding)."""
+    deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
+    while True:
+        conn = await controller_connection(broker, max(0.1, deadline - time.monotonic()))
+        try:
+            return await conn.send(request, version=ctx.version, timeout=CONTROLLER_TIMEOUT_S)
+        except KafkaError:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+async def create_topic_via_controller(broker: Any, name: str, partitions: int, rf: int,
+                                      configs: dict[str, str]) -> None:
+    response = await _to_controller(
+        broker, 19, 5, topics=[dict(name=name, num_partitions=partitions,
+                                    replication_factor=rf, assignments=[],
+                                    configs=[dict(name=k, value=v)
+                                             for k, v in configs.items()])],
+        timeout=30000, validate_only=False)
+    result = response.topics[0]
+    if result.error_code:
+        raise KafkaError(result.error_message or ErrorCode(result.error_code).name,
+                         result.error_code)
+    await _wait_for_topic(broker, name)
+
+
+async def _wait_for_topic(broker: Any, name: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while name not in broker.image.topics and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+async def allocate_producer_ids(broker: Any) -> tuple[int, int]:
+    response = await _to_controller(broker, 67, 0, broker_id=broker.node_id,
+                                    broker_epoch=broker.broker_epoch)
+    if response.error_code:
+        raise KafkaError("producer id allocation failed", response.error_code)
+    return int(response.producer_id_start), int(response.producer_id_len)
 
 
 async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
@@ -25,7 +224,18 @@ async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
                                                     broker.node_id, reg.leader_epoch,
                                                     reg.partition_epoch, new_isr)
         else:
-            raise NotControllerError("remote AlterPartition is not wired yet")
+            topic = broker.image.topics.get(partition.tp.topic)
+            if topic is None:
+                raise KafkaError("topic deleted", ErrorCode.unknown_topic_or_partition)
+            response = await _to_controller(
+                broker, 56, 2, broker_id=broker.node_id, broker_epoch=broker.broker_epoch,
+                topics=[dict(topic_id=uuid.UUID(topic.topic_id), partitions=[dict(
+                    partition_index=partition.tp.partition, leader_epoch=reg.leader_epoch,
+                    new_isr=new_isr, leader_recovery_state=0,
+                    partition_epoch=reg.partition_epoch)])])
+            code = response.error_code or response.topics[0].partitions[0].error_code
+            if code:
+                raise KafkaError("AlterPartition refused", code)
     except KafkaError as exc:
         partition.isr_change_pending = False
         log.info("ISR change %s -> %s for %s refused: %s", list(reg.isr), new_isr,

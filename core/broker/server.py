@@ -33,6 +33,7 @@ from core.metadata.controller import QuorumController
 from core.metadata.image import MetadataImage
 from core.metadata.log import LocalMetadataLog
 from core.metadata.records import decode_record
+from core.network.client import KafkaConnection
 from core.network.server import KafkaListener
 from core.protocol.build import build
 from core.protocol.codec import (
@@ -43,6 +44,7 @@ from core.protocol.codec import (
     encode_response,
     response_class,
 )
+from core.replication.fetcher import ReplicaFetcherManager
 from core.replication.replica_manager import ReplicaManager
 from core.storage.log_manager import LogManager
 
@@ -95,6 +97,16 @@ class BrokerServer:
         self.listener: KafkaListener | None = None
         self.metrics_port: int | None = None
         self.started_at = time.time()
+        self.incarnation_id = uuid.uuid4()
+        self.broker_epoch = -1
+        self.shutting_down = False
+        self.controller_conns: dict[int, Any] = {}
+        self.fetchers = ReplicaFetcherManager(
+            self.node_id, self._connect_broker,
+            max_bytes=config["replica.fetch.max.bytes"],
+            max_wait_ms=config["replica.fetch.wait.max.ms"])
+        self.replicas.role_listeners.append(self._on_role_for_fetchers)
+        self.replicas.removal_listeners.append(self.fetchers.unfollow)
         self._tasks: list[asyncio.Task[Any]] = []
         self._image_dirty = False
         self._stopping = False
@@ -187,6 +199,9 @@ class BrokerServer:
             log.warning("controlled shutdown incomplete: %r", exc)
         for task in self._tasks:
             task.cancel()
+        await self.fetchers.close()
+        for conn in self.controller_conns.values():
+            conn.close_nowait()
         if self.group_coordinator is not None:
             try:
                 await self.group_coordinator.stop()
@@ -233,6 +248,22 @@ class BrokerServer:
                 self.controller.notify_applied()
             except RuntimeError:
                 pass
+
+    def _on_role_for_fetchers(self, partition: Any, is_leader: bool) -> None:
+        if is_leader:
+            self.fetchers.unfollow(partition.tp)
+        else:
+            self.fetchers.follow(partition, partition.registration.leader)
+
+    async def _connect_broker(self, broker_id: int) -> KafkaConnection:
+        """A replication connection to another broker, found in the metadata image."""
+        registration = self.image.brokers.get(broker_id)
+        if registration is None:
+            raise KafkaError(f"broker {broker_id} is not registered",
+                             ErrorCode.broker_not_available)
+        return await KafkaConnection.connect(registration.host, registration.port,
+                                             client_id=f"replica-fetcher-{self.node_id}",
+                                             timeout=5.0)
 
     def _on_partition_role(self, partition: Any, is_leader: bool) -> None:
         if partition.tp.topic != OFFSETS_TOPIC or self.group_coordinator is None:
