@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import signal
 import sys
@@ -49,10 +48,8 @@ def run_serve(args: argparse.Namespace) -> int:
 async def _serve(supervisor: Supervisor) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # hangup: stop cleanly too
         loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(AttributeError):
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         await supervisor.start()
     except AlreadyRunningError as exc:
