@@ -99,13 +99,16 @@ fault_mixes = st.builds(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
           derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), voters=st.sampled_from([3, 5]),
-       observers=st.integers(0, 2), faults=fault_mixes)
+       observers=st.integers(0, 2), faults=fault_mixes,
+       max_fetch_entries=st.sampled_from([1, 2, 5, 500]))
 def test_safety_and_liveness_under_faults(seed: int, voters: int, observers: int,
-                                          faults: Faults) -> None:
-    sim = Simulation(seed, voters=voters, observers=observers, faults=faults)
+                                          faults: Faults, max_fetch_entries: int) -> None:
+    # small fetch sizes make followers catch up in many steps, across leader changes
+    sim = Simulation(seed, voters=voters, observers=observers, faults=faults,
+                     node_options={"max_fetch_entries": max_fetch_entries})
     sim.run_for(20_000)
     assert_live(sim)
 
@@ -115,6 +118,7 @@ def test_safety_and_liveness_under_faults(seed: int, voters: int, observers: int
 def test_soak(seed: int) -> None:
     faults = Faults(drop=0.2, duplicate=0.1, max_delay_ms=400, crash_rate=1.0,
                     partition_rate=1.0, resign_rate=0.2, append_rate=20)
-    sim = Simulation(seed, voters=5, observers=2, faults=faults)
+    sim = Simulation(seed, voters=5, observers=2, faults=faults,
+                     node_options={"max_fetch_entries": 1 + seed % 4})
     sim.run_for(120_000)
     assert_live(sim)
