@@ -479,15 +479,30 @@ class AdminClient:
             for r in resp.results:
                 raise_for(r.error_code, r.error_message, f"describe configs {name}")
                 for c in r.configs:
-                    source = CONFIG_SOURCES.get(int(getattr(c, "config_source", 0)), "UNKNOWN")
-                    is_default = (source == "DEFAULT_CONFIG") if hasattr(c, "config_source") \
-                        else bool(getattr(c, "is_default", False))
-                    out[c.name] = ConfigEntry(c.name, c.value, source, bool(c.read_only),
-                                              bool(c.is_sensitive), is_default,
-                                              getattr(c, "documentation", None))
+                    out[c.name] = _config_entry(c)
             return out
 
         return await self._retrying(op, "describe_configs")
+
+    async def describe_topic_configs_many(self, topics: Iterable[str]) -> dict[str, Any]:
+        """Configs of many topics in one DescribeConfigs: {topic: {name: ConfigEntry}} or
+        {topic: KafkaError}."""
+        names = list(topics)
+        if not names:
+            return {}
+        conn = await self.any_connection()
+        resp = await self._call(conn, DESCRIBE_CONFIGS, include_synonyms=False,
+                                include_documentation=False, resources=[
+                                    {"resource_type": RESOURCE_TOPIC, "resource_name": n,
+                                     "configuration_keys": None} for n in names])
+        out: dict[str, Any] = {}
+        for r in resp.results:
+            err = error_for(r.error_code, r.error_message, f"describe configs {r.resource_name}")
+            if err is not None:
+                out[r.resource_name] = err
+                continue
+            out[r.resource_name] = {c.name: _config_entry(c) for c in r.configs}
+        return out
 
     async def describe_topic_configs(self, topic: str) -> dict[str, ConfigEntry]:
         return await self.describe_configs(RESOURCE_TOPIC, topic)
@@ -1024,6 +1039,17 @@ def _group_info(g: Any, coordinator: int | None) -> GroupInfo:
         "Dead" if g.error_code == ErrorCode.group_id_not_found else "Unknown")
     return GroupInfo(g.group_id, state, g.protocol_type, g.protocol_data,
                      tuple(sorted(members, key=lambda m: m.member_id)), (), None, coordinator)
+
+
+def _config_entry(c: Any) -> ConfigEntry:
+    if hasattr(c, "config_source"):
+        source = CONFIG_SOURCES.get(int(c.config_source), "UNKNOWN")
+        is_default = source == "DEFAULT_CONFIG"
+    else:
+        is_default = bool(getattr(c, "is_default", False))
+        source = "DEFAULT_CONFIG" if is_default else "UNKNOWN"
+    return ConfigEntry(c.name, c.value, source, bool(c.read_only), bool(c.is_sensitive),
+                       is_default, getattr(c, "documentation", None))
 
 
 def _raise_first_routing(errors: Iterable[KafkaError | None]) -> None:

@@ -1,0 +1,412 @@
+"""SnapshotPoller: one immutable ClusterSnapshot per tick, for the console (and tests).
+
+Per tick, concurrently: Metadata; ListOffsets earliest + latest for every partition (batched
+per leader); groups (ListGroups on every broker, DescribeGroups per coordinator, OffsetFetch per
+group) -> lag; DescribeLogDirs (sizes, follower lag); DescribeQuorum; each broker's Prometheus
+/metrics (rates from counter deltas between ticks, per-replica lag, log end offsets); psutil
+CPU / memory of local broker PIDs. A failure in one part never kills the tick: it becomes a
+line in snapshot.errors and the part's fields stay None.
+
+    poller = SnapshotPoller("127.0.0.1:9092", interval_s=1.0)
+    async for snap in poller.snapshots():
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from core.admin.client import (
+    DESCRIBE_LOG_DIRS,
+    AdminClient,
+    ClusterMetadata,
+    CommittedOffset,
+    GroupListing,
+    OffsetResult,
+    with_offsets,
+)
+from core.admin.metrics import BrokerMetrics, RateTracker, parse_metrics, scrape
+from core.admin.snapshot import (
+    BrokerInfo,
+    ClusterSnapshot,
+    GroupInfo,
+    PartitionInfo,
+    QuorumInfo,
+    TopicInfo,
+    frozen_items,
+)
+from core.common.errors import KafkaError, UnsupportedVersionError
+
+__all__ = ["SnapshotPoller"]
+
+TP = tuple[str, int]
+MetricsUrls = Callable[[], Mapping[int, str]]
+ProcessInfo = Callable[[], Mapping[int, tuple[int | None, str]]]
+
+
+class SnapshotPoller:
+    """Polls a cluster every `interval_s` and builds ClusterSnapshots."""
+
+    def __init__(self, bootstrap: str, *, interval_s: float = 1.0,
+                 metrics_urls: MetricsUrls | None = None,
+                 process_info: ProcessInfo | None = None,
+                 admin: AdminClient | None = None, configs_every: int = 10,
+                 include_internal: bool = True, request_timeout: float = 5.0) -> None:
+        self.bootstrap = bootstrap
+        self.interval_s = interval_s
+        self.metrics_urls = metrics_urls
+        self.process_info = process_info
+        self.configs_every = max(1, configs_every)
+        self.include_internal = include_internal
+        self._own_admin = admin is None
+        self.admin = admin or AdminClient(bootstrap, client_id="kaflab-console",
+                                          request_timeout=request_timeout, retries=1)
+        self.latest: ClusterSnapshot | None = None
+        self._rates = RateTracker()
+        self._procs: dict[int, Any] = {}  # pid -> psutil.Process (cpu_percent needs history)
+        self._configs: dict[str, tuple[tuple[str, str | None], ...]] = {}
+        self._tick = 0
+        self._known_brokers: dict[int, BrokerInfo] = {}
+        self._stopped = asyncio.Event()
+
+    async def close(self) -> None:
+        self._stopped.set()
+        if self._own_admin:
+            await self.admin.close()
+
+    def stop(self) -> None:
+        """Make `snapshots()` / `run()` return after the current tick."""
+        self._stopped.set()
+
+    async def snapshots(self) -> AsyncIterator[ClusterSnapshot]:
+        """Yield a snapshot every interval until stop()/close()."""
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            yield await self.poll_once()
+            delay = self.interval_s - (time.monotonic() - started)
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+
+    async def run(self, callback: Callable[[ClusterSnapshot], Any]) -> None:
+        """Call `callback(snapshot)` every tick until stop()/close()."""
+        async for snap in self.snapshots():
+            callback(snap)
+
+    # one tick ------------------------------------------------------------------------------
+    async def poll_once(self) -> ClusterSnapshot:
+        """Build one snapshot (never raises for cluster-side failures)."""
+        started = time.monotonic()
+        taken_at = time.time()
+        self._tick += 1
+        errors: list[str] = []
+        try:
+            md = await self.admin.metadata()
+        except (KafkaError, OSError) as exc:
+            errors.append(f"metadata: {exc}")
+            snap = self._offline_snapshot(taken_at, errors, started)
+            self.latest = snap
+            return snap
+
+        tps = [(t.name, p.partition) for t in md.topics.values() for p in t.partitions
+               if self.include_internal or not t.internal]
+        want_configs = self._tick == 1 or self._tick % self.configs_every == 0
+
+        results = await asyncio.gather(
+            self.admin.list_offsets(tps, "earliest", raise_errors=False),
+            self.admin.list_offsets(tps, "latest", raise_errors=False),
+            self._groups(),
+            self._log_dirs(md),
+            self._quorum(),
+            self._metrics(),
+            self._configs_of(md) if want_configs else _none(),
+            return_exceptions=True)
+        earliest, latest, groups, log_dirs, quorum, metrics, configs = (
+            self._unwrap(name, r, errors) for name, r in zip(
+                ("list offsets earliest", "list offsets latest", "groups", "log dirs",
+                 "quorum", "metrics", "configs"), results, strict=True))
+        if configs:
+            self._configs.update(configs)
+        earliest = self._offsets(earliest or {}, errors, "earliest")
+        latest = self._offsets(latest or {}, errors, "latest")
+        metrics = metrics or {}
+        now = time.monotonic()
+        topics = self._topics(md, earliest, latest, log_dirs, metrics, now)
+        brokers = self._brokers(md, topics, metrics, now, errors)
+        group_infos = self._group_infos(groups, latest, errors)
+        snap = ClusterSnapshot(
+            taken_at=taken_at, cluster_id=md.cluster_id, controller_id=md.controller_id,
+            brokers=brokers, topics=topics, groups=group_infos, quorum=quorum,
+            errors=tuple(errors), bootstrap=self.bootstrap,
+            poll_duration_s=time.monotonic() - started)
+        self.latest = snap
+        return snap
+
+    @staticmethod
+    def _unwrap(name: str, result: Any, errors: list[str]) -> Any:
+        if isinstance(result, BaseException):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            errors.append(f"{name}: {result}")
+            return None
+        return result
+
+    @staticmethod
+    def _offsets(found: Mapping[TP, Any], errors: list[str], what: str) -> dict[TP, int]:
+        out: dict[TP, int] = {}
+        failed = 0
+        first: str | None = None
+        for tp, r in found.items():
+            if isinstance(r, OffsetResult):
+                out[tp] = r.offset
+            else:
+                failed += 1
+                first = first or str(r)
+        if failed:
+            errors.append(f"list offsets {what}: {failed} partition(s) failed, e.g. {first}")
+        return out
+
+    def _offline_snapshot(self, taken_at: float, errors: list[str],
+                          started: float) -> ClusterSnapshot:
+        """The cluster answered nothing: brokers from what we knew plus process info."""
+        procs = self._process_info(errors)
+        brokers = []
+        for bid in sorted(set(self._known_brokers) | set(procs)):
+            known = self._known_brokers.get(bid) or BrokerInfo(bid, "", 0)
+            pid, state = procs.get(bid, (None, "offline"))
+            cpu, mem = self._usage(pid)
+            brokers.append(BrokerInfo(bid, known.host, known.port, known.rack, False,
+                                      state if state else "offline", pid, cpu, mem))
+        prev = self.latest
+        return ClusterSnapshot(taken_at, prev.cluster_id if prev else None, None, tuple(brokers),
+                               (), (), None, tuple(errors), self.bootstrap,
+                               time.monotonic() - started)
+
+    # parts ---------------------------------------------------------------------------------
+    async def _groups(self) -> tuple[dict[str, GroupInfo], dict[str, dict[TP, CommittedOffset]],
+                                     list[str]]:
+        listings: list[GroupListing] = await self.admin.list_groups()
+        ids = [g.group_id for g in listings]
+        if not ids:
+            return {}, {}, []
+        problems: list[str] = []
+        described = await self.admin.describe_groups(ids)
+        states = {g.group_id: g.state for g in listings}
+
+        async def offsets(gid: str) -> tuple[str, dict[TP, CommittedOffset] | None]:
+            try:
+                return gid, await self.admin.list_consumer_group_offsets(gid)
+            except KafkaError as exc:
+                problems.append(f"offsets of group {gid}: {exc}")
+                return gid, None
+
+        committed = dict(await asyncio.gather(*(offsets(g) for g in ids)))
+        infos = {}
+        for gid in ids:
+            info = described.get(gid) or GroupInfo(gid, state=states.get(gid) or "Unknown")
+            infos[gid] = info
+        return infos, {g: c for g, c in committed.items() if c is not None}, problems
+
+    def _group_infos(self, groups: Any, latest: Mapping[TP, int],
+                     errors: list[str]) -> tuple[GroupInfo, ...]:
+        if not groups:
+            return ()
+        infos, committed, problems = groups
+        errors.extend(problems)
+        out = [with_offsets(info, committed.get(gid, {}), latest) for gid, info in infos.items()]
+        return tuple(sorted(out, key=lambda g: g.group_id))
+
+    async def _log_dirs(self, md: ClusterMetadata) -> dict[int, Any] | None:
+        conn = await self.admin.any_connection()
+        if not conn.supports(DESCRIBE_LOG_DIRS):
+            return None
+        found = await self.admin.describe_log_dirs([b.id for b in md.brokers],
+                                                   raise_errors=False)
+        return {b: d for b, d in found.items()
+                if not isinstance(d, UnsupportedVersionError)}
+
+    async def _quorum(self) -> QuorumInfo | None:
+        return await self.admin.describe_quorum()
+
+    async def _configs_of(self, md: ClusterMetadata) -> dict[str, tuple]:
+        found = await self.admin.describe_topic_configs_many(sorted(md.topics))
+        out = {}
+        for topic, entries in found.items():
+            if isinstance(entries, KafkaError):
+                continue
+            out[topic] = frozen_items({n: e.value for n, e in entries.items()
+                                       if not e.is_default})
+        return out
+
+    async def _metrics(self) -> dict[int, BrokerMetrics | None]:
+        if self.metrics_urls is None:
+            return {}
+        urls = dict(self.metrics_urls())
+
+        async def one(bid: int, url: str) -> tuple[int, BrokerMetrics | None]:
+            try:
+                return bid, parse_metrics(await scrape(url))
+            except (OSError, ValueError, TimeoutError):
+                return bid, None
+
+        return dict(await asyncio.gather(*(one(b, u) for b, u in urls.items())))
+
+    def _process_info(self, errors: list[str]) -> dict[int, tuple[int | None, str]]:
+        if self.process_info is None:
+            return {}
+        try:
+            return dict(self.process_info())
+        except Exception as exc:  # a callback from the console: never kill the tick
+            errors.append(f"process info: {exc}")
+            return {}
+
+    def _usage(self, pid: int | None) -> tuple[float | None, int | None]:
+        if pid is None:
+            return None, None
+        try:
+            import psutil
+        except ImportError:
+            return None, None
+        try:
+            proc = self._procs.get(pid)
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+                proc.cpu_percent(None)  # first call primes the counter
+                return None, proc.memory_info().rss
+            return proc.cpu_percent(None), proc.memory_info().rss
+        except (psutil.Error, OSError):
+            self._procs.pop(pid, None)
+            return None, None
+
+    # assembly ------------------------------------------------------------------------------
+    def _rate(self, key: tuple, value: float | None, now: float) -> float | None:
+        if value is None:
+            return None
+        return self._rates.update(key, value, now)
+
+    def _topics(self, md: ClusterMetadata, earliest: Mapping[TP, int],
+                latest: Mapping[TP, int], log_dirs: Mapping[int, Any] | None,
+                metrics: Mapping[int, BrokerMetrics | None], now: float,
+                ) -> tuple[TopicInfo, ...]:
+        sizes: dict[tuple[int, TP], int] = {}
+        dir_lag: dict[tuple[int, TP], int] = {}
+        for bid, dirs in (log_dirs or {}).items():
+            if isinstance(dirs, BaseException) or dirs is None:
+                continue
+            for d in dirs:
+                for tp, (size, lag, future) in d.partitions.items():
+                    if not future:
+                        sizes[(bid, tp)] = size
+                        dir_lag[(bid, tp)] = lag
+        live_metrics = {b: m for b, m in metrics.items() if m is not None}
+        topic_counters: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        for m in live_metrics.values():
+            for counter, per_topic in m.topic_counters.items():
+                for topic, value in per_topic.items():
+                    if topic:
+                        topic_counters[topic][counter] += value
+        out = []
+        for t in sorted(md.topics.values(), key=lambda t: t.name):
+            if not self.include_internal and t.internal:
+                continue
+            parts = []
+            records = 0
+            size_total = 0
+            have_size = False
+            have_records = False
+            for p in t.partitions:
+                tp = (t.name, p.partition)
+                leader_metrics = live_metrics.get(p.leader)
+                lag: dict[int, int] = {}
+                if leader_metrics is not None and tp in leader_metrics.replica_lag:
+                    lag = dict(leader_metrics.replica_lag[tp])
+                else:
+                    for r in p.replicas:
+                        if (r, tp) in dir_lag:
+                            lag[r] = dir_lag[(r, tp)]
+                if p.leader >= 0:
+                    lag.setdefault(p.leader, 0)
+                hw = latest.get(tp)
+                start = earliest.get(tp)
+                leo = leader_metrics.log_end_offset.get(tp) if leader_metrics else None
+                if leo is None:
+                    leo = hw
+                size = sizes.get((p.leader, tp))
+                if size is None and leader_metrics is not None:
+                    size = leader_metrics.log_size.get(tp)
+                if size is not None:
+                    size_total += size
+                    have_size = True
+                if hw is not None and start is not None:
+                    records += max(0, hw - start)
+                    have_records = True
+                parts.append(PartitionInfo(
+                    t.name, p.partition, p.leader, p.leader_epoch, p.replicas, p.isr,
+                    p.offline_replicas, start, leo, hw, frozen_items(lag), size))
+            counters = topic_counters.get(t.name, {})
+            out.append(TopicInfo(
+                name=t.name, internal=t.internal, partitions=tuple(parts),
+                configs=self._configs.get(t.name, ()),
+                records=records if have_records else None,
+                size_bytes=size_total if have_size else None,
+                bytes_in_per_sec=self._rate(("topic", t.name, "bytes_in"),
+                                            counters.get("bytes_in"), now),
+                bytes_out_per_sec=self._rate(("topic", t.name, "bytes_out"),
+                                             counters.get("bytes_out"), now),
+                messages_in_per_sec=self._rate(("topic", t.name, "messages_in"),
+                                               counters.get("messages_in"), now),
+                under_replicated=any(p.under_replicated for p in parts),
+                topic_id=t.topic_id))
+        return tuple(out)
+
+    def _brokers(self, md: ClusterMetadata, topics: tuple[TopicInfo, ...],
+                 metrics: Mapping[int, BrokerMetrics | None], now: float,
+                 errors: list[str]) -> tuple[BrokerInfo, ...]:
+        procs = self._process_info(errors)
+        led: dict[int, int] = defaultdict(int)
+        urp: dict[int, int] = defaultdict(int)
+        offline: dict[int, int] = defaultdict(int)
+        for t in topics:
+            for p in t.partitions:
+                if p.leader >= 0:
+                    led[p.leader] += 1
+                    if p.under_replicated:
+                        urp[p.leader] += 1
+                for r in p.replicas:
+                    if p.leader < 0 or r in p.offline_replicas:
+                        offline[r] += 1
+        out = []
+        in_metadata = {b.id for b in md.brokers}
+        for b in md.brokers:
+            self._known_brokers[b.id] = b
+        for bid in sorted(in_metadata | set(self._known_brokers) | set(procs)):
+            base = self._known_brokers.get(bid) or BrokerInfo(bid, "", 0)
+            pid, proc_state = procs.get(bid, (None, ""))
+            state = "online" if bid in in_metadata else "offline"
+            if proc_state:
+                state = proc_state if (bid not in in_metadata or proc_state != "running") \
+                    else "online"
+            cpu, mem = self._usage(pid)
+            m = metrics.get(bid)
+            out.append(BrokerInfo(
+                id=bid, host=base.host, port=base.port, rack=base.rack,
+                is_controller=bid == md.controller_id, state=state, pid=pid, cpu_percent=cpu,
+                memory_bytes=mem, partitions_led=led[bid], under_replicated=urp[bid],
+                offline=offline[bid],
+                bytes_in_per_sec=self._rate(("broker", bid, "bytes_in"),
+                                            m.counter_total("bytes_in") if m else None, now),
+                bytes_out_per_sec=self._rate(("broker", bid, "bytes_out"),
+                                             m.counter_total("bytes_out") if m else None, now),
+                messages_in_per_sec=self._rate(("broker", bid, "messages_in"),
+                                               m.counter_total("messages_in") if m else None,
+                                               now)))
+        return tuple(out)
+
+
+async def _none() -> None:
+    return None
