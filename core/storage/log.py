@@ -556,9 +556,9 @@ class Log:
             segment.flush(fsync=True)
         except (OSError, ValueError):
             return  # deleted or closed meanwhile
-        with self._lock:
-            if up_to <= self._leo:
-                self.recovery_point = max(self.recovery_point, up_to)
+        # No log lock here: truncation waits for this task while holding it.
+        if up_to <= self._leo:
+            self.recovery_point = max(self.recovery_point, up_to)
 
     def _wait_flushes(self) -> None:
         for future in self._pending_flushes:
