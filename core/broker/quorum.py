@@ -26,6 +26,20 @@ log = logging.getLogger(__name__)
 CONTROLLER_TIMEOUT_S = 10.0
 
 
+# --- the metadata quorum -------------------------------------------------------------------
+def start_raft_metadata(broker: Any) -> Any:
+    """The metadata log of a multi-voter cluster: a Raft quorum over the Kafka protocol."""
+    from core.broker.raft_io import RaftMetadataLog
+    raw = broker.config.raw
+    metadata_log = RaftMetadataLog(
+        broker.node_id, broker.voters, broker.data_dir / "metadata-quorum",
+        broker.cluster_id,
+        election_timeout_ms=int(raw.get("controller.quorum.election.timeout.ms", "1000")),
+        fetch_timeout_ms=int(raw.get("controller.quorum.fetch.timeout.ms", "2000")))
+    metadata_log.start()
+    return metadata_log
+
+
 # --- the controller connection -------------------------------------------------------------
 async def controller_connection(broker: Any, timeout: float = CONTROLLER_TIMEOUT_S
                                 ) -> KafkaConnection:

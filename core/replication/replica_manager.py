@@ -77,6 +77,7 @@ class ReplicaManager:
                 partition = self.partitions.get(tp)
                 if partition is None:
                     log_ = self.logs.get_or_create(tp, effective)
+                    log_.update_config(effective)  # a log loaded at startup had defaults
                     partition = Partition(tp, log_, self.node_id, reg, min_isr)
                     self.partitions[tp] = partition
                     self._notify(partition)

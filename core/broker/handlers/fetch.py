@@ -14,6 +14,7 @@ from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
 from core.broker.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartition
+from core.broker.handlers.raft_apis import METADATA_TOPIC, handle_metadata_fetch
 from core.common.errors import KafkaError
 from core.common.types import TopicPartition
 from core.protocol.build import build, timedelta_to_ms
@@ -33,6 +34,8 @@ class _Want:
 @api(key=1, min_version=4, max_version=12)
 async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
+    if request.topics and request.topics[0].topic == METADATA_TOPIC:
+        return await handle_metadata_fetch(ctx, request)
     replica_id = getattr(request, "replica_id", -1)
     session_id = getattr(request, "session_id", 0)
     session_epoch = getattr(request, "session_epoch", FINAL_EPOCH)

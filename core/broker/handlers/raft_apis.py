@@ -1,0 +1,142 @@
+"""The metadata quorum's own APIs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54),
+DescribeQuorum (55); and the Fetch path for `__cluster_metadata-0`, called from fetch.py.
+
+These are the Kafka messages KRaft uses; the node behind them is core.raft.RaftNode, driven
+by core.broker.raft_io. (Grouped in one module because they share the quorum plumbing.)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from core.broker.api import RequestContext, api
+from core.protocol.build import build
+from core.protocol.codec import response_class
+from core.raft.messages import (
+    BeginQuorumEpochRequest,
+    EndQuorumEpochRequest,
+    FetchRequest,
+    VoteRequest,
+)
+
+METADATA_TOPIC = "__cluster_metadata"
+
+
+def _raft(ctx: RequestContext) -> Any:
+    from core.broker.raft_io import RaftMetadataLog
+    log = ctx.broker.metadata_log
+    return log if isinstance(log, RaftMetadataLog) else None
+
+
+def _error(ctx: RequestContext, key: int, code: ErrorCode) -> Any:
+    return build(response_class(key, ctx.version), error_code=code, topics=[])
+
+
+def _wrap(ctx: RequestContext, key: int, **fields: Any) -> Any:
+    return build(response_class(key, ctx.version), error_code=0, topics=[dict(
+        topic_name=METADATA_TOPIC, partitions=[dict(partition_index=0, **fields)])])
+
+
+def _single_partition(request: Any) -> Any | None:
+    topics = request.topics
+    if len(topics) != 1 or topics[0].topic_name != METADATA_TOPIC \
+            or len(topics[0].partitions) != 1:
+        return None
+    return topics[0].partitions[0]
+
+
+@api(key=52, min_version=0, max_version=0)
+async def handle_vote(ctx: RequestContext, request: Any) -> Any:
+    raft = _raft(ctx)
+    p = _single_partition(request)
+    if raft is None or p is None:
+        return _error(ctx, 52, ErrorCode.inconsistent_voter_set)
+    if request.cluster_id != raft.cluster_id:
+        return _error(ctx, 52, ErrorCode.inconsistent_cluster_id)
+    response = await raft.handle_inbound(p.replica_id, VoteRequest(
+        p.replica_epoch, p.replica_id, p.last_offset_epoch, p.last_offset))
+    return _wrap(ctx, 52, error_code=response.error_code, leader_id=response.leader_id,
+                 leader_epoch=response.leader_epoch, vote_granted=response.vote_granted)
+
+
+@api(key=53, min_version=0, max_version=0)
+async def handle_begin_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
+    raft = _raft(ctx)
+    p = _single_partition(request)
+    if raft is None or p is None:
+        return _error(ctx, 53, ErrorCode.inconsistent_voter_set)
+    if request.cluster_id != raft.cluster_id:
+        return _error(ctx, 53, ErrorCode.inconsistent_cluster_id)
+    response = await raft.handle_inbound(p.leader_id, BeginQuorumEpochRequest(
+        p.leader_id, p.leader_epoch))
+    return _wrap(ctx, 53, error_code=response.error_code, leader_id=response.leader_id,
+                 leader_epoch=response.leader_epoch)
+
+
+@api(key=54, min_version=0, max_version=0)
+async def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
+    raft = _raft(ctx)
+    p = _single_partition(request)
+    if raft is None or p is None:
+        return _error(ctx, 54, ErrorCode.inconsistent_voter_set)
+    if request.cluster_id != raft.cluster_id:
+        return _error(ctx, 54, ErrorCode.inconsistent_cluster_id)
+    response = await raft.handle_inbound(p.leader_id, EndQuorumEpochRequest(
+        p.leader_id, p.leader_epoch, tuple(p.preferred_successors)))
+    return _wrap(ctx, 54, error_code=response.error_code, leader_id=response.leader_id,
+                 leader_epoch=response.leader_epoch)
+
+
+@api(key=55, min_version=0, max_version=1)
+async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
+    broker = ctx.broker
+    raft = _raft(ctx)
+    if raft is None:  # single voter: this broker is the whole quorum
+        end = broker.metadata_log.end_offset
+        voter = dict(replica_id=broker.node_id, log_end_offset=end, last_fetch_timestamp=-1,
+                     last_caught_up_timestamp=-1)
+        return _wrap(ctx, 55, error_code=0, leader_id=broker.node_id, leader_epoch=1,
+                     high_watermark=end, current_voters=[voter], observers=[])
+    status = raft.node.status()
+
+    def replica(r: Any) -> dict[str, Any]:
+        return dict(replica_id=r.replica_id, log_end_offset=r.log_end_offset,
+                    last_fetch_timestamp=r.last_fetch_ms, last_caught_up_timestamp=-1)
+
+    if status.role != "leader":
+        return _wrap(ctx, 55, error_code=ErrorCode.not_leader_or_follower,
+                     leader_id=status.leader_id, leader_epoch=status.epoch, high_watermark=-1,
+                     current_voters=[], observers=[])
+    return _wrap(ctx, 55, error_code=0, leader_id=status.leader_id, leader_epoch=status.epoch,
+                 high_watermark=status.high_watermark,
+                 current_voters=[replica(r) for r in status.voters],
+                 observers=[replica(r) for r in status.observers])
+
+
+async def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:
+    """Fetch on __cluster_metadata-0: a quorum member pulling the metadata log."""
+    from core.broker.raft_io import encode_entries
+    cls = response_class(1, ctx.version)
+    raft = _raft(ctx)
+    t = request.topics[0]
+    if raft is None or len(t.partitions) != 1:
+        return build(cls, throttle_time=0, error_code=ErrorCode.inconsistent_voter_set,
+                     session_id=0, responses=[])
+    p = t.partitions[0]
+    from core.protocol.build import timedelta_to_ms
+    response = await raft.handle_inbound(request.replica_id, FetchRequest(
+        request.replica_id, p.current_leader_epoch, p.fetch_offset, p.last_fetched_epoch,
+        timedelta_to_ms(request.max_wait)))
+    partition = dict(partition_index=0, error_code=response.error_code,
+                     high_watermark=response.high_watermark, last_stable_offset=-1,
+                     log_start_offset=0, preferred_read_replica=-1,
+                     current_leader=dict(leader_id=response.leader_id,
+                                         leader_epoch=response.leader_epoch),
+                     records=encode_entries(response.records, p.fetch_offset))
+    if response.diverging_epoch >= 0:
+        partition["diverging_epoch"] = dict(epoch=response.diverging_epoch,
+                                            end_offset=response.diverging_end_offset)
+    return build(cls, throttle_time=0, error_code=0, session_id=0,
+                 responses=[dict(topic=METADATA_TOPIC, partitions=[partition])])

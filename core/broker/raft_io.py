@@ -1,0 +1,297 @@
+"""The metadata quorum on the network: a RaftNode driven by asyncio, spoken over Kafka's own
+Raft messages (Vote, BeginQuorumEpoch, EndQuorumEpoch, and Fetch on `__cluster_metadata-0`).
+
+The node is sans-IO (core.raft); this module is its I/O: a tick loop, outbound requests sent on
+KafkaConnections, inbound requests answered by the handlers in core/broker/handlers (which call
+`handle_inbound`), and committed entries delivered to the broker's metadata listeners. It also
+implements the MetadataLog protocol the controller appends to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from core.common.errors import KafkaError, NotControllerError
+from core.network.client import KafkaConnection
+from core.protocol.build import build
+from core.protocol.codec import request_class
+from core.raft.file_log import FileLog
+from core.raft.log import LogEntry
+from core.raft.messages import (
+    BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse,
+    EndQuorumEpochRequest,
+    EndQuorumEpochResponse,
+    FetchRequest,
+    FetchResponse,
+    RaftMessage,
+    VoteRequest,
+    VoteResponse,
+)
+from core.raft.node import NotLeader, RaftNode
+from core.raft.store import FileQuorumStore
+from core.records.batch import build_batch, iter_batches, iter_records
+
+log = logging.getLogger(__name__)
+
+METADATA_TOPIC = "__cluster_metadata"
+TICK_S = 0.02
+_RESPONSE_FOR = {VoteRequest: VoteResponse, BeginQuorumEpochRequest: BeginQuorumEpochResponse,
+                 EndQuorumEpochRequest: EndQuorumEpochResponse, FetchRequest: FetchResponse}
+Listener = Callable[[int, bytes], None]
+
+
+class RaftMetadataLog:
+    """MetadataLog over a Raft quorum of the brokers listed in controller.quorum.voters."""
+
+    def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], directory: Path,
+                 cluster_id: str, *, election_timeout_ms: int, fetch_timeout_ms: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.node_id = node_id
+        self.voters = voters
+        self.cluster_id = cluster_id
+        self._log = FileLog(directory / "raft.log")
+        self.node = RaftNode(
+            node_id, sorted(voters), self._log, FileQuorumStore(directory / "quorum-state"),
+            rng=random.Random(), election_timeout_ms=election_timeout_ms,
+            election_jitter_ms=election_timeout_ms, fetch_timeout_ms=fetch_timeout_ms,
+            fetch_max_wait_ms=fetch_timeout_ms // 4, request_timeout_ms=fetch_timeout_ms // 4)
+        self._listeners: list[Listener] = []
+        self._conns: dict[int, KafkaConnection] = {}
+        self._connecting: dict[int, asyncio.Lock] = {}
+        self._inbound: dict[tuple[int, type], asyncio.Future[RaftMessage]] = {}
+        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+        self._started = time.monotonic()
+
+    # MetadataLog ---------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def is_leader(self) -> bool:
+        return self.node.is_leader
+
+    def leader_id(self) -> int:
+        leader = self.node.leader_id
+        return -1 if leader is None else leader
+
+    async def append(self, entries: list[bytes]) -> int:
+        result = self.node.append(entries)
+        if isinstance(result, NotLeader):
+            raise NotControllerError(f"not the quorum leader (leader {result.leader_id})")
+        last = result + len(entries) - 1
+        self._dispatch(self.node.take_outbound())
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((last, fut))
+        self._deliver()
+        try:
+            await asyncio.wait_for(fut, 10.0)
+        except TimeoutError:
+            raise NotControllerError("metadata append not committed in 10 s") from None
+        return last
+
+    # driving the node ----------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def close(self) -> None:
+        if self.node.is_leader:  # let the others elect at once (EndQuorumEpoch)
+            self._dispatch(self.node.resign(self._now()))
+            await asyncio.sleep(0.05)
+        if self._task is not None:
+            self._task.cancel()
+        for conn in self._conns.values():
+            conn.close_nowait()
+        self._log.close()
+
+    def _now(self) -> int:
+        return int((time.monotonic() - self._started) * 1000)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            try:
+                self._dispatch(self.node.tick(self._now()))
+                self._deliver()
+            except Exception:
+                log.exception("raft tick failed")
+            await asyncio.sleep(TICK_S)
+
+    def _deliver(self) -> None:
+        for entry in self.node.poll_committed():
+            for listener in self._listeners:
+                listener(entry.offset, entry.data)
+        hw = self.node.high_watermark
+        remaining = []
+        for offset, fut in self._commit_waiters:
+            if fut.done():
+                continue
+            if offset < hw:
+                fut.set_result(None)
+            else:
+                remaining.append((offset, fut))
+        self._commit_waiters = remaining
+
+    def _dispatch(self, outbound: list[Any]) -> None:
+        loop = asyncio.get_running_loop()
+        for out in outbound:
+            message = out.message
+            if type(message) in _RESPONSE_FOR:
+                task = loop.create_task(self._send_request(out.dest, message))
+                self._sending.add(task)
+                task.add_done_callback(self._sending.discard)
+            else:
+                fut = self._inbound.pop((out.dest, type(message)), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(message)
+
+    async def _connection(self, dest: int) -> KafkaConnection:
+        conn = self._conns.get(dest)
+        if conn is not None and not conn.closed:
+            return conn
+        lock = self._connecting.setdefault(dest, asyncio.Lock())
+        async with lock:
+            conn = self._conns.get(dest)
+            if conn is not None and not conn.closed:
+                return conn
+            host, port = self.voters[dest]
+            conn = await KafkaConnection.connect(host, port, client_id=f"raft-{self.node_id}",
+                                                 timeout=1.0)
+            self._conns[dest] = conn
+            return conn
+
+    async def _send_request(self, dest: int, message: RaftMessage) -> None:
+        if dest not in self.voters:
+            return
+        api_key, body = self._to_wire(message)
+        timeout = self.node.request_timeout_ms / 1000
+        if isinstance(message, FetchRequest):
+            timeout += message.max_wait_ms / 1000
+        try:
+            conn = await self._connection(dest)
+            raw = await conn.send(body, version=0 if api_key != 1 else 12, timeout=timeout)
+            response = self._from_wire_response(message, raw)
+        except (TimeoutError, KafkaError, OSError) as exc:
+            log.debug("raft %s to %d failed: %r", type(message).__name__, dest, exc)
+            conn = self._conns.pop(dest, None)
+            if conn is not None:
+                conn.close_nowait()
+            return
+        if response is not None:
+            self._dispatch(self.node.receive(self._now(), dest, response))
+            self._deliver()
+
+    async def handle_inbound(self, src: int, message: RaftMessage) -> RaftMessage:
+        """Feed a request from `src` to the node and wait for its response (long-polled
+        fetches included)."""
+        expected = _RESPONSE_FOR[type(message)]
+        fut: asyncio.Future[RaftMessage] = asyncio.get_running_loop().create_future()
+        old = self._inbound.get((src, expected))
+        if old is not None and not old.done():
+            old.cancel()
+        self._inbound[(src, expected)] = fut
+        self._dispatch(self.node.receive(self._now(), src, message))
+        self._deliver()
+        timeout = self.node.request_timeout_ms / 1000
+        if isinstance(message, FetchRequest):
+            timeout += message.max_wait_ms / 1000
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            if self._inbound.get((src, expected)) is fut:
+                del self._inbound[(src, expected)]
+
+    # wire format (kio entities) ------------------------------------------------------------
+    def _partition(self, **fields: Any) -> list[dict[str, Any]]:
+        return [dict(topic_name=METADATA_TOPIC, partitions=[dict(partition_index=0, **fields)])]
+
+    def _to_wire(self, m: RaftMessage) -> tuple[int, Any]:
+        if isinstance(m, VoteRequest):
+            return 52, build(request_class(52, 0), cluster_id=self.cluster_id,
+                             topics=self._partition(replica_epoch=m.replica_epoch,
+                                                    replica_id=m.replica_id,
+                                                    last_offset_epoch=m.last_offset_epoch,
+                                                    last_offset=m.last_offset))
+        if isinstance(m, BeginQuorumEpochRequest):
+            return 53, build(request_class(53, 0), cluster_id=self.cluster_id,
+                             topics=self._partition(leader_id=m.leader_id,
+                                                    leader_epoch=m.leader_epoch))
+        if isinstance(m, EndQuorumEpochRequest):
+            return 54, build(request_class(54, 0), cluster_id=self.cluster_id,
+                             topics=self._partition(leader_id=m.leader_id,
+                                                    leader_epoch=m.leader_epoch,
+                                                    preferred_successors=list(
+                                                        m.preferred_successors)))
+        assert isinstance(m, FetchRequest)
+        return 1, build(request_class(1, 12), cluster_id=self.cluster_id,
+                        replica_id=m.replica_id, max_wait=m.max_wait_ms, min_bytes=0,
+                        max_bytes=8 * 1024 * 1024, isolation_level=0, session_id=0,
+                        session_epoch=-1, forgotten_topics_data=[], rack_id="",
+                        topics=[dict(topic=METADATA_TOPIC, partitions=[dict(
+                            partition=0, current_leader_epoch=m.current_leader_epoch,
+                            fetch_offset=m.fetch_offset, last_fetched_epoch=m.last_fetched_epoch,
+                            log_start_offset=-1, partition_max_bytes=8 * 1024 * 1024)])])
+
+    def _from_wire_response(self, request: RaftMessage, raw: Any) -> RaftMessage | None:
+        if isinstance(request, FetchRequest):
+            if raw.error_code or not raw.responses:
+                return None
+            p = raw.responses[0].partitions[0]
+            leader = p.current_leader
+            diverging = p.diverging_epoch
+            return FetchResponse(
+                error_code=ErrorCode(p.error_code),
+                leader_id=leader.leader_id if leader else -1,
+                leader_epoch=leader.leader_epoch if leader else -1,
+                high_watermark=p.high_watermark, fetch_offset=request.fetch_offset,
+                last_fetched_epoch=request.last_fetched_epoch,
+                records=decode_entries(p.records or b""),
+                diverging_epoch=diverging.epoch if diverging else -1,
+                diverging_end_offset=diverging.end_offset if diverging else -1)
+        if raw.error_code or not raw.topics:
+            return None
+        p = raw.topics[0].partitions[0]
+        if isinstance(request, VoteRequest):
+            return VoteResponse(ErrorCode(p.error_code), p.leader_id, p.leader_epoch,
+                                p.vote_granted)
+        if isinstance(request, BeginQuorumEpochRequest):
+            return BeginQuorumEpochResponse(ErrorCode(p.error_code), p.leader_id, p.leader_epoch)
+        return EndQuorumEpochResponse(ErrorCode(p.error_code), p.leader_id, p.leader_epoch)
+
+
+def encode_entries(entries: tuple[LogEntry, ...], base_offset: int) -> bytes:
+    """Raft entries as RecordBatches: one batch per run of entries with the same epoch and
+    control flag, the epoch in partitionLeaderEpoch, as Kafka's metadata log stores them."""
+    out = []
+    run: list[LogEntry] = []
+    offset = base_offset
+    for entry in (*entries, None):
+        if run and (entry is None or entry.epoch != run[0].epoch
+                    or entry.control != run[0].control):
+            out.append(build_batch([(None, e.data, []) for e in run], base_offset=offset,
+                                   timestamp_ms=int(time.time() * 1000),
+                                   partition_leader_epoch=run[0].epoch,
+                                   is_control=run[0].control))
+            offset += len(run)
+            run = []
+        if entry is not None:
+            run.append(entry)
+    return b"".join(out)
+
+
+def decode_entries(data: bytes) -> tuple[LogEntry, ...]:
+    entries: list[LogEntry] = []
+    for pos, header in iter_batches(data):
+        batch = data[pos:pos + header.size]
+        for record in iter_records(batch):
+            entries.append(LogEntry(header.partition_leader_epoch, record.value or b"",
+                                    header.is_control))
+    return tuple(entries)
