@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -68,7 +69,7 @@ def test_read_matches_linear_scan(tmp_path_factory, sizes, counts, reads):
         assert headers[0].base_offset == expected_first
         assert len(data) <= max_bytes or len(headers) == 1
         # Contiguous, and stays within one segment.
-        for a, b in zip(headers, headers[1:], strict=False):
+        for a, b in itertools.pairwise(headers):
             assert b.base_offset == a.next_offset
 
 
