@@ -301,10 +301,11 @@ class AdminClient:
                     self._drop_stale_connections()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-                try:
-                    await self.metadata()
-                except KafkaError:
-                    pass
+                if what != "metadata":
+                    try:
+                        await self._metadata_once(None, False)
+                    except KafkaError:
+                        pass
         raise AssertionError(what)  # pragma: no cover
 
     def _drop_stale_connections(self) -> None:
@@ -316,21 +317,27 @@ class AdminClient:
     async def metadata(self, topics: Iterable[str] | None = None, *,
                        allow_auto_topic_creation: bool = False) -> ClusterMetadata:
         """Fetch cluster metadata (all topics, or those named). Cached as latest metadata."""
-        wanted = None if topics is None else [{"name": t} for t in topics]
-
-        async def op() -> ClusterMetadata:
-            conn = await self.any_connection()
-            resp = await self._call(conn, METADATA, topics=wanted,
-                                    allow_auto_topic_creation=allow_auto_topic_creation)
-            return self._parse_metadata(resp)
-
-        md = await self._retrying(op, "metadata")
+        names = None if topics is None else list(topics)
+        md = await self._retrying(
+            lambda: self._metadata_once(names, allow_auto_topic_creation), "metadata")
         if topics is None or self._metadata is None:
             self._metadata = md
         else:
             merged = dict(self._metadata.topics)
             merged.update(md.topics)
             self._metadata = ClusterMetadata(md.cluster_id, md.controller_id, md.brokers, merged)
+        return md
+
+    async def _metadata_once(self, topics: list[str] | None,
+                             allow_auto_topic_creation: bool) -> ClusterMetadata:
+        """One Metadata request (no retries); caches the result when it covers all topics."""
+        wanted = None if topics is None else [{"name": t} for t in topics]
+        conn = await self.any_connection()
+        resp = await self._call(conn, METADATA, topics=wanted,
+                                allow_auto_topic_creation=allow_auto_topic_creation)
+        md = self._parse_metadata(resp)
+        if topics is None:
+            self._metadata = md
         return md
 
     @staticmethod
