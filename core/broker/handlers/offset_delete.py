@@ -1,0 +1,28 @@
+"""OffsetDelete (47) v0: delete a group's committed offsets of partitions it does not consume."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kio.schema.errors import ErrorCode
+
+from core.broker.api import RequestContext, api
+from core.coordinator.results import OffsetDeleteResult
+from core.protocol.build import build
+from core.protocol.codec import response_class
+
+
+@api(key=47, min_version=0, max_version=0)
+async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
+    coordinator = ctx.broker.group_coordinator
+    wanted = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
+    if coordinator is None:
+        result = OffsetDeleteResult(ErrorCode.coordinator_not_available)
+    else:
+        result = await coordinator.delete_offsets(request.group_id, wanted)
+    topics: dict[str, list[dict[str, Any]]] = {}
+    for p in result.partitions:
+        topics.setdefault(p.topic, []).append(dict(partition_index=p.partition,
+                                                   error_code=p.error))
+    return build(response_class(47, ctx.version), throttle_time=0, error_code=result.error,
+                 topics=[dict(name=n, partitions=parts) for n, parts in topics.items()])
