@@ -1,0 +1,404 @@
+"""The real Backend: core.admin over the Kafka protocol, core.cluster for our own supervisor.
+
+Two modes:
+- local (default): re-attach to the `serve` running on the data dir (ctl socket answers), or
+  start one with LocalCluster (a `python main.py serve` subprocess) and report progress from
+  cluster.json while it boots. Supervisor actions go to ClusterControl.
+- attach (``--attach BOOTSTRAP``): any Kafka cluster; only what the protocol gives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.admin.browser import Browser
+from core.admin.client import AdminClient, with_offsets
+from core.admin.producer import Producer, ProducerRecord
+from core.cluster.client import ClusterControl, ClusterControlError
+from core.cluster.layout import default_data_dir
+from core.cluster.local import LocalCluster
+from core.cluster.state import read_cluster_json
+from gui.bridge.backend import (
+    BrowseSpec,
+    Capabilities,
+    ConfigEntry,
+    ProduceReport,
+    ProduceSpec,
+    Progress,
+    Record,
+    render_template,
+)
+from gui.bridge.types import TOPIC_CONFIGS, ClusterSnapshot, GroupInfo, TopicInfo
+
+log = logging.getLogger(__name__)
+
+RESOURCE_TOPIC = 2
+
+
+class BackendError(Exception):
+    """A failure worth showing as is (the message is for the operator)."""
+
+
+def _bootstrap_of(document: dict[str, Any] | None) -> str:
+    brokers = (document or {}).get("brokers", [])
+    return ",".join(f"{b.get('host', '127.0.0.1')}:{b['port']}" for b in brokers if "port" in b)
+
+
+class KafkaBackend:
+    """Backend over core.admin (+ core.cluster when supervised). See gui.bridge.backend."""
+
+    def __init__(self, *, attach: str | None = None, data_dir: str | Path | None = None,
+                 brokers: int = 3, port: int = 9092, ready_timeout: float = 120.0) -> None:
+        self.attach = attach
+        self.data_dir = Path(data_dir).expanduser().absolute() if data_dir else None
+        self.brokers = brokers
+        self.port = port
+        self.ready_timeout = ready_timeout
+        self.admin: AdminClient | None = None
+        self.control: ClusterControl | None = None
+        self.local: LocalCluster | None = None
+        self._poller: Any = None
+        self.capabilities = Capabilities(bootstrap=attach or "", supervised=False)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def open(self, progress: Callable[[str, float], None]) -> Capabilities:
+        if self.attach:
+            progress(f"Connecting to {self.attach}…", 0.3)
+            self.admin = AdminClient(self.attach, request_timeout=10.0, retries=2)
+            try:
+                await asyncio.wait_for(self.admin.metadata([]), 20)
+            except Exception as exc:
+                raise BackendError(f"Could not reach a Kafka broker at {self.attach}: "
+                                   f"{exc}") from exc
+            self.capabilities = Capabilities(
+                bootstrap=self.attach, supervised=False,
+                reason=(f"Attached to an external cluster ({self.attach}) with --attach: "
+                        "process actions need the kaflab supervisor."))
+            progress("Connected", 1.0)
+            return self.capabilities
+
+        data_dir = self.data_dir or default_data_dir()
+        self.data_dir = data_dir
+        self.control = ClusterControl(data_dir, timeout=60.0)
+        progress(f"Looking for a running cluster in {data_dir}…", 0.05)
+        owns = False
+        if await self.control.is_running_async():
+            document = await self.control.status()
+            bootstrap = _bootstrap_of(document)
+            progress(f"Re-attached to the running cluster ({bootstrap})", 0.9)
+        else:
+            progress(f"Starting {self.brokers} brokers on 127.0.0.1:{self.port}…", 0.1)
+            self.local = LocalCluster(data_dir, brokers=self.brokers, port=self.port,
+                                      ready_timeout=self.ready_timeout)
+            start = asyncio.ensure_future(asyncio.to_thread(self.local.start))
+            while not start.done():
+                await asyncio.wait({start}, timeout=0.4)
+                doc = read_cluster_json(data_dir) or {}
+                states = [b.get("state") for b in doc.get("brokers", [])]
+                running = sum(1 for s in states if s == "running")
+                if states:
+                    progress(f"Starting brokers: {running} of {len(states)} running…",
+                             0.15 + 0.8 * running / max(1, len(states)))
+            try:
+                start.result()
+            except Exception as exc:
+                self.local = None
+                raise BackendError(f"The local cluster did not start.\n\n{exc}") from exc
+            bootstrap = self.local.bootstrap or _bootstrap_of(read_cluster_json(data_dir))
+            owns = True
+            progress(f"Cluster ready at {bootstrap}", 1.0)
+        self.admin = AdminClient(bootstrap, request_timeout=10.0, retries=3)
+        self.capabilities = Capabilities(bootstrap=bootstrap, supervised=True,
+                                         data_dir=data_dir, owns_cluster=owns)
+        return self.capabilities
+
+    async def close(self, stop_cluster: bool) -> None:
+        poller_close = getattr(self._poller, "close", None)
+        if poller_close is not None:
+            with contextlib.suppress(Exception):
+                result = poller_close()
+                if asyncio.iscoroutine(result):
+                    await result
+        if self.admin is not None:
+            with contextlib.suppress(Exception):
+                await self.admin.close()
+        if self.local is not None and stop_cluster:
+            await asyncio.to_thread(self.local.stop)
+            self.local = None
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def _make_poller(self) -> Any:
+        try:
+            from core.admin.poller import SnapshotPoller
+        except ImportError:
+            return None
+        kwargs: dict[str, Any] = {}
+        if self.capabilities.supervised and self.data_dir is not None:
+            kwargs["data_dir"] = self.data_dir
+        for attempt in (dict(admin=self.admin, **kwargs), dict(admin=self.admin),
+                        dict(bootstrap=self.capabilities.bootstrap, **kwargs)):
+            try:
+                return SnapshotPoller(**attempt)
+            except TypeError:
+                continue
+        try:
+            return SnapshotPoller(self.admin)
+        except TypeError:
+            return None
+
+    async def snapshot(self) -> ClusterSnapshot:
+        assert self.admin is not None
+        if self._poller is None:
+            self._poller = self._make_poller() or False
+        if self._poller:
+            for name in ("poll", "snapshot", "tick"):
+                fn = getattr(self._poller, name, None)
+                if fn is not None:
+                    return await fn()
+        return await self._basic_snapshot()
+
+    async def _basic_snapshot(self) -> ClusterSnapshot:
+        """A snapshot from the protocol alone (used until/unless core.admin.poller exists)."""
+        from dataclasses import replace
+
+        admin = self.admin
+        assert admin is not None
+        started = time.monotonic()
+        errors: list[str] = []
+        md = await admin.metadata()
+        tps = [(t, p.partition) for t, info in md.topics.items() for p in info.partitions]
+        ends: dict[Any, Any] = {}
+        starts: dict[Any, Any] = {}
+        if tps:
+            ends = await admin.list_offsets(tps, "latest", raise_errors=False)
+            starts = await admin.list_offsets(tps, "earliest", raise_errors=False)
+        topics = []
+        for name in sorted(md.topics):
+            info: TopicInfo = md.topics[name]
+            parts = []
+            for p in info.partitions:
+                end = getattr(ends.get((name, p.partition)), "offset", None)
+                start = getattr(starts.get((name, p.partition)), "offset", None)
+                parts.append(replace(p, log_end_offset=end, high_watermark=end,
+                                     log_start_offset=start))
+            records = sum(x.records or 0 for x in parts)
+            topics.append(replace(info, partitions=tuple(parts), records=records,
+                                  under_replicated=any(x.under_replicated for x in parts)))
+        quorum = None
+        try:
+            quorum = await admin.describe_quorum()
+        except Exception as exc:
+            errors.append(f"DescribeQuorum: {exc}")
+        groups: list[GroupInfo] = []
+        try:
+            listing = await admin.list_groups()
+            described = await admin.describe_groups([g.group_id for g in listing])
+            for gid, g in described.items():
+                try:
+                    committed = await admin.list_consumer_group_offsets(gid)
+                    end_map = {tp: getattr(ends.get(tp), "offset", None) for tp in committed}
+                    groups.append(with_offsets(g, committed,
+                                               {k: v for k, v in end_map.items()
+                                                if v is not None}))
+                except Exception as exc:
+                    errors.append(f"group {gid}: {exc}")
+                    groups.append(g)
+        except Exception as exc:
+            errors.append(f"groups: {exc}")
+        brokers = list(md.brokers)
+        if self.capabilities.supervised and self.data_dir is not None:
+            brokers = self._with_supervisor_state(brokers, md.controller_id)
+        led: dict[int, int] = {}
+        for t in topics:
+            for p in t.partitions:
+                if p.leader >= 0:
+                    led[p.leader] = led.get(p.leader, 0) + 1
+        brokers = [replace(b, partitions_led=led.get(b.id, 0),
+                           is_controller=(b.id == md.controller_id)) for b in brokers]
+        return ClusterSnapshot(
+            taken_at=time.time(), cluster_id=md.cluster_id, controller_id=md.controller_id,
+            brokers=tuple(sorted(brokers, key=lambda b: b.id)), topics=tuple(topics),
+            groups=tuple(sorted(groups, key=lambda g: g.group_id)), quorum=quorum,
+            errors=tuple(errors), bootstrap=self.capabilities.bootstrap,
+            poll_duration_s=time.monotonic() - started)
+
+    def _with_supervisor_state(self, brokers: list[Any], controller: int | None) -> list[Any]:
+        from dataclasses import replace
+
+        from gui.bridge.types import BrokerInfo
+
+        document = read_cluster_json(self.data_dir) or {}  # type: ignore[arg-type]
+        known = {b.id: b for b in brokers}
+        out = []
+        for entry in document.get("brokers", []):
+            bid = int(entry["id"])
+            base = known.pop(bid, None) or BrokerInfo(
+                id=bid, host=entry.get("host", "127.0.0.1"), port=int(entry.get("port", 0)),
+                state="offline")
+            out.append(replace(base, state=entry.get("state") or base.state,
+                               pid=entry.get("pid")))
+        return out + list(known.values())
+
+    # -- admin ------------------------------------------------------------------------------
+
+    async def create_topic(self, name: str, partitions: int, replication_factor: int,
+                           configs: dict[str, str]) -> None:
+        assert self.admin is not None
+        await self.admin.create_topic(name, partitions, replication_factor, configs or None)
+
+    async def delete_topic(self, name: str) -> None:
+        assert self.admin is not None
+        result = await self.admin.delete_topics([name])
+        if result.get(name) is not None:
+            raise result[name]  # type: ignore[misc]
+
+    async def create_partitions(self, name: str, total: int) -> None:
+        assert self.admin is not None
+        result = await self.admin.create_partitions({name: total})
+        if result.get(name) is not None:
+            raise result[name]  # type: ignore[misc]
+
+    async def describe_topic_configs(self, name: str) -> list[ConfigEntry]:
+        assert self.admin is not None
+        described = await self.admin.describe_topic_configs(name)
+        out: dict[str, ConfigEntry] = {}
+        for key, c in described.items():
+            source = c.source or ""
+            is_default = c.is_default or source in ("DEFAULT_CONFIG", "STATIC_BROKER_CONFIG",
+                                                    "DYNAMIC_DEFAULT_BROKER_CONFIG")
+            out[key] = ConfigEntry(key, c.value, is_default, source, c.read_only, c.sensitive,
+                                   c.documentation or "")
+        for key, d in TOPIC_CONFIGS.items():
+            out.setdefault(key, ConfigEntry(key, d.default, True, "DEFAULT_CONFIG", doc=d.doc))
+        return [out[k] for k in sorted(out)]
+
+    async def alter_topic_configs(self, name: str, set_: dict[str, str],
+                                  delete: list[str]) -> None:
+        assert self.admin is not None
+        await self.admin.incremental_alter_configs(RESOURCE_TOPIC, name, set_, delete)
+
+    async def elect_preferred_leaders(self, topic: str, partitions: list[int] | None) -> str:
+        assert self.admin is not None
+        parts = partitions if partitions is not None else await self.admin.partitions_of(topic)
+        results = await self.admin.elect_leaders([(topic, p) for p in parts])
+        failed = {tp: e for tp, e in results.items() if e is not None}
+        if failed:
+            tp, err = next(iter(failed.items()))
+            raise BackendError(f"{len(failed)} partition(s) could not elect their preferred "
+                               f"leader; {tp[0]}-{tp[1]}: {err}")
+        return f"Preferred leader election done for {len(parts)} partition(s) of {topic}"
+
+    async def delete_group(self, group_id: str) -> None:
+        assert self.admin is not None
+        result = await self.admin.delete_groups([group_id])
+        if result.get(group_id) is not None:
+            raise result[group_id]  # type: ignore[misc]
+
+    async def reset_offsets(self, group_id: str, topic: str, partitions: list[int] | None,
+                            to: str, value: int | None) -> dict[int, int]:
+        assert self.admin is not None
+        target: Any = {"earliest": "earliest", "latest": "latest"}.get(to)
+        if to == "timestamp":
+            target = int(value or 0)
+        elif to == "offset":
+            target = ("offset", int(value or 0))
+        result = await self.admin.reset_consumer_group_offsets(group_id, topic, target,
+                                                               partitions)
+        return {p: off for (_t, p), off in result.items()}
+
+    async def broker_action(self, action: str, broker_id: int | None) -> str:
+        if self.control is None:
+            raise BackendError(self.capabilities.reason or "No supervisor for this cluster.")
+        try:
+            response = await self.control.request(action, broker_id)
+        except ClusterControlError as exc:
+            raise BackendError(str(exc)) from exc
+        return str(response.get("message", "done"))
+
+    # -- data -------------------------------------------------------------------------------
+
+    async def produce(self, spec: ProduceSpec, progress: Progress) -> ProduceReport:
+        assert self.admin is not None
+        report = ProduceReport(requested=spec.count)
+        started = time.monotonic()
+        rng = random.Random()
+        producer = Producer(self.admin, acks=spec.acks)
+        headers = tuple((k, v.encode()) for k, v in spec.headers)
+        chunk = 500 if spec.rate <= 0 else max(1, int(spec.rate / 10))
+        sent = 0
+        while sent < spec.count:
+            n = min(chunk, spec.count - sent)
+            now_ms = int(time.time() * 1000)
+            records = []
+            for i in range(sent, sent + n):
+                key = render_template(spec.key, i, rng, now_ms)
+                value = render_template(spec.value, i, rng, now_ms)
+                records.append(ProducerRecord(value.encode(), key.encode() if key else None,
+                                              headers, spec.partition))
+            reports = await producer.send_many(spec.topic, records)
+            for r in reports:
+                if r.ok:
+                    report.delivered += 1
+                    if r.offset >= 0:
+                        first, last = report.offsets.get(r.partition, (r.offset, r.offset))
+                        report.offsets[r.partition] = (min(first, r.offset),
+                                                       max(last, r.offset))
+                else:
+                    report.failed += 1
+                    if len(report.errors) < 5:
+                        report.errors.append(str(r.error))
+            sent += n
+            progress(sent, spec.count)
+            if spec.rate > 0:
+                ahead = sent / spec.rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+        report.elapsed_s = time.monotonic() - started
+        return report
+
+    @staticmethod
+    def _record(r: Any) -> Record:
+        return Record(r.topic, r.partition, r.offset, r.timestamp, r.key, r.value,
+                      tuple(r.headers))
+
+    async def browse(self, spec: BrowseSpec) -> list[Record]:
+        assert self.admin is not None
+        browser = Browser(self.admin)
+        start: Any = {"earliest": "earliest", "latest": ("latest_n", spec.value),
+                      "offset": ("offset", spec.value),
+                      "timestamp": ("timestamp", spec.value)}[spec.start]
+        parts = [spec.partition] if spec.partition is not None else None
+        per_partition = spec.value if spec.start == "latest" else spec.limit
+        records = await browser.read(spec.topic, parts, start,
+                                     limit=max(1, min(per_partition, spec.limit)))
+        out = [self._record(r) for r in records]
+        return out[-spec.limit:] if spec.start == "latest" else out[:spec.limit]
+
+    async def tail(self, topic: str, partition: int | None,
+                   positions: dict[int, int] | None) -> tuple[list[Record], dict[int, int]]:
+        assert self.admin is not None
+        browser = Browser(self.admin)
+        parts = [partition] if partition is not None else await self.admin.partitions_of(topic)
+        positions = dict(positions or {})
+        missing = [p for p in parts if p not in positions]
+        if missing:
+            positions.update(await browser.start_offsets(topic, missing, "latest"))
+
+        async def one(p: int) -> list[Any]:
+            result = await browser.fetch(topic, p, positions[p], max_wait_ms=500)
+            positions[p] = max(positions[p], result.next_offset)
+            return result.records
+
+        batches = await asyncio.gather(*(one(p) for p in parts), return_exceptions=True)
+        records = [self._record(r) for b in batches if isinstance(b, list) for r in b]
+        records.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
+        return records, positions

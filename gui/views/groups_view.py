@@ -1,0 +1,164 @@
+"""Consumer groups page: groups, and the selected group's members and offsets with lag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDialog,
+    QLineEdit,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.models.groups import GroupsModel, MembersModel, OffsetsModel
+from gui.views.common import (
+    button,
+    hbox,
+    make_table,
+    page_header,
+    section,
+    selected_item,
+    show_error,
+    sorting_proxy,
+)
+from gui.views.dialogs import ResetOffsetsDialog
+
+
+class GroupsView(QWidget):
+    """Groups with state, members, per-partition offsets and lag; reset offsets, delete."""
+
+    def __init__(self, session: Any) -> None:
+        super().__init__()
+        self.session = session
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.setSpacing(10)
+        header, self.subtitle = page_header("Consumer groups", "")
+        layout.addWidget(header)
+        self.filter = QLineEdit()
+        self.filter.setObjectName("group_filter")
+        self.filter.setPlaceholderText("Filter groups…   (Ctrl+F)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setMinimumWidth(280)
+        self.reset_button = button("Reset offsets…",
+                                   tooltip="Move the group's committed offsets "
+                                           "(only while the group is Empty)")
+        self.delete_button = button("Delete group", danger=True,
+                                    tooltip="Delete the group and its committed offsets "
+                                            "(only while the group is Empty)")
+        layout.addLayout(hbox(self.filter, None, self.reset_button, self.delete_button))
+
+        self.model = GroupsModel(self)
+        self.proxy = sorting_proxy(self.model, self)
+        self.proxy.setFilterKeyColumn(0)
+        self.table = make_table(self.proxy, "GroupsTable")
+        self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.table.setColumnWidth(0, 220)
+        self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+
+        self.offsets = OffsetsModel(self)
+        self.offsets_table = make_table(sorting_proxy(self.offsets, self), "OffsetsTable")
+        self.offsets_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.members = MembersModel(self)
+        self.members_table = make_table(sorting_proxy(self.members, self), "MembersTable")
+        self.members_table.setColumnWidth(0, 280)
+        self.detail_title = section("Select a group")
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.offsets_table, "Offsets && lag")
+        self.tabs.addTab(self.members_table, "Members")
+
+        bottom = QWidget()
+        bl = QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(self.detail_title)
+        bl.addWidget(self.tabs)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("GroupsSplit")
+        self.splitter.addWidget(self.table)
+        self.splitter.addWidget(bottom)
+        layout.addWidget(self.splitter, 1)
+        self.snapshot: Any = None
+        self.reset_button.clicked.connect(self._reset)
+        self.delete_button.clicked.connect(self._delete)
+        self._selection_changed()
+
+    def on_snapshot(self, snap: Any) -> None:
+        self.snapshot = snap
+        self.model.set_items(snap.groups)
+        lag = sum(g.total_lag or 0 for g in snap.groups)
+        self.subtitle.setText(f"{len(snap.groups):,} groups · total lag {lag:,}")
+        self._refresh_detail()
+
+    def current_group(self) -> Any:
+        return selected_item(self.table)
+
+    def select_group(self, group_id: str) -> bool:
+        row = self.model.row_of(group_id)
+        if row is None:
+            return False
+        index = self.proxy.mapFromSource(self.model.index(row, 0))
+        if index.isValid():
+            self.table.selectRow(index.row())
+        return index.isValid()
+
+    def _selection_changed(self, *_: Any) -> None:
+        self.offsets.clear()
+        self.members.clear()
+        self._refresh_detail()
+
+    def _refresh_detail(self) -> None:
+        group = self.current_group()
+        if group is None:
+            self.detail_title.setText("Select a group")
+            self.offsets.clear()
+            self.members.clear()
+        else:
+            group = self.model.item(group.group_id)
+            self.offsets.set_group(group)
+            self.members.set_items(group.members)
+            lag = "\u2013" if group.total_lag is None else f"{group.total_lag:,}"
+            self.detail_title.setText(
+                f"{group.group_id} — {group.state}, {len(group.members)} member(s), lag {lag}")
+        empty = group is not None and group.state in ("Empty", "Dead")
+        why = "" if empty else ("Select a group first." if group is None else
+                                f"The group is {group.state}: stop its consumers first.")
+        for b, tip in ((self.reset_button, "Move the group's committed offsets"),
+                       (self.delete_button, "Delete the group and its committed offsets")):
+            b.setEnabled(empty)
+            b.setToolTip(tip + (f"\n\n{why}" if why else ""))
+
+    def _reset(self) -> None:
+        group = self.current_group()
+        if group is None:
+            return
+        topics = sorted({o.topic for o in group.offsets})
+        if self.snapshot is not None:
+            topics += sorted(t.name for t in self.snapshot.topics
+                             if not t.internal and t.name not in topics)
+        dialog = ResetOffsetsDialog(self, group.group_id, topics)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        topic, parts, to, value = dialog.values()
+        self.session.reset_offsets(
+            group.group_id, topic, parts, to, value,
+            on_err=lambda exc: show_error(self, f"Could not reset offsets of {group.group_id}",
+                                          exc))
+
+    def _delete(self) -> None:
+        group = self.current_group()
+        if group is None:
+            return
+        answer = QMessageBox.warning(
+            self, "Delete group", f"Delete consumer group <b>{group.group_id}</b> and its "
+            "committed offsets?", QMessageBox.StandardButton.Yes
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.session.delete_group(
+                group.group_id,
+                on_err=lambda exc: show_error(self, f"Could not delete {group.group_id}", exc))
