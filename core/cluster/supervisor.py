@@ -224,8 +224,12 @@ class Supervisor:
         self._closing = True
         if self._server is not None:
             self._server.close()
-        await asyncio.gather(*(self._stop(b, self.stop_timeout) for b in self.brokers.values()
-                               if b.alive), return_exceptions=True)
+        # the active controller last, so the others' controlled shutdowns can reach it
+        alive = [b for b in self.brokers.values() if b.alive]
+        for group in ([b for b in alive if b.id != self.controller_id],
+                      [b for b in alive if b.id == self.controller_id]):
+            await asyncio.gather(*(self._stop(b, self.stop_timeout) for b in group),
+                                 return_exceptions=True)
         await self._abort()
 
     async def _abort(self) -> None:
@@ -475,8 +479,9 @@ class Supervisor:
         """Ask every running broker for the controller; a self-claim wins, else the majority."""
         asked = [b for b in self.brokers.values() if b.state == RUNNING and b.id != exclude]
         answers = await asyncio.gather(*(probe_controller(HOST, b.port) for b in asked))
+        dead = {b.id for b in self.brokers.values() if not b.alive}
         votes = {b.id: a for b, a in zip(asked, answers, strict=True)
-                 if a is not None and a >= 0 and a != exclude}
+                 if a is not None and a >= 0 and a != exclude and a not in dead}
         claims = [bid for bid, a in votes.items() if a == bid]
         if claims:
             controller = max(claims, key=lambda c: sum(1 for a in votes.values() if a == c))
