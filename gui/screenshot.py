@@ -53,7 +53,10 @@ def main(argv: list[str] | None = None) -> int:
             cluster.snapshot()
         backend = DemoBackend(cluster)
         interval = 0.05
-    settings = QSettings(str(out / ".screenshot-settings.ini"), QSettings.Format.IniFormat)
+    import tempfile
+
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "settings.ini"),
+                         QSettings.Format.IniFormat)
     settings.clear()
     console = Console(app, backend, settings=settings, interval=interval)
     window = console.window
