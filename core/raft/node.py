@@ -533,7 +533,8 @@ class RaftNode:
         replica.end_offset = request.fetch_offset
         advanced = src in role.voters and self._advance_high_watermark(role)
         records = self._read(request.fetch_offset)
-        if records or advanced or request.max_wait_ms <= 0 or request.high_watermark < self._hw:
+        stale_hw = 0 <= request.high_watermark < self._hw  # KIP-1166: tell it the new HW now
+        if records or advanced or stale_hw or request.max_wait_ms <= 0:
             self._reply_fetch(src, request, records=records)
         else:
             until = self._now + min(request.max_wait_ms, self.fetch_max_wait_ms)
