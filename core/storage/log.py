@@ -23,6 +23,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from crc32c import crc32c as _crc32c
+
 from core.common.config import TOPIC_CONFIGS
 from core.common.errors import (
     InvalidRecordError,
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 INT32_MAX = 2**31 - 1
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 _PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
+_HEADER_UNPACK = struct.Struct(">qiibIhiqqqhii").unpack_from
 _DIR_RE = re.compile(r"^(.+)-(\d+)$")
 _LOG_RE = re.compile(r"^(\d{20})\.log$")
 
@@ -96,15 +99,21 @@ class AppendResult(NamedTuple):
 
 
 class FetchSlice:
-    """A byte range of a segment file holding whole batches: read it or sendfile it."""
+    """A byte range of a segment file holding whole batches: read it or sendfile it.
 
-    __slots__ = ("file", "first_offset", "position", "size")
+    ``first_offset`` is the base offset of its first batch and ``next_offset`` the offset to
+    fetch next (after its last batch); both -1 for an empty slice.
+    """
 
-    def __init__(self, file: Any, position: int, size: int, first_offset: int = -1) -> None:
+    __slots__ = ("file", "first_offset", "next_offset", "position", "size")
+
+    def __init__(self, file: Any, position: int, size: int, first_offset: int = -1,
+                 next_offset: int = -1) -> None:
         self.file = file
         self.position = position
         self.size = size
         self.first_offset = first_offset
+        self.next_offset = next_offset
 
     def read_bytes(self) -> bytes:
         """The bytes of the slice (os.pread)."""
@@ -120,6 +129,7 @@ class FetchSlice:
 
 
 _EMPTY = FetchSlice(None, 0, 0)
+_tuple_new = tuple.__new__
 
 
 def _io_guard(method: Callable[..., T]) -> Callable[..., T]:
@@ -161,6 +171,7 @@ class Log:
         self.tp = tp
         self.offline_reason: str | None = None
         self._closed = False
+        self._fast_max = -1
         self._lock = threading.RLock()
         self._segments: list[LogSegment] = []
         self._bases: list[int] = []
@@ -196,10 +207,17 @@ class Log:
         self._log_append_time = merged["message.timestamp.type"] == "LogAppendTime"
         self._flush_messages = int(merged["flush.messages"])
         self._flush_ms = int(merged["flush.ms"])
+        self._update_fast_path()
         policy = merged["cleanup.policy"]
         policies = [policy] if isinstance(policy, str) else list(policy)
         self._delete_policy = "delete" in policies
         self._compact_policy = "compact" in policies
+
+    def _update_fast_path(self) -> None:
+        """Largest payload the append fast path takes (-1: fast path off)."""
+        usable = (not self._log_append_time and self.offline_reason is None
+                  and not self._closed)
+        self._fast_max = min(self._max_message_bytes, self._segment_bytes) if usable else -1
 
     def update_config(self, config: dict[str, Any]) -> None:
         """Apply a new topic configuration (takes effect for the next appends and maintenance)."""
@@ -320,6 +338,7 @@ class Log:
             log.error("partition %s goes OFFLINE (storage error in %s): %s", self.tp, self.dir,
                       exc)
         self.offline_reason = str(exc)
+        self._fast_max = -1
 
     # --- properties ---------------------------------------------------------------------------
 
@@ -365,7 +384,6 @@ class Log:
 
     # --- appending ----------------------------------------------------------------------------
 
-    @_io_guard
     def append_as_leader(
         self, records: bytes | bytearray | memoryview, *, leader_epoch: int,
         origin: str = "client",
@@ -378,6 +396,58 @@ class Log:
         OutOfOrderSequenceError; a duplicate of one of the producer's last 5 batches returns
         the original offsets with ``duplicate=True`` and writes nothing.
         """
+        # Fast path: the usual produce payload, one valid CreateTime batch without producer id.
+        # Anything else (or anything invalid) goes through the general path, which raises.
+        total = len(records)
+        if 61 <= total <= self._fast_max:
+            fields = _HEADER_UNPACK(records, 0)
+            if (fields[1] + 12 == total and fields[3] == 2 and fields[9] < 0
+                    and fields[6] >= 0 and fields[12] == fields[6] + 1
+                    and not fields[5] & 0x20):
+                view = memoryview(records)
+                if _crc32c(view[21:]) == fields[4]:
+                    with self._lock:
+                        first = self._leo
+                        last = first + fields[6]
+                        max_ts = fields[8]
+                        segment = self._segments[-1]
+                        rolling = segment.rolling_timestamp_ms
+                        if segment.size and (
+                                segment.size + total > self._segment_bytes
+                                or segment.index_full or rolling is None
+                                or max_ts - rolling > self._segment_ms
+                                or last - segment.base_offset > INT32_MAX
+                        ) and self._needs_roll(segment, total, max_ts, last):
+                            segment = self._roll(first)
+                        try:
+                            segment.append_one(_PREFIX.pack(first, fields[1], leader_epoch),
+                                               view[16:], total, last, max_ts)
+                        except OSError as exc:
+                            self._go_offline(exc)
+                            raise KafkaStorageError(
+                                f"partition {self.tp} is offline: {exc}") from exc
+                        self._leo = last + 1
+                        if leader_epoch != self.epoch_cache.latest_epoch:
+                            self.epoch_cache.assign(leader_epoch, first)
+                        self._unflushed_messages += fields[12]
+                        if self._unflushed_messages >= self._flush_messages:
+                            self._flush_locked()
+                        return _tuple_new(AppendResult,
+                                          (first, last, -1, self.log_start_offset, max_ts, False))
+        return self._append_leader(records, leader_epoch, origin)
+
+    def _needs_roll(self, segment: LogSegment, size: int, max_ts: int, last: int) -> bool:
+        """Kafka's shouldRoll: size, segment.ms (by record timestamps), full indexes, offsets."""
+        rolling = segment.rolling_timestamp_ms
+        waited = (max_ts - rolling if rolling is not None and rolling >= 0
+                  else int(time.time() * 1000) - segment.created_ms)
+        return (segment.size + size > self._segment_bytes or waited > self._segment_ms
+                or segment.index_full or last - segment.base_offset > INT32_MAX)
+
+    @_io_guard
+    def _append_leader(
+        self, records: bytes | bytearray | memoryview, leader_epoch: int, origin: str
+    ) -> AppendResult:
         headers = validate_batches(records, max_batch_bytes=self._max_message_bytes)
         total = len(records)
         if total > self._segment_bytes:
@@ -510,18 +580,7 @@ class Log:
                 # Empty active segment but the follower's data starts further on: re-base it.
                 self._roll(first_offset, replace_empty=True)
             return
-        roll = (
-            segment.size + size > self._segment_bytes
-            or segment.offset_index.is_full
-            or segment.time_index.is_full
-            or last_offset - segment.base_offset > INT32_MAX
-        )
-        if not roll and self._segment_ms < 2**62:
-            rolling = segment.rolling_timestamp_ms
-            waited = (max_ts - rolling if rolling is not None and rolling >= 0
-                      else int(time.time() * 1000) - segment.created_ms)
-            roll = waited > self._segment_ms
-        if roll:
+        if self._needs_roll(segment, size, max_ts, last_offset):
             self._roll(first_offset)
 
     def _roll(self, new_base: int, *, replace_empty: bool = False) -> LogSegment:
@@ -595,16 +654,19 @@ class Log:
                     continue
                 position, header = found
                 end_limit = segment.size
+                limit_next = segment.next_offset
                 if max_offset is not None and max_offset < segment.next_offset:
                     bound = segment.translate(max_offset)
                     if bound is not None:
-                        end_limit = bound[0]
+                        end_limit, limit_next = bound[0], bound[1].base_offset
                 if end_limit <= position:
                     return _EMPTY
-                end = segment.slice_end(position, max_bytes, end_limit, min_one_batch)
+                end, next_offset = segment.slice_end(position, max_bytes, end_limit,
+                                                     min_one_batch, limit_next)
                 if end <= position:
                     return _EMPTY
-                return FetchSlice(segment.file, position, end - position, header.base_offset)
+                return FetchSlice(segment.file, position, end - position, header.base_offset,
+                                  next_offset)
             return _EMPTY
 
     @_io_guard
@@ -832,6 +894,7 @@ class Log:
                 with contextlib.suppress(OSError):
                     segment.file.close()
             self._closed = True
+            self._fast_max = -1
 
     def delete(self) -> None:
         """Close and remove the partition directory."""
@@ -841,6 +904,7 @@ class Log:
                 with contextlib.suppress(OSError):
                     segment.file.close()
             self._closed = True
+            self._fast_max = -1
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def __repr__(self) -> str:

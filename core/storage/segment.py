@@ -64,6 +64,7 @@ class LogSegment:
         self.created_ms = int(time.time() * 1000)
         self.bytes_since_index = 0
         self.flushed_size = self.size
+        self.index_full = False  # an index reached segment.index.bytes: roll
 
     def __repr__(self) -> str:
         return f"LogSegment({self.path.name}, size={self.size}, next={self.next_offset})"
@@ -92,10 +93,43 @@ class LogSegment:
                 self.offset_index.append(last_offset, position)
                 self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
                 self.bytes_since_index = 0
+                self._update_index_full()
             self.bytes_since_index += batch_size
             position += batch_size
         self.size = position
         self.next_offset = batches[-1][0] + 1
+
+    def append_one(
+        self, prefix: bytes, rest: memoryview, size: int, last_offset: int, max_ts: int
+    ) -> None:
+        """Append one batch given as its rewritten 16-byte prefix and the rest (zero copy)."""
+        written = os.writev(self.fd, (prefix, rest))
+        if written != size:
+            os.ftruncate(self.fd, self.size)
+            raise OSError(28, f"short write to {self.path} ({written} of {size} bytes)")
+        position = self.size
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
+            self.offset_of_max_timestamp = last_offset
+            if self.rolling_timestamp_ms is None:
+                self.rolling_timestamp_ms = max_ts
+        if self.bytes_since_index > self.index_interval_bytes:
+            # Offsets and positions only grow on this path: append to the arrays directly.
+            index = self.offset_index
+            offsets = index._offsets
+            offsets.append(last_offset)
+            index._positions.append(position)
+            timestamps = self.time_index._timestamps
+            if self.max_timestamp > (timestamps[-1] if timestamps else -1):
+                timestamps.append(self.max_timestamp)
+                self.time_index._offsets.append(self.offset_of_max_timestamp)
+            if len(offsets) >= index.max_entries or len(timestamps) >= self.time_index.max_entries:
+                self.index_full = True
+            self.bytes_since_index = size
+        else:
+            self.bytes_since_index += size
+        self.size = position + size
+        self.next_offset = last_offset + 1
 
     def _index_batch(self, position: int, header: BatchHeader) -> None:
         """Index bookkeeping for a batch found while scanning (recovery, rebuild)."""
@@ -109,6 +143,7 @@ class LogSegment:
             self.offset_index.append(last_offset, position)
             self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
             self.bytes_since_index = 0
+            self._update_index_full()
         self.bytes_since_index += header.batch_length + LOG_OVERHEAD
         self.next_offset = last_offset + 1
 
@@ -173,29 +208,38 @@ class LogSegment:
     def translate(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset is >= ``offset``."""
         _, position = self.offset_index.lookup(offset)
-        for pos, header in self.batches(position, chunk=16384):
+        for pos, header in self.batches(position, chunk=4096):
             if header.base_offset + header.last_offset_delta >= offset:
                 return pos, header
         return None
 
-    def slice_end(self, start: int, max_bytes: int, end_limit: int, min_one: bool) -> int:
+    def slice_end(
+        self, start: int, max_bytes: int, end_limit: int, min_one: bool, limit_next: int
+    ) -> tuple[int, int]:
         """End position of whole batches from ``start``, at most ``max_bytes`` (and before
-        ``end_limit``); with ``min_one`` at least the first batch even if it is larger."""
+        ``end_limit``, where the next offset is ``limit_next``); with ``min_one`` at least the
+        first batch even if it is larger. Returns (end position, next offset after the slice);
+        the next offset is -1 for an empty slice."""
         wanted = start + max_bytes
         if wanted >= end_limit:
-            return end_limit
+            return end_limit, limit_next
         positions = self.offset_index._positions
         index = bisect.bisect_right(positions, wanted) - 1
         walk_from = positions[index] if index >= 0 and positions[index] > start else start
         end = walk_from
-        for pos, header in self.batches(walk_from, end_limit, chunk=16384):
+        next_offset = -1
+        if walk_from > start:
+            # An index entry is a batch start: read its header to know the offset before it.
+            next_offset = _HEADER.unpack_from(os.pread(self.fd, HEADER_SIZE, walk_from))[0]
+        for pos, header in self.batches(walk_from, end_limit, chunk=4096):
             batch_end = pos + header.batch_length + LOG_OVERHEAD
             if batch_end > wanted:
                 if end == start and min_one:
-                    return batch_end
+                    return batch_end, header.base_offset + header.last_offset_delta + 1
                 break
             end = batch_end
-        return end
+            next_offset = header.base_offset + header.last_offset_delta + 1
+        return end, next_offset
 
     def read_at(self, position: int, size: int) -> bytes:
         return os.pread(self.fd, size, position)
@@ -210,6 +254,7 @@ class LogSegment:
         self.rolling_timestamp_ms = None
         self.bytes_since_index = 0
         self.next_offset = self.base_offset
+        self.index_full = False
 
     def recover(self) -> tuple[list[BatchHeader], int]:
         """Scan the whole file verifying every batch; rebuild the indexes; cut a bad tail.
@@ -260,6 +305,7 @@ class LogSegment:
         first = next(self.batches(0, chunk=4096), None)
         self.rolling_timestamp_ms = first[1].max_timestamp if first else None
         self.bytes_since_index = self.size - position if len(self.offset_index) else self.size
+        self._update_index_full()
         return True
 
     def truncate_to(self, offset: int) -> int:
@@ -290,9 +336,13 @@ class LogSegment:
             self.bytes_since_index = pos + header.size - index_pos
         if position == 0:
             self.rolling_timestamp_ms = None
+        self._update_index_full()
         return removed
 
     # --- lifecycle ----------------------------------------------------------------------------
+
+    def _update_index_full(self) -> None:
+        self.index_full = self.offset_index.is_full or self.time_index.is_full
 
     @property
     def largest_timestamp(self) -> int:

@@ -1,0 +1,168 @@
+"""Storage benchmark: Log.append_as_leader / Log.read versus raw os.write / os.pread.
+
+Run: ``.venv/bin/python -m bench.bench_storage [--runs 7] [--mib 64] [--dir /tmp]``
+
+Appends the same 16 KiB record batches through ``Log.append_as_leader`` (validation, CRC32C,
+offset assignment, indexes, epoch cache, producer state) and through a bare ``os.write`` loop
+into a plain file, in the same process and run, alternating which goes first; then reads the
+log back with ``Log.read`` + ``FetchSlice.read_bytes`` (1 MiB fetches) against a bare
+``os.pread`` loop. Prints a markdown table of medians and writes it to docs/bench-storage.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from core.records.batch import build_batch
+from core.storage.log import Log
+
+BATCH_BYTES = 16 * 1024
+FETCH_BYTES = 1 << 20
+
+
+def make_batches(total_bytes: int, *, idempotent: bool) -> list[bytes]:
+    """Distinct 16 KiB batches (16 records of ~1 KiB), as a producer would send them."""
+    batches = []
+    seq = 0
+    payload = os.urandom(1000)
+    while sum(map(len, batches)) < total_bytes:
+        records = [(b"key-%d" % (seq + i), payload, []) for i in range(16)]
+        kwargs = dict(producer_id=42, producer_epoch=0, base_sequence=seq) if idempotent else {}
+        batch = build_batch(records, timestamp_ms=1_700_000_000_000 + seq, **kwargs)
+        batches.append(batch)
+        seq += 16
+    return batches
+
+
+def raw_append(path: Path, batches: list[bytes]) -> float:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.sync()  # start every timed phase with no dirty pages pending write-back
+    start = time.perf_counter()
+    write = os.write
+    for batch in batches:
+        write(fd, batch)
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    return elapsed
+
+
+def log_append(directory: Path, batches: list[bytes]) -> tuple[float, Log]:
+    log = Log(directory, {"segment.bytes": 1 << 30})
+    os.sync()
+    start = time.perf_counter()
+    append = log.append_as_leader
+    for batch in batches:
+        append(batch, leader_epoch=0)
+    elapsed = time.perf_counter() - start
+    return elapsed, log
+
+
+def raw_read(path: Path) -> tuple[float, int]:
+    fd = os.open(path, os.O_RDONLY)
+    size = os.fstat(fd).st_size
+    start = time.perf_counter()
+    position = 0
+    while position < size:
+        position += len(os.pread(fd, FETCH_BYTES, position))
+    elapsed = time.perf_counter() - start
+    os.close(fd)
+    return elapsed, position
+
+
+def log_read(log: Log) -> tuple[float, int]:
+    start = time.perf_counter()
+    offset = 0
+    total = 0
+    end = log.log_end_offset
+    read = log.read
+    while offset < end:
+        piece = read(offset, FETCH_BYTES)
+        data = piece.read_bytes()
+        total += len(data)
+        offset = piece.next_offset
+    elapsed = time.perf_counter() - start
+    return elapsed, total
+
+
+def run(args: argparse.Namespace) -> str:
+    total = args.mib << 20
+    rows = []
+    for idempotent in (False, True):
+        batches = make_batches(total, idempotent=idempotent)
+        nbytes = sum(map(len, batches))
+        results: dict[str, list[float]] = {"raw_w": [], "log_w": [], "raw_r": [], "log_r": []}
+        for run_index in range(args.runs):
+            work = Path(tempfile.mkdtemp(prefix="bench-storage-", dir=args.dir))
+            try:
+                raw_path = work / "raw.log"
+                if run_index % 2:
+                    t_log, log = log_append(work / "bench-0", batches)
+                    t_raw = raw_append(raw_path, batches)
+                else:
+                    t_raw = raw_append(raw_path, batches)
+                    t_log, log = log_append(work / "bench-0", batches)
+                results["raw_w"].append(nbytes / t_raw)
+                results["log_w"].append(nbytes / t_log)
+                t_rr, n_rr = raw_read(raw_path)
+                t_lr, n_lr = log_read(log)
+                assert n_rr == nbytes and n_lr == nbytes, (n_rr, n_lr, nbytes)
+                results["raw_r"].append(nbytes / t_rr)
+                results["log_r"].append(nbytes / t_lr)
+                log.close()
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        med = {k: statistics.median(v) for k, v in results.items()}
+        label = "idempotent producer" if idempotent else "plain producer"
+        mib = 1 << 20
+        rows.append((f"append 16 KiB batches, {label}", med["log_w"] / mib, med["raw_w"] / mib,
+                     med["log_w"] / med["raw_w"], len(batches) * 16 / (nbytes / med["log_w"])))
+        rows.append((f"read 1 MiB fetches, {label}", med["log_r"] / mib, med["raw_r"] / mib,
+                     med["log_r"] / med["raw_r"], None))
+    lines = [
+        "| operation | Log MiB/s | raw MiB/s | Log / raw | records/s via Log |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, log_rate, raw_rate, ratio, rps in rows:
+        rps_text = f"{rps:,.0f}" if rps else ""
+        lines.append(f"| {name} | {log_rate:,.0f} | {raw_rate:,.0f} | {ratio:.0%} | {rps_text} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--mib", type=int, default=64, help="MiB appended per run")
+    parser.add_argument("--dir", default=None, help="directory for the files (default: tmp)")
+    parser.add_argument("--no-write-doc", action="store_true")
+    args = parser.parse_args()
+    table = run(args)
+    print(table)
+    if args.no_write_doc:
+        return
+    command = ".venv/bin/python -m bench.bench_storage " + " ".join(sys.argv[1:])
+    doc = Path(__file__).resolve().parent.parent / "docs" / "bench-storage.md"
+    doc.write_text(
+        "# Storage benchmark\n\n"
+        f"Command: `{command.strip()}`\n\n"
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}, {platform.system()} {platform.release()}; "
+        f"{args.mib} MiB per run, median of {args.runs} runs, files in "
+        f"{args.dir or tempfile.gettempdir()} (page cache, no fsync on either side).\n\n"
+        "Log = `Log.append_as_leader` (validate + CRC32C, producer checks, offsets, indexes) "
+        "and `Log.read` + `FetchSlice.read_bytes`; raw = bare `os.write` / `os.pread` of the "
+        "same bytes in the same run. Goal: append >= 80% of raw.\n\n"
+        + table + "\n"
+    )
+    print(f"\nwritten to {doc}")
+
+
+if __name__ == "__main__":
+    main()
