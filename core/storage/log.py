@@ -396,17 +396,28 @@ class Log:
         OutOfOrderSequenceError; a duplicate of one of the producer's last 5 batches returns
         the original offsets with ``duplicate=True`` and writes nothing.
         """
-        # Fast path: the usual produce payload, one valid CreateTime batch without producer id.
+        # Fast path: the usual produce payload, one valid CreateTime data batch.
         # Anything else (or anything invalid) goes through the general path, which raises.
         total = len(records)
         if 61 <= total <= self._fast_max:
             fields = _HEADER_UNPACK(records, 0)
-            if (fields[1] + 12 == total and fields[3] == 2 and fields[9] < 0
+            if (fields[1] + 12 == total and fields[3] == 2
                     and fields[6] >= 0 and fields[12] == fields[6] + 1
                     and not fields[5] & 0x20):
                 view = memoryview(records)
                 if _crc32c(view[21:]) == fields[4]:
                     with self._lock:
+                        pid = fields[9]
+                        if pid >= 0:
+                            first_seq = fields[11]
+                            last_seq = first_seq + fields[6] if first_seq >= 0 else -1
+                            if last_seq > INT32_MAX:
+                                last_seq -= INT32_MAX + 1
+                            dup = self.producer_state.check_one(pid, fields[10], first_seq,
+                                                                last_seq)
+                            if dup is not None:
+                                return AppendResult(dup.first_offset, dup.last_offset, -1,
+                                                    self.log_start_offset, dup.timestamp, True)
                         first = self._leo
                         last = first + fields[6]
                         max_ts = fields[8]
@@ -429,6 +440,10 @@ class Log:
                         self._leo = last + 1
                         if leader_epoch != self.epoch_cache.latest_epoch:
                             self.epoch_cache.assign(leader_epoch, first)
+                        if pid >= 0:
+                            self.producer_state.record(pid, fields[10], first_seq, last_seq,
+                                                       first, last, max_ts,
+                                                       bool(fields[5] & 0x10))
                         self._unflushed_messages += fields[12]
                         if self._unflushed_messages >= self._flush_messages:
                             self._flush_locked()

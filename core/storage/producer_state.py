@@ -131,31 +131,74 @@ class ProducerStateManager:
 
     # --- updates (after writing, leader and follower, and recovery) ---------------------------
 
+    def check_one(
+        self, pid: int, epoch: int, first_seq: int, last_seq: int
+    ) -> BatchMetadata | None:
+        """Checks for one client data batch: the original batch if it is a duplicate, else
+        None; raises InvalidProducerEpochError / OutOfOrderSequenceError like ``check``."""
+        entry = self.producers.get(pid)
+        if entry is None:
+            return None
+        current = entry.epoch
+        if epoch == current:
+            for meta in entry.batches:
+                if meta.first_seq == first_seq and meta.last_seq == last_seq:
+                    return meta
+            if current != -1 and not _in_sequence(entry.last_seq, first_seq):
+                raise OutOfOrderSequenceError(
+                    f"producer {pid} epoch {epoch}: out of order sequence {first_seq}, "
+                    f"last appended {entry.last_seq}"
+                )
+        elif epoch < current:
+            raise InvalidProducerEpochError(
+                f"producer {pid} epoch {epoch} is older than current epoch {current}"
+            )
+        elif first_seq != 0 and current != -1:
+            raise OutOfOrderSequenceError(
+                f"producer {pid}: sequence {first_seq} for new epoch {epoch} (expected 0)"
+            )
+        return None
+
+    def record(
+        self, pid: int, epoch: int, first_seq: int, last_seq: int, first_offset: int,
+        last_offset: int, timestamp: int, transactional: bool,
+    ) -> ProducerEntry:
+        """Apply one data batch of producer ``pid`` (written at first..last offset)."""
+        entry = self.producers.get(pid)
+        if entry is None:
+            entry = self.producers[pid] = ProducerEntry(pid)
+        if epoch != entry.epoch:
+            if epoch > entry.epoch or entry.epoch == -1:
+                entry.batches.clear()
+            entry.epoch = max(entry.epoch, epoch)
+        entry.last_timestamp = timestamp
+        if first_seq >= 0:
+            entry.batches.append(
+                BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+        if transactional and entry.current_txn_first_offset is None:
+            entry.current_txn_first_offset = first_offset
+        return entry
+
     def update(self, header: BatchHeader) -> None:
         """Apply one batch (with its final offsets) to the state."""
         pid = header.producer_id
         if pid < 0:
             return
-        entry = self.producers.get(pid)
-        if entry is None:
-            entry = self.producers[pid] = ProducerEntry(pid)
-        if header.producer_epoch != entry.epoch:
-            if header.producer_epoch > entry.epoch or entry.epoch == -1:
-                entry.batches.clear()
-            entry.epoch = max(entry.epoch, header.producer_epoch)
-        entry.last_timestamp = header.max_timestamp
         last_offset = header.base_offset + header.last_offset_delta
         if header.is_control:
+            entry = self.producers.get(pid)
+            if entry is None:
+                entry = self.producers[pid] = ProducerEntry(pid)
+            if header.producer_epoch > entry.epoch:
+                entry.batches.clear()
+                entry.epoch = header.producer_epoch
+            entry.last_timestamp = header.max_timestamp
             # End transaction marker: the transaction is over (commit or abort).
             entry.current_txn_first_offset = None
         else:
-            if header.base_sequence >= 0:
-                entry.batches.append(BatchMetadata(
-                    header.base_sequence, header.last_sequence, header.base_offset,
-                    last_offset, header.max_timestamp,
-                ))
-            if header.is_transactional and entry.current_txn_first_offset is None:
-                entry.current_txn_first_offset = header.base_offset
+            self.record(pid, header.producer_epoch, header.base_sequence, header.last_sequence,
+                        header.base_offset, last_offset, header.max_timestamp,
+                        header.is_transactional)
         if last_offset + 1 > self.map_end_offset:
             self.map_end_offset = last_offset + 1
 
