@@ -1006,7 +1006,7 @@ class AdminClient:
         """describe_groups + committed offsets + log end offsets -> GroupInfo with lag."""
         info = (await self.describe_groups([group_id]))[group_id]
         committed = await self.list_consumer_group_offsets(group_id)
-        ends = await self.list_offsets(committed, "latest", raise_errors=False)
+        ends = await self.list_offsets(list(committed), "latest", raise_errors=False)
         return with_offsets(info, committed, {tp: r.offset for tp, r in ends.items()
                                               if isinstance(r, OffsetResult)})
 

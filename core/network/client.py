@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime
 import logging
 import struct
-import types
-import typing
 from collections import deque
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
 
 from core.common.errors import (
@@ -263,7 +259,7 @@ class KafkaConnection:
                       max_version: int | None = None, min_version: int | None = None,
                       timeout: float | None = None, fields: Mapping[str, Any] | None = None,
                       **kw_fields: Any) -> Any:
-        """Build a request from fields at the chosen version (see `build_entity`); send it.
+        """Build a request from fields at the chosen version (see protocol.build.build); send it.
 
         Without `version`, uses the highest version both sides support, capped by max_version.
         `timeout` is this call's client-side timeout in seconds. Requests that have a body
@@ -274,11 +270,11 @@ class KafkaConnection:
         cls = request_class(api_key, version)
         body_fields = dict(fields or {})
         body_fields.update(kw_fields)
-        if timeout is not None and "timeout" in _field_plan(cls) and "timeout" not in (
-                fields or {}):
+        has_timeout_field = any(f.name == "timeout" for f in dataclasses.fields(cls))
+        if timeout is not None and has_timeout_field and "timeout" not in (fields or {}):
             raise TypeError(f"{cls.__name__} has a body field 'timeout' (ms): pass it in "
                             "fields={'timeout': ...}; the timeout= keyword is the client's")
-        body = build_entity(cls, **body_fields)
+        body = build(cls, **body_fields)
         return await self.send(body, version=version, timeout=timeout)
 
     async def send(self, request: Any, version: int | None = None, *,
@@ -416,69 +412,7 @@ class KafkaConnection:
 
 def convert(entity: Any, target: type) -> Any:
     """Rebuild a kio entity as another version's class (fields the target lacks are dropped)."""
-    return build_entity(target, **_to_fields(entity))
-
-
-@cache
-def _field_plan(cls: type) -> dict[str, tuple[type | None, bool, bool, Any]]:
-    """name -> (nested entity class, is a sequence of it, required, zero value)."""
-    hints = typing.get_type_hints(cls)
-    plan = {}
-    for f in dataclasses.fields(cls):
-        hint = hints[f.name]
-        optional = False
-        if typing.get_origin(hint) in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(hint) if a is not type(None)]
-            optional = len(args) < len(typing.get_args(hint))
-            hint = args[0] if len(args) == 1 else hint
-        nested, many = None, False
-        if typing.get_origin(hint) is tuple:
-            args = typing.get_args(hint)
-            if args and dataclasses.is_dataclass(args[0]):
-                nested, many = args[0], True
-        elif dataclasses.is_dataclass(hint):
-            nested = hint
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        kafka_type = f.metadata.get("kafka_type")
-        zero: Any = 0
-        if optional:
-            zero = None
-        elif kafka_type in ("timedelta_i32", "timedelta_i64"):
-            zero = datetime.timedelta(0)
-        elif kafka_type == "error_code":
-            zero = ErrorCode.none
-        elif typing.get_origin(hint) is tuple:
-            zero = ()
-        elif hint is bool:
-            zero = False
-        elif hint is str:
-            zero = ""
-        plan[f.name] = (nested, many, required, zero)
-    return plan
-
-
-def build_entity(cls: type, **values: Any) -> Any:
-    """`core.protocol.build.build`, plus nested entities under optional fields given as dicts
-    (e.g. Metadata's nullable topic list) and proper zero values for missing timedelta,
-    error-code and nullable fields."""
-    plan = _field_plan(cls)
-    prepared: dict[str, Any] = {}
-    for name, value in values.items():
-        entry = plan.get(name)
-        if entry is None:
-            continue
-        nested, many, _required, _zero = entry
-        if nested is not None and value is not None:
-            if many:
-                value = tuple(v if isinstance(v, nested) else build_entity(nested, **v)
-                              for v in value)
-            elif isinstance(value, dict):
-                value = build_entity(nested, **value)
-        prepared[name] = value
-    for name, (_n, _m, required, zero) in plan.items():
-        if required and name not in prepared:
-            prepared[name] = zero
-    return build(cls, **prepared)
+    return build(target, **_to_fields(entity))
 
 
 def _to_fields(entity: Any) -> dict[str, Any]:
@@ -562,4 +496,4 @@ class ConnectionPool:
 
 
 # response_class is re-exported for callers that decode responses themselves.
-__all__ += ["build_entity", "convert", "raise_for_code", "response_class"]
+__all__ += ["convert", "raise_for_code", "response_class"]
