@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,9 @@ class _Relay(QObject):
 
     def __init__(self) -> None:
         super().__init__()
-        self.deliver.connect(self._run)
+        # Always queued: even a future that is already done when its callback is added (so the
+        # callback runs in the Qt thread) is delivered later, never re-entrantly.
+        self.deliver.connect(self._run, Qt.ConnectionType.QueuedConnection)
 
     @Slot(object, object)
     def _run(self, fn: Callable[[Any], None], arg: Any) -> None:

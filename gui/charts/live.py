@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Hashable
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QVBoxLayout, QWidget
 
@@ -14,6 +16,19 @@ from gui.charts.ring import WINDOW_S, SeriesSet
 PALETTE = ("#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#06b6d4", "#ec4899",
            "#84cc16", "#f97316", "#64748b")
 TOP_TOPICS = 8
+#: the time axis moves in steps of this many seconds (axes repaint rarely, not every tick)
+X_STEP_S = 15.0
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= value (>= 1)."""
+    if value <= 1:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(value))
+    for m in (1, 2, 2.5, 5, 10):
+        if m * exp >= value:
+            return m * exp
+    return 10 * exp
 
 
 class _Plot:
@@ -31,8 +46,19 @@ class _Plot:
         self.item.hideButtons()
         self.item.setMenuEnabled(False)
         self.legend = self.item.addLegend(offset=(8, 8), labelTextSize="8pt")
+        self.item.disableAutoRange()
+        self.item.setYRange(0, 1, padding=0)
+        self.y_top = 1.0
         self.curves: dict[Hashable, pg.PlotDataItem] = {}
         self.title = title
+
+    def fit_y(self, peak: float) -> None:
+        """Rescale Y only when the data outgrows it or shrinks well below it (few repaints)."""
+        if peak > self.y_top or peak < self.y_top * 0.3:
+            top = nice_ceiling(peak * 1.15)
+            if top != self.y_top:
+                self.y_top = top
+                self.item.setYRange(0, top, padding=0)
 
     def curve(self, key: Hashable, label: str, index: int, dashed: bool = False) -> Any:
         curve = self.curves.get(key)
@@ -102,6 +128,7 @@ class ChartsView(QWidget):
         self.samples = 0
         self.scope.currentIndexChanged.connect(lambda _i: self.redraw(force=True))
         self._last_t = 0.0
+        self._x_end = 0.0
 
     def apply_theme(self, tokens: dict[str, str]) -> None:
         for plot in self.plots:
@@ -129,13 +156,20 @@ class ChartsView(QWidget):
             self.redraw()
 
     def _draw(self, plot: _Plot, series: SeriesSet, keys: list[Hashable], label: Any) -> None:
+        peak = 0.0
+        lo = self._last_t - WINDOW_S
         for i, key in enumerate(keys):
             ring = series.series.get(key)
             if ring is None:
                 continue
             t, v = ring.arrays()
-            plot.curve(key, label(key), i).setData(t, v)
+            if len(v):
+                visible = v[t >= lo]
+                if len(visible):
+                    peak = max(peak, float(np.nanmax(visible)))
+            plot.curve(key, label(key), i).setData(t, v, skipFiniteCheck=True)
         plot.prune(set(keys))
+        plot.fit_y(peak)
 
     def redraw(self, force: bool = False) -> None:
         if self.scope.currentData() == "broker":
@@ -154,7 +188,10 @@ class ChartsView(QWidget):
                           key=lambda k: -(self.group_lag.series[k].last() or 0))[:TOP_TOPICS]
         self._draw(self.lag, self.group_lag, lag_keys, str)
         if self._last_t:
-            self.records_in.item.setXRange(self._last_t - WINDOW_S, self._last_t, padding=0)
+            end = math.ceil(self._last_t / X_STEP_S) * X_STEP_S
+            if end != self._x_end:
+                self._x_end = end
+                self.records_in.item.setXRange(end - WINDOW_S, end, padding=0)
 
     def showEvent(self, event: Any) -> None:
         super().showEvent(event)
