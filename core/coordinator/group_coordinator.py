@@ -50,6 +50,7 @@ from core.coordinator.results import (
 from core.coordinator.store import OffsetsStore
 from core.coordinator.timer import DelayedOperations
 from core.protocol.build import timedelta_to_ms
+from core.records.batch import build_batch, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -190,8 +191,6 @@ class GroupCoordinator:
         if self._partitions.get(partition) is not None:
             return
         self._partitions[partition] = _LOADING
-        from core.records.batch import iter_records
-
         group_values: dict[str, rec.GroupValue | None] = {}
         offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         for count, batch in enumerate(self._store.read(partition), 1):
@@ -1140,8 +1139,6 @@ class GroupCoordinator:
                       records: list[tuple[bytes, bytes | None, list[Any]]],
                       ) -> tuple[ErrorCode, int]:
         """Append records to __consumer_offsets-`partition`; (raw error, base offset)."""
-        from core.records.batch import build_batch
-
         try:
             batch = build_batch(records, timestamp_ms=self._wall())
         except Exception:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from core.common.errors import NotLeaderOrFollowerError, RecordBatchTooLargeError
+from core.records.batch import iter_records
 
 
 class OffsetsStore(Protocol):
@@ -48,8 +49,6 @@ class InMemoryOffsetsStore:
         base = self.next_offset.get(partition, 0)
         batch = base.to_bytes(8, "big", signed=True) + batch[8:]  # baseOffset is outside the CRC
         self.batches.setdefault(partition, []).append((base, batch))
-        from core.records.batch import iter_records  # lazily: the records package is young
-
         count = sum(1 for _ in iter_records(batch))
         self.next_offset[partition] = base + max(count, 1)
         self.appends += 1
