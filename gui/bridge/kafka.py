@@ -55,12 +55,14 @@ class KafkaBackend:
     """Backend over core.admin (+ core.cluster when supervised). See gui.bridge.backend."""
 
     def __init__(self, *, attach: str | None = None, data_dir: str | Path | None = None,
-                 brokers: int = 3, port: int = 9092, ready_timeout: float = 120.0) -> None:
+                 brokers: int = 3, port: int = 9092, ready_timeout: float = 120.0,
+                 config: dict[str, str] | None = None) -> None:
         self.attach = attach
         self.data_dir = Path(data_dir).expanduser().absolute() if data_dir else None
         self.brokers = brokers
         self.port = port
         self.ready_timeout = ready_timeout
+        self.config = dict(config or {})
         self.admin: AdminClient | None = None
         self.control: ClusterControl | None = None
         self.local: LocalCluster | None = None
@@ -97,7 +99,7 @@ class KafkaBackend:
         else:
             progress(f"Starting {self.brokers} brokers on 127.0.0.1:{self.port}…", 0.1)
             self.local = LocalCluster(data_dir, brokers=self.brokers, port=self.port,
-                                      ready_timeout=self.ready_timeout)
+                                      config=self.config, ready_timeout=self.ready_timeout)
             start = asyncio.ensure_future(asyncio.to_thread(self.local.start))
             while not start.done():
                 await asyncio.wait({start}, timeout=0.4)
@@ -137,22 +139,32 @@ class KafkaBackend:
     # -- snapshots ------------------------------------------------------------------------
 
     def _make_poller(self) -> Any:
+        """core.admin.poller.SnapshotPoller, fed with cluster.json's metrics ports and pids."""
         try:
             from core.admin.poller import SnapshotPoller
         except ImportError:
             return None
         kwargs: dict[str, Any] = {}
         if self.capabilities.supervised and self.data_dir is not None:
-            kwargs["data_dir"] = self.data_dir
-        for attempt in (dict(admin=self.admin, **kwargs), dict(admin=self.admin),
-                        dict(bootstrap=self.capabilities.bootstrap, **kwargs)):
-            try:
-                return SnapshotPoller(**attempt)
-            except TypeError:
-                continue
+            data_dir = self.data_dir
+
+            def brokers() -> list[dict[str, Any]]:
+                return list((read_cluster_json(data_dir) or {}).get("brokers", []))
+
+            def metrics_urls() -> dict[int, str]:
+                return {int(b["id"]): f"http://{b.get('host', '127.0.0.1')}:"
+                        f"{b['metrics_port']}/metrics"
+                        for b in brokers() if b.get("metrics_port")}
+
+            def process_info() -> dict[int, tuple[int | None, str]]:
+                return {int(b["id"]): (b.get("pid"), str(b.get("state") or "unknown"))
+                        for b in brokers()}
+
+            kwargs = {"metrics_urls": metrics_urls, "process_info": process_info}
         try:
-            return SnapshotPoller(self.admin)
+            return SnapshotPoller(self.capabilities.bootstrap, interval_s=1.0, **kwargs)
         except TypeError:
+            log.warning("SnapshotPoller signature not understood; using the basic poller")
             return None
 
     async def snapshot(self) -> ClusterSnapshot:
@@ -160,10 +172,7 @@ class KafkaBackend:
         if self._poller is None:
             self._poller = self._make_poller() or False
         if self._poller:
-            for name in ("poll", "snapshot", "tick"):
-                fn = getattr(self._poller, name, None)
-                if fn is not None:
-                    return await fn()
+            return await self._poller.poll_once()
         return await self._basic_snapshot()
 
     async def _basic_snapshot(self) -> ClusterSnapshot:
