@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from confluent_kafka import (
+    Consumer,
     ElectionType,
     KafkaError,
     KafkaException,
@@ -58,6 +59,56 @@ def _describe(admin: AdminClient, rtype, name: str) -> dict:
 
 def _error_name(exc: KafkaException) -> str:
     return exc.args[0].name()
+
+
+# CreateTopics / DeleteTopics, ListOffsets --------------------------------------------------
+def test_create_and_delete_topics(admin):
+    topic = _create(admin, partitions=2)
+    assert topic in admin.list_topics(timeout=TIMEOUT).topics
+    with pytest.raises(KafkaException) as info:
+        admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(TIMEOUT)
+    assert _error_name(info.value) == "TOPIC_ALREADY_EXISTS"
+    admin.delete_topics([topic])[topic].result(TIMEOUT)
+    assert topic not in admin.list_topics(timeout=TIMEOUT).topics
+    with pytest.raises(KafkaException) as info:
+        admin.delete_topics([topic])[topic].result(TIMEOUT)
+    assert _error_name(info.value) == "UNKNOWN_TOPIC_OR_PART"
+
+
+def test_consume_from_latest_and_from_a_timestamp(admin, kafka_broker):
+    topic = _create(admin)
+    base = 1_700_000_000_000
+    producer = Producer({"bootstrap.servers": kafka_broker.bootstrap})
+    for i in range(10):
+        producer.produce(topic, value=f"old{i}".encode(), timestamp=base + i * 1000)
+    assert producer.flush(TIMEOUT) == 0
+    spec = {TopicPartition(topic, 0): OffsetSpec.for_timestamp(base + 6500)}
+    assert admin.list_offsets(spec)[TopicPartition(topic, 0)].result(TIMEOUT).offset == 7
+    spec = {TopicPartition(topic, 0): OffsetSpec.max_timestamp()}
+    assert admin.list_offsets(spec)[TopicPartition(topic, 0)].result(TIMEOUT).offset == 9
+
+    latest = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": _name("g"),
+                       "enable.auto.commit": False, "auto.offset.reset": "latest"})
+    latest.assign([TopicPartition(topic, 0, -1)])  # OFFSET_END
+    from_ts = Consumer({"bootstrap.servers": kafka_broker.bootstrap, "group.id": _name("g"),
+                        "enable.auto.commit": False})
+    [found] = from_ts.offsets_for_times([TopicPartition(topic, 0, base + 6500)], timeout=10)
+    from_ts.assign([found])
+    try:
+        assert latest.poll(1.0) is None  # nothing after the end yet
+        producer.produce(topic, value=b"new")
+        assert producer.flush(TIMEOUT) == 0
+        msg = latest.poll(10)
+        assert msg is not None and (msg.offset(), msg.value()) == (10, b"new")
+        got = []
+        while len(got) < 4:
+            m = from_ts.poll(5)
+            assert m is not None and m.error() is None
+            got.append(m.value())
+        assert got == [b"old7", b"old8", b"old9", b"new"]
+    finally:
+        latest.close()
+        from_ts.close()
 
 
 # DescribeConfigs -------------------------------------------------------------------------
