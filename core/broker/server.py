@@ -174,6 +174,10 @@ class BrokerServer:
         self.group_coordinator = _make_group_coordinator(self)
         if self.group_coordinator is not None:
             self.replicas.role_listeners.append(self._on_partition_role)
+            # partitions recovered from the local metadata log before we listened
+            for partition in list(self.replicas.partitions.values()):
+                if partition.is_leader:
+                    self._on_partition_role(partition, True)
 
     async def _register(self) -> None:
         """Register with the controller and get unfenced (single voter: directly)."""

@@ -46,6 +46,17 @@ async def probe_controller(host: str, port: int, timeout: float = 1.0) -> int | 
     return int(response.controller_id)
 
 
+async def probe_registered(host: str, port: int, timeout: float = 1.0) -> set[int] | None:
+    """Ids of the live (registered, unfenced) brokers that the broker at host:port lists."""
+    try:
+        async with await _connect(host, port, timeout) as conn:
+            response = await conn.request(METADATA, max_version=12, min_version=1, topics=(),
+                                          allow_auto_topic_creation=False)
+    except (ProbeError, KafkaError, OSError):
+        return None
+    return {int(b.node_id) for b in response.brokers}
+
+
 async def fence_broker(host: str, port: int, dead_broker_id: int, timeout: float = 2.0) -> None:
     """Tell the active controller at host:port that broker `dead_broker_id` died.
 

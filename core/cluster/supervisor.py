@@ -34,6 +34,7 @@ from core.cluster.kafka_probe import (
     fence_broker,
     probe_api_versions,
     probe_controller,
+    probe_registered,
 )
 from core.cluster.layout import (
     HOST,
@@ -495,9 +496,19 @@ class Supervisor:
             log.info("controller is now %d", controller)
             self._publish()
 
+    async def _all_registered(self) -> bool:
+        """Whether the controller lists every broker as live (registered and unfenced), so
+        that a topic with replication factor N can be created as soon as we say ready."""
+        controller = self.brokers.get(self.controller_id)
+        if controller is None:
+            return False
+        live = await probe_registered(HOST, controller.port)
+        return live is not None and set(self.brokers) <= live
+
     async def _watch_ready(self) -> None:
         while not self.ready.is_set() and not self._closing:
-            if all(b.state == RUNNING for b in self.brokers.values()) and self.controller_id >= 0:
+            if all(b.state == RUNNING for b in self.brokers.values()) and self.controller_id >= 0 \
+                    and await self._all_registered():
                 self.ready.set()
                 self._publish()
                 return
