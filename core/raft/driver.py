@@ -83,19 +83,28 @@ class RaftDriver:
         self._waiters.clear()
 
     async def run(self) -> None:
+        # asyncio.wait, not wait_for: on 3.11 wait_for can swallow a cancellation that races
+        # with the inner receive completing, and stop() would then wait forever.
+        receiving: asyncio.Task[tuple[int, RaftMessage]] | None = None
         next_tick = self.clock()
-        while True:
-            now = self.clock()
-            if now >= next_tick:
-                self._dispatch(self.node.tick(now))
-                next_tick = now + self.tick_interval_ms
-                continue
-            try:
-                src, message = await asyncio.wait_for(
-                    self.transport.receive(), (next_tick - now) / 1000)
-            except TimeoutError:
-                continue
-            self._dispatch(self.node.receive(self.clock(), src, message))
+        try:
+            while True:
+                now = self.clock()
+                if now >= next_tick:
+                    self._dispatch(self.node.tick(now))
+                    next_tick = now + self.tick_interval_ms
+                    continue
+                if receiving is None:
+                    receiving = asyncio.ensure_future(self.transport.receive())
+                done, _ = await asyncio.wait({receiving}, timeout=(next_tick - now) / 1000)
+                if not done:
+                    continue
+                src, message = receiving.result()
+                receiving = None
+                self._dispatch(self.node.receive(self.clock(), src, message))
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     def _dispatch(self, outbound: Sequence[Outbound]) -> None:
         for out in outbound:
