@@ -74,6 +74,17 @@ class Console:
         self.session.close(stop_cluster=not self.window.leave_running)
 
 
+def _quit_on_signals(app: QApplication) -> None:
+    """Ctrl-C / SIGTERM close the window cleanly (stopping a cluster we started)."""
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: app.quit())
+    timer = QTimer(app)  # lets the interpreter run the Python signal handlers
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
+
+
 def run_gui(args: Any) -> int:
     """Open the console; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
@@ -83,6 +94,7 @@ def run_gui(args: Any) -> int:
     app.setOrganizationName("kaflab")
     console = Console(app, make_backend(args))
     app.aboutToQuit.connect(console.close)
+    _quit_on_signals(app)
     console.start()
     code = app.exec()
     console.close()

@@ -30,10 +30,60 @@ def _pump(app: QApplication, seconds: float) -> None:
         time.sleep(0.01)
 
 
+def _wait(app: QApplication, predicate: object, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not predicate():  # type: ignore[operator]
+        _pump(app, 0.1)
+
+
+def _seed(app: QApplication, console: object) -> None:
+    """Topics, ~20k records and a lagging consumer group on a real cluster (via the GUI)."""
+    from gui.bridge.backend import ProduceSpec
+
+    session = console.session  # type: ignore[attr-defined]
+    _wait(app, lambda: session.last_snapshot is not None, 120)
+    existing = {t.name for t in session.last_snapshot.topics}
+    for name, parts in (("orders", 6), ("payments", 3), ("clickstream", 6), ("audit-log", 2)):
+        if name not in existing:
+            session.create_topic(name, parts, 3, {})
+    _wait(app, lambda: session.last_snapshot.topic("audit-log") is not None, 30)
+    pending = []
+    for name, n in (("orders", 6000), ("payments", 2000), ("clickstream", 9000),
+                    ("audit-log", 500)):
+        spec = ProduceSpec(topic=name, key="customer-{counter}",
+                           value='{"id": {counter}, "amount": {random}, "ts": {timestamp}}',
+                           count=n, headers=(("source", "screenshot"),))
+        pending.append(session.produce(spec, lambda *_: None))
+    _wait(app, lambda: all(f.done() for f in pending), 120)
+    try:
+        from confluent_kafka import Consumer
+    except ImportError:
+        return
+    bootstrap = console.window.caps.bootstrap  # type: ignore[attr-defined]
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "order-service",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer.subscribe(["orders"])
+    got = 0
+    end = time.monotonic() + 30
+    while got < 2500 and time.monotonic() < end:
+        got += len(consumer.consume(num_messages=500, timeout=1.0))
+        _pump(app, 0.05)
+    consumer.commit(asynchronous=False)
+    consumer.close()
+    for name, n in (("orders", 3000), ("clickstream", 3000)):  # fresh traffic for the charts
+        pending.append(session.produce(ProduceSpec(topic=name, value="{counter}", count=n,
+                                                   rate=400), lambda *_: None))
+    _pump(app, 6.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default="docs/screenshots")
     parser.add_argument("--live", help="attach to this bootstrap instead of the demo cluster")
+    parser.add_argument("--local", metavar="DATA_DIR",
+                        help="start (or re-attach to) a real local cluster in DATA_DIR, seed "
+                             "topics, records and a consumer group, then grab")
+    parser.add_argument("--port", type=int, default=19092, help="base port with --local")
     parser.add_argument("--ticks", type=int, default=40, help="demo snapshots before grabbing")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -42,7 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     from gui.app import Console
     from gui.bridge.demo import DemoBackend, DemoCluster
 
-    if args.live:
+    if args.local:
+        from gui.bridge.kafka import KafkaBackend
+
+        backend = KafkaBackend(data_dir=args.local, port=args.port)
+        interval = 1.0
+    elif args.live:
         from gui.bridge.kafka import KafkaBackend
 
         backend = KafkaBackend(attach=args.live)
@@ -62,8 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     window = console.window
     window.resize(1440, 900)
     console.start()
-    _pump(app, 3.0 if not args.live else 6.0)
-    if not args.live:
+    _pump(app, 3.0)
+    real = bool(args.live or args.local)
+    if real:
+        _seed(app, console)
+    if not real:
         # a kill to show an under-replicated topic and a moved leader
         backend.cluster.broker_action("kill", 3)
         _pump(app, 0.5)
@@ -73,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     window.browse_view.read()
     _pump(app, 1.0)
     window.browse_view.table.selectRow(2)
-    if not args.live:
+    if not real:
         window.logs_view.append([(b, lvl, f"2024-05-01 12:00:{i:02d},{i * 7:03d} {lvl} "
                                   f"[broker-{b}] {msg}")
                                  for i, (b, lvl, msg) in enumerate([
