@@ -99,7 +99,7 @@ fault_mixes = st.builds(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck),
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck),
           derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), voters=st.sampled_from([3, 5]),
        observers=st.integers(0, 2), faults=fault_mixes,
