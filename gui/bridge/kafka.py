@@ -354,6 +354,17 @@ class KafkaBackend:
                 records.append(ProducerRecord(value.encode(), key.encode() if key else None,
                                               headers, spec.partition))
             reports = await producer.send_many(spec.topic, records)
+            for attempt in range(5):  # retriable errors (e.g. a just-created partition)
+                retry = [i for i, r in enumerate(reports)
+                         if not r.ok and getattr(r.error, "retriable", False)]
+                if not retry:
+                    break
+                await asyncio.sleep(0.2 * (attempt + 1))
+                with contextlib.suppress(Exception):
+                    await self.admin.metadata([spec.topic])
+                again = await producer.send_many(spec.topic, [records[i] for i in retry])
+                for i, r in zip(retry, again, strict=True):
+                    reports[i] = r
             for r in reports:
                 if r.ok:
                     report.delivered += 1
