@@ -188,3 +188,33 @@ def test_attach_mode(real_console, qtbot, tmp_path):
         assert w.logs_view.model.rowCount() == 0
     finally:
         console.close()
+
+
+def test_reattaches_to_running_cluster(qapp, qtbot, tmp_path):
+    """A serve already running on the data dir is re-attached, not started twice, and is left
+    running when the console closes."""
+    from core.cluster.local import LocalCluster
+    from gui.app import Console
+    from gui.bridge.kafka import KafkaBackend
+
+    port = free_base_port(3)
+    cluster = LocalCluster(tmp_path / "c", brokers=3, port=port, config=TEST_DEFAULTS)
+    cluster.start()
+    try:
+        settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+        console = Console(qapp, KafkaBackend(data_dir=tmp_path / "c", port=port),
+                          settings=settings, interval=0.5)
+        try:
+            console.start()
+            pump_until(qtbot, lambda: console.window.caps is not None, 30, "re-attach")
+            caps = console.window.caps
+            assert caps.supervised and not caps.owns_cluster
+            assert set(caps.bootstrap.split(",")) == set(cluster.bootstrap.split(","))
+            pump_until(qtbot, lambda: console.session.last_snapshot is not None
+                       and len(console.session.last_snapshot.brokers) == 3, 30, "3 brokers")
+            assert console.window.cluster_view.buttons["kill"].toolTip()
+        finally:
+            console.close()
+        assert cluster.process is not None and cluster.process.poll() is None  # still running
+    finally:
+        cluster.stop()
