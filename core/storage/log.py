@@ -43,6 +43,7 @@ from core.records.batch import (
 from core.storage.leader_epoch_cache import LeaderEpochCache
 from core.storage.producer_state import ProducerStateManager
 from core.storage.segment import LogSegment, segment_file_name
+from core.storage.transaction_index import ABORT, AbortedTxn, TransactionIndex, control_type
 
 __all__ = [
     "AppendResult",
@@ -188,6 +189,7 @@ class Log:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.epoch_cache = LeaderEpochCache(self.dir)
         self.producer_state = ProducerStateManager(self.dir)
+        self.txn_index = TransactionIndex(self.dir)
         try:
             self._load(recovery_point, log_start_offset, high_watermark, clean_shutdown)
         except OSError as exc:
@@ -293,6 +295,8 @@ class Log:
             if epoch >= 0 and epoch != self.epoch_cache.latest_epoch:
                 self.epoch_cache.assign(epoch, header.base_offset)
         self.epoch_cache.truncate_from_start(self.log_start_offset)
+        self.txn_index.load(self._bases)
+        self.txn_index.truncate_to(self._leo)
         self._rebuild_producer_state()
 
     def _cleanup_files(self) -> None:
@@ -327,8 +331,11 @@ class Log:
             found = segment.translate(start)
             if found is None:
                 continue
-            for _pos, header in segment.batches(found[0]):
+            for pos, header in segment.batches(found[0]):
                 if header.base_offset >= start:
+                    if header.attributes & 0x20 and header.producer_id >= 0:
+                        self._on_marker(header, segment.read_at(pos, header.size),
+                                        segment.base_offset)
                     state.update(header)
         state.map_end_offset = self._leo
         state.on_log_start_offset_incremented(self.log_start_offset)
@@ -399,7 +406,7 @@ class Log:
         # Fast path: the usual produce payload, one valid CreateTime data batch.
         # Anything else (or anything invalid) goes through the general path, which raises.
         total = len(records)
-        if 61 <= total <= self._fast_max:
+        if 61 <= total <= self._fast_max and origin == "client":
             fields = _HEADER_UNPACK(records, 0)
             if (fields[1] + 12 == total and fields[3] == 2
                     and fields[6] >= 0 and fields[12] == fields[6] + 1
@@ -485,7 +492,9 @@ class Log:
             if self.offline_reason is not None:
                 raise KafkaStorageError(f"partition {self.tp} is offline")
             state = self.producer_state
-            if has_producer:
+            if has_producer and origin != "client":
+                state.check_epochs(headers)
+            elif has_producer:
                 for header in headers:
                     if header.producer_id >= 0:
                         dup = state.find_duplicate(header)
@@ -538,8 +547,13 @@ class Log:
                         assigned_headers.append(header._replace(
                             base_offset=offset, partition_leader_epoch=leader_epoch))
                         offset += header.last_offset_delta + 1
+                pos = 0
                 for header in assigned_headers:
+                    if header.attributes & 0x20:
+                        self._on_marker(header, memoryview(records)[pos:pos + header.size],
+                                        self._segments[-1].base_offset)
                     state.update(header)
+                    pos += header.size
             state.map_end_offset = self._leo
             self._after_append(last - first + 1)
             return AppendResult(first, last, append_time, self.log_start_offset, max_ts)
@@ -576,12 +590,41 @@ class Log:
                 epoch = header.partition_leader_epoch
                 if epoch >= 0 and epoch != cache.latest_epoch:
                     cache.assign(epoch, header.base_offset)
-            self.producer_state.update_all(headers)
+            if any(h.attributes & 0x20 for h in headers):
+                pos = 0
+                for header in headers:
+                    if header.attributes & 0x20 and header.producer_id >= 0:
+                        self._on_marker(header, memoryview(records)[pos:pos + header.size],
+                                        self._segments[-1].base_offset)
+                    self.producer_state.update(header)
+                    pos += header.size
+            else:
+                self.producer_state.update_all(headers)
             self.producer_state.map_end_offset = self._leo
             self._after_append(last - first + 1)
             append_time = headers[-1].max_timestamp if (
                 headers[-1].attributes & ATTR_LOG_APPEND_TIME) else -1
             return AppendResult(first, last, append_time, self.log_start_offset, max_ts)
+
+    def _on_marker(self, header: Any, batch: Any, segment_base: int) -> None:
+        """Before a transaction marker is applied to the producer state: index an abort."""
+        entry = self.producer_state.producers.get(header.producer_id)
+        first = entry.current_txn_first_offset if entry is not None else None
+        if first is None or control_type(batch) != ABORT:
+            return
+        last = header.base_offset + header.last_offset_delta
+        others = [e.current_txn_first_offset for e in self.producer_state.producers.values()
+                  if e is not entry and e.current_txn_first_offset is not None]
+        lso = min(others) if others else last + 1
+        self.txn_index.append(segment_base, AbortedTxn(header.producer_id, first, last, lso))
+
+    def aborted_transactions(self, start_offset: int,
+                             end_offset: int) -> list[tuple[int, int]]:
+        """read_committed fetches: (producer id, first offset) of every aborted transaction
+        whose records may lie in [start_offset, end_offset)."""
+        with self._lock:
+            return [(e.producer_id, e.first_offset)
+                    for e in self.txn_index.collect(start_offset, end_offset)]
 
     def _after_append(self, messages: int) -> None:
         self._unflushed_messages += messages
@@ -770,6 +813,7 @@ class Log:
         self.recovery_point = min(self.recovery_point, self._leo)
         self.cleaner_checkpoint = min(self.cleaner_checkpoint, self._leo)
         self.epoch_cache.truncate_from_end(self._leo)
+        self.txn_index.truncate_to(self._leo)
         self._rebuild_producer_state()
 
     @_io_guard
@@ -789,6 +833,7 @@ class Log:
         self._leo = self.log_start_offset = self._hw = self.recovery_point = offset
         self.cleaner_checkpoint = offset
         self.epoch_cache.clear()
+        self.txn_index.clear()
         self.producer_state.delete_all_snapshots()
         self.producer_state.clear(offset)
 
@@ -818,6 +863,7 @@ class Log:
         self._segments.remove(segment)
         self._bases.remove(segment.base_offset)
         segment.delete()
+        self.txn_index.delete_segment(segment.base_offset)
 
     def _delete_segments_below_start(self) -> int:
         deleted = 0

@@ -129,6 +129,17 @@ class ProducerStateManager:
                 )
             pending[pid] = (header.producer_epoch, header.last_sequence)
 
+    def check_epochs(self, headers: Iterable[BatchHeader]) -> None:
+        """Coordinator-origin batches (markers, transactional offset commits): no sequence
+        checks, as Kafka; only an epoch older than the producer's is refused."""
+        for header in headers:
+            entry = self.producers.get(header.producer_id) if header.producer_id >= 0 else None
+            if entry is not None and header.producer_epoch < entry.epoch:
+                raise InvalidProducerEpochError(
+                    f"producer {header.producer_id} epoch {header.producer_epoch} is older "
+                    f"than current epoch {entry.epoch}"
+                )
+
     # --- updates (after writing, leader and follower, and recovery) ---------------------------
 
     def check_one(
