@@ -24,7 +24,6 @@ from core.network.client import KafkaConnection
 from core.protocol.build import build
 from core.protocol.codec import request_class
 from core.raft.file_log import FileLog
-from core.raft.log import LogEntry
 from core.raft.messages import (
     BeginQuorumEpochRequest,
     BeginQuorumEpochResponse,
@@ -38,7 +37,7 @@ from core.raft.messages import (
 )
 from core.raft.node import NotLeader, RaftNode
 from core.raft.store import FileQuorumStore
-from core.records.batch import build_batch, iter_batches, iter_records
+from core.raft.wire import decode_entries
 
 log = logging.getLogger(__name__)
 
@@ -265,33 +264,3 @@ class RaftMetadataLog:
         if isinstance(request, BeginQuorumEpochRequest):
             return BeginQuorumEpochResponse(ErrorCode(p.error_code), p.leader_id, p.leader_epoch)
         return EndQuorumEpochResponse(ErrorCode(p.error_code), p.leader_id, p.leader_epoch)
-
-
-def encode_entries(entries: tuple[LogEntry, ...], base_offset: int) -> bytes:
-    """Raft entries as RecordBatches: one batch per run of entries with the same epoch and
-    control flag, the epoch in partitionLeaderEpoch, as Kafka's metadata log stores them."""
-    out = []
-    run: list[LogEntry] = []
-    offset = base_offset
-    for entry in (*entries, None):
-        if run and (entry is None or entry.epoch != run[0].epoch
-                    or entry.control != run[0].control):
-            out.append(build_batch([(None, e.data, []) for e in run], base_offset=offset,
-                                   timestamp_ms=int(time.time() * 1000),
-                                   partition_leader_epoch=run[0].epoch,
-                                   is_control=run[0].control))
-            offset += len(run)
-            run = []
-        if entry is not None:
-            run.append(entry)
-    return b"".join(out)
-
-
-def decode_entries(data: bytes) -> tuple[LogEntry, ...]:
-    entries: list[LogEntry] = []
-    for pos, header in iter_batches(data):
-        batch = data[pos:pos + header.size]
-        for record in iter_records(batch):
-            entries.append(LogEntry(header.partition_leader_epoch, record.value or b"",
-                                    header.is_control))
-    return tuple(entries)

@@ -117,7 +117,7 @@ async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
 
 async def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:
     """Fetch on __cluster_metadata-0: a quorum member pulling the metadata log."""
-    from core.broker.raft_io import encode_entries
+    from core.raft.wire import encode_entries
     cls = response_class(1, ctx.version)
     raft = _raft(ctx)
     t = request.topics[0]

@@ -58,6 +58,19 @@ class FakeBroker:
                 return vid
         return -1
 
+    async def live_brokers(self) -> list[dict]:
+        """Like a controller's registered brokers: every broker of this cluster layout whose
+        port answers (read from the sibling broker-*/server.properties files)."""
+        brokers = []
+        for config in sorted(self.data.parent.parent.glob("broker-*/server.properties")):
+            props = dict(line.split("=", 1) for line in config.read_text().splitlines()
+                         if "=" in line and not line.startswith("#"))
+            host, _, port = props["listeners"].split("://", 1)[1].rpartition(":")
+            if int(props["node.id"]) == self.node_id or await _port_open(host, int(port)):
+                brokers.append({"node_id": int(props["node.id"]), "host": host,
+                                "port": int(port), "rack": None})
+        return brokers
+
     async def respond(self, frame: bytes) -> bytes:
         header, pos = decode_header(frame)
         request = decode_body(header, frame, pos)
@@ -71,7 +84,7 @@ class FakeBroker:
             ])
         elif key == 3:
             body = build(cls, throttle_time=0, cluster_id="fake", controller_id=await
-                         self.controller(), brokers=[], topics=[])
+                         self.controller(), brokers=await self.live_brokers(), topics=[])
         elif key == 63:
             with open(self.data / "heartbeats.jsonl", "a") as handle:
                 handle.write(json.dumps({
