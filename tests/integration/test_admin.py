@@ -226,8 +226,9 @@ def test_groups_lag_reset_and_delete(kafka_broker):
     assert rows[0].committed == 2 and rows[0].log_end_offset == 3 and rows[0].lag == 1
     assert rows[0].owner == info.members[0].member_id
 
-    ck_offsets = CkAdmin({"bootstrap.servers": kafka_broker.bootstrap}).list_consumer_group_offsets(
-        [ck.ConsumerGroupTopicPartitions(group)])[group].result()
+    ck_admin = CkAdmin({"bootstrap.servers": kafka_broker.bootstrap})  # keep the handle alive
+    ck_offsets = ck_admin.list_consumer_group_offsets(
+        [ck.ConsumerGroupTopicPartitions(group)])[group].result(timeout=15)
     assert {(tp.topic, tp.partition): tp.offset for tp in ck_offsets.topic_partitions
             if tp.offset >= 0} == {(topic, 0): 2}
 
