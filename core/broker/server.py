@@ -21,12 +21,9 @@ from kio.schema.index import api_key_map
 from core.broker import handlers  # noqa: F401 - importing registers every API handler
 from core.broker.api import REGISTRY, RequestContext
 from core.broker.metrics import BrokerMetrics, StateCollector
+from core.broker.quorum import propose_isr
 from core.common.config import BrokerConfig
-from core.common.errors import (
-    CoordinatorNotAvailableError,
-    KafkaError,
-    TopicAlreadyExistsError,
-)
+from core.common.errors import KafkaError, TopicAlreadyExistsError
 from core.common.topics import validate_topic_name
 from core.common.types import TopicPartition
 from core.metadata.controller import QuorumController
@@ -405,7 +402,6 @@ class BrokerServer:
             new_isr = partition.isr_candidates(lag_max)
             if new_isr is None:
                 continue
-            from core.broker.quorum import propose_isr
             await propose_isr(self, partition, new_isr)
 
     def _metrics_state(self) -> dict[str, Any]:
@@ -441,5 +437,3 @@ def _make_group_coordinator(broker: BrokerServer) -> Any:
 
 
 _NOOP = decode_record(b'{"type":"noop"}')
-
-__all__ = ["BrokerServer", "CoordinatorNotAvailableError"]
