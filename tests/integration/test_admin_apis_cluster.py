@@ -164,8 +164,12 @@ def test_preferred_leader_election_after_a_restart(cluster, admin):
     _wait(lambda: admin.list_topics(topic, timeout=5).topics[topic].partitions[0].leader
           not in (1, -1), what="leader moves off broker 1")
     control.start_sync(1)
-    _wait(lambda: 1 in admin.list_topics(topic, timeout=5).topics[topic].partitions[0].isrs,
-          timeout=60, what="broker 1 back in the ISR")
+
+    def all_in_sync() -> bool:  # every partition of every topic: broker 1 caught up again
+        topics = admin.list_topics(timeout=5).topics.values()
+        return all(sorted(p.isrs) == sorted(p.replicas)
+                   for t in topics for p in t.partitions.values())
+    _wait(all_in_sync, timeout=60, what="broker 1 back in every ISR")
     md = admin.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions
     assert md[0].leader != 1  # auto.leader.rebalance.enable=false: it stays moved
 
