@@ -50,7 +50,7 @@ from core.coordinator.results import (
 from core.coordinator.store import OffsetsStore
 from core.coordinator.timer import DelayedOperations
 from core.protocol.build import timedelta_to_ms
-from core.records.batch import build_batch, iter_records
+from core.records.batch import build_batch, iter_records, read_header
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,11 @@ class GroupCoordinator:
         #: groups whose join phase is the initial delayed one (group.initial.rebalance.delay.ms)
         self._initial_join: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        #: where transactional offset commits are appended (with origin "coordinator", so
+        #: without sequence checks); the broker sets it, `_store` otherwise
+        self.txn_store: OffsetsStore | None = None
+        #: group id -> producer id -> offsets committed in a transaction not yet ended
+        self._pending_txn: dict[str, dict[int, dict[TopicPartition, CommittedOffset]]] = {}
         self._next_expiry_check_ms = self._now() + self._retention_check_ms
 
     # ------------------------------------------------------------------ config & clocks
@@ -193,7 +198,12 @@ class GroupCoordinator:
         self._partitions[partition] = _LOADING
         group_values: dict[str, rec.GroupValue | None] = {}
         offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
+        open_txns: dict[int, list[Any]] = {}
         for count, batch in enumerate(self._store.read(partition), 1):
+            header = read_header(batch)
+            if header.is_transactional:
+                self._replay_txn(header, batch, open_txns, group_values, offsets)
+                continue
             for record in iter_records(batch):
                 self._replay(record, group_values, offsets)
             if count % 64 == 0:
@@ -212,6 +222,7 @@ class GroupCoordinator:
             if value is not None:
                 self._load_group_value(group, value, now)
             self._groups[group_id] = group
+        self._load_open_txns(partition, open_txns)
         self._partitions[partition] = _LOADED
         log.info("loaded __consumer_offsets-%d: %d groups", partition,
                  sum(1 for g in self._groups.values() if g.partition == partition))
@@ -239,6 +250,51 @@ class GroupCoordinator:
             log.warning("skipping unreadable __consumer_offsets record at %s: %s",
                         record.offset, exc)
 
+    def _replay_txn(self, header: Any, batch: bytes, open_txns: dict[int, list[Any]],
+                    group_values: dict[str, rec.GroupValue | None],
+                    offsets: dict[str, dict[TopicPartition, CommittedOffset]]) -> None:
+        """A transactional batch while loading: offsets wait for their producer's marker."""
+        pid = header.producer_id
+        if not header.is_control:
+            open_txns.setdefault(pid, []).extend(iter_records(batch))
+            return
+        pending = open_txns.pop(pid, [])
+        commit = False
+        for record in iter_records(batch):
+            key = bytes(record.key or b"")
+            commit = len(key) >= 4 and key[3] == 1 and key[2] == 0
+        if not commit:
+            return
+        for record in pending:
+            try:
+                key = rec.decode_key(bytes(record.key)) if record.key is not None else None
+            except (CorruptRecordError, UnicodeDecodeError):
+                continue
+            if isinstance(key, rec.OffsetKey):
+                existing = offsets.get(key.group, {}).get(TopicPartition(key.topic,
+                                                                         key.partition))
+                if existing is not None and existing.record_offset > record.offset:
+                    continue  # a later non-transactional commit wins
+            self._replay(record, group_values, offsets)
+
+    def _load_open_txns(self, partition: int, open_txns: dict[int, list[Any]]) -> None:
+        """Transactions still open at the end of the log: their offsets stay pending."""
+        for pid, records in open_txns.items():
+            for record in records:
+                if record.key is None or record.value is None:
+                    continue
+                try:
+                    key = rec.decode_key(bytes(record.key))
+                    if not isinstance(key, rec.OffsetKey):
+                        continue
+                    v = rec.decode_offset_value(bytes(record.value))
+                except (CorruptRecordError, UnicodeDecodeError):
+                    continue
+                self._pending_txn.setdefault(key.group, {}).setdefault(pid, {})[
+                    TopicPartition(key.topic, key.partition)] = CommittedOffset(
+                        v.offset, v.leader_epoch, v.metadata, v.commit_timestamp, None,
+                        record.offset)
+
     def _load_group_value(self, group: Group, value: rec.GroupValue, now: int) -> None:
         group.protocol_type = value.protocol_type or None
         group.generation_id = value.generation
@@ -260,6 +316,8 @@ class GroupCoordinator:
         self._partitions.pop(partition, None)
         for group in [g for g in self._groups.values() if g.partition == partition]:
             self._unload(group)
+        for group_id in [g for g in self._pending_txn if self.partition_for(g) == partition]:
+            del self._pending_txn[group_id]
 
     def _unload(self, group: Group) -> None:
         for member in group.members.values():
@@ -935,6 +993,97 @@ class GroupCoordinator:
         return [PartitionResult(t, p.partition_index, results[(t, p.partition_index)])
                 for t, p in wanted]
 
+    # ------------------------------------------------------------------ TxnOffsetCommit
+
+    async def txn_commit_offsets(self, request: Any, version: int) -> list[PartitionResult]:
+        """TxnOffsetCommit v0-3: offsets written with the producer's id as a transactional
+        batch; they stay pending (invisible) until the transaction's marker commits them."""
+        group_id = request.group_id
+        producer_id = int(request.producer_id)
+        producer_epoch = int(request.producer_epoch)
+        generation = int(getattr(request, "generation_id", -1))
+        member_id = getattr(request, "member_id", "") or ""
+        instance_id = getattr(request, "group_instance_id", None)
+        wanted = [(t.name, p) for t in request.topics for p in t.partitions]
+
+        def everyone(err: ErrorCode) -> list[PartitionResult]:
+            return [PartitionResult(t, p.partition_index, err) for t, p in wanted]
+
+        error = self._group_error(group_id)
+        if error is not None:
+            return everyone(error)
+        group = self._groups.get(group_id)
+        if group is None:
+            if generation >= 0:
+                return everyone(E.illegal_generation)
+            group = self._new_group(group_id)
+        if group.is_(GroupState.DEAD):
+            return everyone(E.coordinator_not_available)
+        if instance_id is not None:
+            current = group.static_member_id(instance_id)
+            if current is not None and current != member_id:
+                return everyone(E.fenced_instance_id)
+        if member_id and not group.has(member_id):
+            return everyone(E.unknown_member_id)
+        if generation >= 0 and generation != group.generation_id:
+            return everyone(E.illegal_generation)
+        now = self._wall()
+        results: dict[tuple[str, int], ErrorCode] = {}
+        records: list[tuple[bytes, bytes, list[Any]]] = []
+        values: list[tuple[TopicPartition, CommittedOffset]] = []
+        for topic, p in wanted:
+            metadata = p.committed_metadata if p.committed_metadata is not None else ""
+            if len(metadata.encode("utf-8")) > self._max_metadata_bytes:
+                results[(topic, p.partition_index)] = E.offset_metadata_too_large
+                continue
+            epoch = int(getattr(p, "committed_leader_epoch", -1))
+            value = rec.OffsetValue(int(p.committed_offset), metadata, now, epoch)
+            records.append((rec.encode_offset_key(group_id, topic, p.partition_index),
+                            rec.encode_offset_value(value), []))
+            values.append((TopicPartition(topic, p.partition_index),
+                           CommittedOffset(value.offset, epoch, metadata, now)))
+        if records:
+            code, base = await self._append(group.partition, records,
+                                            producer=(producer_id, producer_epoch))
+            code = _offset_append_error(code)
+            if code == E.none and self._partitions.get(group.partition) == _LOADED:
+                pending = self._pending_txn.setdefault(group_id, {}).setdefault(producer_id, {})
+                for i, (tp, committed) in enumerate(values):
+                    pending[tp] = CommittedOffset(
+                        committed.offset, committed.leader_epoch, committed.metadata,
+                        committed.commit_timestamp, None, base + i)
+            for tp, _ in values:
+                results[(tp.topic, tp.partition)] = code
+        return [PartitionResult(t, p.partition_index, results[(t, p.partition_index)])
+                for t, p in wanted]
+
+    async def complete_txn(self, producer_id: int, partitions: Sequence[int],
+                           commit: bool) -> None:
+        """A transaction marker was written to these __consumer_offsets partitions: make the
+        producer's pending offsets visible (commit) or drop them (abort)."""
+        wanted = set(partitions)
+        for group_id in list(self._pending_txn):
+            if self.partition_for(group_id) not in wanted:
+                continue
+            by_producer = self._pending_txn[group_id]
+            offsets = by_producer.pop(producer_id, None)
+            if not by_producer:
+                del self._pending_txn[group_id]
+            if not commit or not offsets:
+                continue
+            group = self._groups.get(group_id)
+            if group is None or group.is_(GroupState.DEAD):
+                group = self._new_group(group_id)
+            for tp, committed in offsets.items():
+                previous = group.offsets.get(tp)
+                if previous is None or previous.record_offset <= committed.record_offset:
+                    group.offsets[tp] = committed
+
+    def pending_transactional_offsets(self, group_id: str,
+                                      ) -> dict[int, dict[TopicPartition, CommittedOffset]]:
+        """Producer id -> offsets committed in still-open transactions (diagnostics)."""
+        return {pid: dict(o) for pid, o in self._pending_txn.get(group_id, {}).items()}
+
     # ------------------------------------------------------------------ OffsetFetch
 
     async def fetch_offsets(self, group_id: str,
@@ -942,14 +1091,29 @@ class GroupCoordinator:
                             require_stable: bool = False) -> OffsetFetchResult:
         """OffsetFetch for one group; `topics` None means every committed partition.
 
-        No transactional offsets are ever pending here, so require_stable never answers
-        UNSTABLE_OFFSET_COMMIT.
+        With `require_stable`, partitions with a transactional commit still pending answer
+        UNSTABLE_OFFSET_COMMIT (KIP-447), so that the client retries.
         """
         error = self._group_error(group_id, allow_empty=True)
         if error is not None:
             return OffsetFetchResult(error)
         group = self._groups.get(group_id)
         offsets = {} if group is None or group.is_(GroupState.DEAD) else group.offsets
+        unstable: set[TopicPartition] = set()
+        if require_stable:
+            for pending in self._pending_txn.get(group_id, {}).values():
+                unstable.update(pending)
+        if unstable and topics is not None:
+            partitions = [PartitionOffset(t, i, error=E.unstable_offset_commit)
+                          if TopicPartition(t, i) in unstable else None
+                          for t, indexes in topics for i in indexes]
+            if any(p is not None for p in partitions):
+                stable = [(t, [i for i in indexes if TopicPartition(t, i) not in unstable])
+                          for t, indexes in topics]
+                result = await self.fetch_offsets(group_id, stable, False)
+                fetched = iter(result.partitions)
+                return OffsetFetchResult(E.none, tuple(
+                    p if p is not None else next(fetched) for p in partitions))
         partitions = []
         if topics is None:
             for tp, committed in sorted(offsets.items()):
@@ -1137,10 +1301,21 @@ class GroupCoordinator:
 
     async def _append(self, partition: int,
                       records: list[tuple[bytes, bytes | None, list[Any]]],
+                      producer: tuple[int, int] | None = None,
                       ) -> tuple[ErrorCode, int]:
-        """Append records to __consumer_offsets-`partition`; (raw error, base offset)."""
+        """Append records to __consumer_offsets-`partition`; (raw error, base offset).
+
+        With `producer` (id, epoch) the batch is transactional (TxnOffsetCommit).
+        """
+        store = self._store
         try:
-            batch = build_batch(records, timestamp_ms=self._wall())
+            if producer is None:
+                batch = build_batch(records, timestamp_ms=self._wall())
+            else:
+                batch = build_batch(records, timestamp_ms=self._wall(),
+                                    producer_id=producer[0], producer_epoch=producer[1],
+                                    is_transactional=True)
+                store = self.txn_store or self._store
         except Exception:
             log.exception("cannot build a __consumer_offsets batch")
             return E.unknown_server_error, -1
@@ -1148,7 +1323,7 @@ class GroupCoordinator:
         if limit is not None and len(batch) > int(limit):
             return E.record_list_too_large, -1
         try:
-            base = await self._store.append(partition, batch)
+            base = await store.append(partition, batch)
         except KafkaError as exc:
             return exc.code, -1
         except Exception:

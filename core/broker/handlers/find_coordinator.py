@@ -18,6 +18,9 @@ GROUP, TRANSACTION = 0, 1
 async def _lookup(ctx: RequestContext, key_type: int, key: str) -> tuple[int, int, str, int]:
     if key_type not in (GROUP, TRANSACTION):
         return int(ErrorCode.invalid_request), -1, "", -1
+    if key_type == TRANSACTION:
+        from core.broker.txn_store import coordinator_for_transaction
+        return await coordinator_for_transaction(ctx.broker, key)
     lookup = getattr(ctx.broker, "coordinator_for", None)
     if lookup is None:
         return int(ErrorCode.coordinator_not_available), -1, "", -1
