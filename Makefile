@@ -35,3 +35,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+chaos: $(STAMP)
+	$(BIN)/python -m tests.faults.harness --minutes $${CHAOS_MINUTES:-10} --brokers 5 --report docs/reliability.md
