@@ -340,6 +340,13 @@ class KafkaBackend:
         report = ProduceReport(requested=spec.count)
         started = time.monotonic()
         rng = random.Random()
+        # Know the topic before producing: right after CreateTopics a broker may not have it in
+        # its metadata yet, and asking it to auto-create answers TOPIC_ALREADY_EXISTS.
+        for _ in range(15):
+            with contextlib.suppress(Exception):
+                if spec.topic in (await self.admin.metadata([spec.topic])).topics:
+                    break
+            await asyncio.sleep(0.2)
         producer = Producer(self.admin, acks=spec.acks)
         headers = tuple((k, v.encode()) for k, v in spec.headers)
         chunk = 500 if spec.rate <= 0 else max(1, int(spec.rate / 10))
