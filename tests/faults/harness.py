@@ -39,6 +39,7 @@ import dataclasses
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import threading
@@ -298,7 +299,9 @@ class Nemesis:
     """Runs the seeded schedule until `deadline`; records what it did and when."""
 
     def __init__(self, view: ClusterView, faults: list[Fault], recover_timeout: float = 90.0,
-                 busy: Callable[[], list[tuple[str, int]]] | None = None) -> None:
+                 busy: Callable[[], list[tuple[str, int]]] | None = None,
+                 stop: threading.Event | None = None) -> None:
+        self.stop = stop or threading.Event()
         self.view = view
         self.control = view.control
         self.faults = faults
@@ -307,9 +310,9 @@ class Nemesis:
         self.unrecovered: list[Fault] = []
         self.busy = busy or (lambda: sorted(view.partitions()))
 
-    def run(self, deadline: float, stop: threading.Event | None = None) -> None:
+    def run(self, deadline: float) -> None:
         for fault in self.faults:
-            if time.monotonic() >= deadline or (stop and stop.is_set()):
+            if time.monotonic() >= deadline or self.stop.is_set():
                 break
             try:
                 self._inject(fault)
@@ -326,7 +329,7 @@ class Nemesis:
                     f"{self.recover_timeout:.0f}s; healing")
                 self._heal_everything()
                 self.view.wait_healthy(self.recover_timeout)
-            time.sleep(fault.gap)
+            self.stop.wait(fault.gap)
 
     def _heal_everything(self) -> None:
         for broker_id, state in self.view.states().items():
@@ -361,13 +364,13 @@ class Nemesis:
         fault.injected_at = time.monotonic()
         if kind in ("kill_leader", "kill_controller"):
             self.control.kill_sync(fault.target)
-            time.sleep(fault.hold)
+            self.stop.wait(fault.hold)
             fault.healed_at = time.monotonic()
             self.control.start_sync(fault.target)
         elif kind in ("pause_follower", "pause_controller", "isolate_broker"):
             self.control.pause_sync(fault.target)
             try:
-                time.sleep(fault.hold)
+                self.stop.wait(fault.hold)
             finally:
                 fault.healed_at = time.monotonic()
                 self.control.resume_sync(fault.target)
@@ -376,6 +379,8 @@ class Nemesis:
             fault.healed_at = time.monotonic()
         elif kind == "rolling_restart":
             for broker_id in self.view.brokers:
+                if self.stop.is_set():
+                    break
                 self.control.restart_sync(broker_id)
                 if not self.view.wait_healthy(self.recover_timeout):
                     fault.note += f" not healthy after restarting {broker_id};"
@@ -569,7 +574,7 @@ class RunResult:
 
 def run_chaos(data_dir: Path, *, seconds: float, seed: int, brokers: int = 3,
               producers: int = 2, rate: float = 300.0, members: int = 2,
-              recover_timeout: float = 90.0) -> RunResult:
+              recover_timeout: float = 90.0, stop: threading.Event | None = None) -> RunResult:
     """Start a cluster, run workload + nemesis for `seconds`, stop everything, check."""
     cluster = LocalCluster(data_dir, brokers=brokers, port=free_base_port(brokers),
                            config=CLUSTER_CONFIG, ready_timeout=120, stop_timeout=60)
@@ -597,7 +602,7 @@ def run_chaos(data_dir: Path, *, seconds: float, seed: int, brokers: int = 3,
         time.sleep(3)
         started = time.monotonic()
         log(f"seed={seed} brokers={brokers} seconds={seconds:.0f}: nemesis starts")
-        nemesis = Nemesis(view, schedule(seed), recover_timeout=recover_timeout)
+        nemesis = Nemesis(view, schedule(seed), recover_timeout=recover_timeout, stop=stop)
         nemesis.run(started + seconds)
         log(f"nemesis done: {len(nemesis.done)} faults; healing and draining")
         nemesis._heal_everything()
@@ -727,10 +732,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = ("python -m tests.faults.harness " + " ".join(sys.argv[1:] if argv is None
                                                              else argv)).strip()
+    stop = threading.Event()  # SIGINT/SIGTERM: stop injecting, heal, check what was written
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         data_dir = args.data_dir or Path(tmp) / "cluster"
         result = run_chaos(data_dir, seconds=args.minutes * 60, seed=args.seed,
-                           brokers=args.brokers, rate=args.rate)
+                           brokers=args.brokers, rate=args.rate, stop=stop)
     result.command = command
     summary = result.summary()
     print(json.dumps(summary, indent=1))
