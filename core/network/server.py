@@ -19,12 +19,25 @@ log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
 
-#: dispatch(frame, peer) -> awaitable of the encoded response, or None for no response
-Dispatch = Callable[[memoryview, tuple[str, int]], Awaitable[bytes | None]]
+#: an encoded response: one buffer, or several written in order (large record bytes are passed
+#: by reference instead of being copied into one buffer), or None for no response
+Response = bytes | list[Any] | None
+#: dispatch(frame, peer) -> awaitable of the encoded response
+Dispatch = Callable[[memoryview, tuple[str, int]], Awaitable[Response]]
 
 
-class KafkaServerProtocol(asyncio.Protocol):
-    """One client connection: reads frames, dispatches them, writes responses in order."""
+#: frames up to this size are parsed out of a reusable scratch buffer; a larger frame gets its
+#: own buffer of exactly its size, which the socket then fills directly (no copies in Python)
+_SCRATCH_BYTES = 64 * 1024
+
+
+class KafkaServerProtocol(asyncio.BufferedProtocol):
+    """One client connection: reads frames, dispatches them, writes responses in order.
+
+    Reading is zero-copy for large frames (Produce, follower Fetch responses are not read
+    here): the kernel writes straight into a buffer sized for the frame, which is handed to
+    dispatch as is. Small frames are cut out of a scratch buffer with one copy.
+    """
 
     def __init__(self, dispatch: Dispatch, *, max_request_bytes: int, max_in_flight: int = 64,
                  on_close: Callable[[KafkaServerProtocol], None] | None = None,
@@ -34,14 +47,19 @@ class KafkaServerProtocol(asyncio.Protocol):
         self._max_in_flight = max_in_flight
         self._on_close = on_close
         self._idle_timeout_s = idle_timeout_s
-        self._buffer = bytearray()
-        self._pending: deque[asyncio.Future[bytes | None]] = deque()
+        self._scratch = bytearray(_SCRATCH_BYTES)
+        self._scratch_view = memoryview(self._scratch)
+        self._scratch_len = 0  # unparsed bytes at the start of the scratch buffer
+        self._frame: bytearray | None = None  # a large frame being filled by the socket
+        self._frame_filled = 0
+        self._pending: deque[asyncio.Future[Response]] = deque()
         self._transport: asyncio.Transport | None = None
         self._peer: tuple[str, int] = ("?", 0)
         self._reading_paused = False
         self._writing_paused = False
         self._closed = False
         self._idle_handle: asyncio.TimerHandle | None = None
+        self._last_active = 0.0
         self._loop = asyncio.get_event_loop()
 
     # asyncio callbacks -------------------------------------------------------------------
@@ -60,6 +78,7 @@ class KafkaServerProtocol(asyncio.Protocol):
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
+        self._frame = None
         if self._on_close:
             self._on_close(self)
 
@@ -72,40 +91,80 @@ class KafkaServerProtocol(asyncio.Protocol):
         self._update_reading()
         self._flush()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        frame = self._frame
+        if frame is not None:
+            return memoryview(frame)[self._frame_filled:]
+        return self._scratch_view[self._scratch_len:]
+
+    def buffer_updated(self, nbytes: int) -> None:
         self._touch()
-        buffer = self._buffer
-        buffer += data
+        frame = self._frame
+        if frame is not None:
+            self._frame_filled += nbytes
+            if self._frame_filled == len(frame):
+                self._frame = None
+                self._start(frame)
+                if not self._closed:
+                    self._update_reading()
+            return
+        self._scratch_len += nbytes
+        self._parse_scratch()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed bytes as a plain Protocol would (for callers that push data)."""
+        view = memoryview(data)
+        while view and not self._closed:
+            target = self.get_buffer(len(view))
+            n = min(len(target), len(view))
+            target[:n] = view[:n]
+            del target
+            view = view[n:]
+            self.buffer_updated(n)
+
+    def _parse_scratch(self) -> None:
+        scratch = self._scratch
+        end = self._scratch_len
         pos = 0
-        size_of_buffer = len(buffer)
-        while size_of_buffer - pos >= 4:
-            (size,) = _SIZE.unpack_from(buffer, pos)
+        while end - pos >= 4:
+            (size,) = _SIZE.unpack_from(scratch, pos)
             if size < 0 or size > self._max_request_bytes:
                 log.warning("closing connection from %s:%s: request size %d outside 0..%d",
                             *self._peer, size, self._max_request_bytes)
                 self.close()
                 return
-            if size_of_buffer - pos - 4 < size:
-                break
-            frame = bytes(buffer[pos + 4:pos + 4 + size])
-            pos += 4 + size
-            self._start(frame)
-            if self._closed:
-                return
-        if pos:
-            del buffer[:pos]
+            if end - pos - 4 >= size:
+                frame = bytes(self._scratch_view[pos + 4:pos + 4 + size])
+                pos += 4 + size
+                self._start(frame)
+                if self._closed:
+                    return
+                continue
+            if 4 + size > len(scratch):
+                # too large for the scratch buffer: give it its own, filled by the socket
+                have = end - pos - 4
+                big = bytearray(size)
+                big[:have] = self._scratch_view[pos + 4:end]
+                self._frame, self._frame_filled = big, have
+                pos = end
+            break
+        rest = end - pos
+        if pos and rest:
+            scratch[:rest] = self._scratch_view[pos:end]  # same length: no resize
+        self._scratch_len = rest
         self._update_reading()
 
     # internals ---------------------------------------------------------------------------
-    def _start(self, frame: bytes) -> None:
-        fut: asyncio.Future[bytes | None] = self._loop.create_future()
+    def _start(self, frame: bytes | bytearray) -> None:
+        fut: asyncio.Future[Response] = self._loop.create_future()
         self._pending.append(fut)
         task = self._loop.create_task(self._run(frame, fut))
         task.add_done_callback(_consume_task_exception)
 
-    async def _run(self, frame: bytes, fut: asyncio.Future[bytes | None]) -> None:
+    async def _run(self, frame: bytes | bytearray, fut: asyncio.Future[Response]) -> None:
         try:
-            response = await self._dispatch(memoryview(frame), self._peer)
+            # read-only: kio's native readers refuse writable buffers (our large frames)
+            response = await self._dispatch(memoryview(frame).toreadonly(), self._peer)
         except ConnectionAbortedError as exc:
             log.warning("closing connection from %s:%s: %s", *self._peer, exc)
             self.close()
@@ -128,7 +187,14 @@ class KafkaServerProtocol(asyncio.Protocol):
             if fut.cancelled():
                 continue
             response = fut.result()
-            if response is not None:
+            if response is None:
+                continue
+            if isinstance(response, list):
+                # separate writes: each goes straight to the socket while its buffer is
+                # empty (3.11's writelines would join the parts into one copy)
+                for part in response:
+                    transport.write(part)
+            else:
                 transport.write(response)
         self._update_reading()
 
@@ -144,15 +210,25 @@ class KafkaServerProtocol(asyncio.Protocol):
             self._reading_paused = False
 
     def _touch(self) -> None:
+        """Note activity; the idle timer re-arms itself from the last activity when it fires
+        (no timer churn per read)."""
         if self._idle_timeout_s is None:
             return
-        if self._idle_handle:
-            self._idle_handle.cancel()
-        self._idle_handle = self._loop.call_later(self._idle_timeout_s, self._idle_expired)
+        self._last_active = self._loop.time()
+        if self._idle_handle is None:
+            self._idle_handle = self._loop.call_at(self._last_active + self._idle_timeout_s,
+                                                   self._idle_expired)
 
     def _idle_expired(self) -> None:
+        assert self._idle_timeout_s is not None
+        self._idle_handle = None
+        if self._closed:
+            return
         if self._pending:
-            self._touch()
+            self._last_active = self._loop.time()
+        deadline = self._last_active + self._idle_timeout_s
+        if deadline > self._loop.time():
+            self._idle_handle = self._loop.call_at(deadline, self._idle_expired)
             return
         log.info("closing idle connection from %s:%s", *self._peer)
         self.close()
