@@ -39,6 +39,7 @@ from core.protocol.codec import (
     decode_body,
     decode_header,
     encode_response,
+    encode_response_parts,
     response_class,
 )
 from core.replication.fetcher import ReplicaFetcherManager
@@ -281,7 +282,8 @@ class BrokerServer:
         return self.metadata_log.leader_id() if self.metadata_log else -1
 
     # requests ----------------------------------------------------------------------------
-    async def dispatch(self, frame: memoryview, peer: tuple[str, int]) -> bytes | None:
+    async def dispatch(self, frame: memoryview, peer: tuple[str, int]
+                       ) -> bytes | list[Any] | None:
         """Decode one request frame, run its handler, encode the response."""
         try:
             header, pos = decode_header(frame)
@@ -308,8 +310,10 @@ class BrokerServer:
             (time.perf_counter() - started) * 1000)
         if ctx.no_response:
             return None
-        return encode_response(header.api_key, header.api_version, header.correlation_id,
-                               response)
+        # Fetch records (and any large bytes) are passed by reference, not copied into one
+        # buffer: the listener writes the parts in order
+        return encode_response_parts(header.api_key, header.api_version, header.correlation_id,
+                                     response)
 
     def _api_versions_fallback(self, correlation_id: int) -> bytes:
         """An ApiVersions version we don't know: answer v0 with UNSUPPORTED_VERSION."""

@@ -144,6 +144,51 @@ def encode_response(api_key: int, version: int, correlation_id: int, body: Any) 
     return buffer.getvalue()
 
 
+#: byte strings at least this long are kept by reference by encode_response_parts
+SPLICE_MIN_BYTES = 32 * 1024
+
+
+class _Parts:
+    """A write-only buffer for kio's writers that keeps large writes (record bytes) by
+    reference and packs everything else into small buffers between them."""
+
+    __slots__ = ("parts", "size", "small")
+
+    def __init__(self) -> None:
+        self.small = bytearray()
+        self.parts: list[Any] = [self.small]
+        self.size = 0
+
+    def write(self, data: Any) -> int:
+        n = len(data)
+        self.size += n
+        if n >= SPLICE_MIN_BYTES:
+            self.parts.append(data)
+            self.small = bytearray()
+            self.parts.append(self.small)
+        else:
+            self.small += data
+        return n
+
+
+def encode_response_parts(api_key: int, version: int, correlation_id: int,
+                          body: Any) -> bytes | list[Any]:
+    """Like encode_response, but large byte fields (Fetch records) are not copied: returns
+    the framed response as bytes, or as a list of buffers to write in order."""
+    cls = type(body)
+    out = _Parts()
+    out.write(b"\0\0\0\0")
+    out.write(struct.pack(">i", correlation_id))
+    if cls.__flexible__ and api_key != API_VERSIONS_KEY:
+        out.write(b"\0")  # empty tagged fields of response header v1
+    _writer(cls)(out, body)
+    first = out.parts[0]
+    struct.pack_into(">i", first, 0, out.size - 4)
+    if len(out.parts) == 1:
+        return bytes(first)
+    return [p for p in out.parts if len(p)]
+
+
 def encode_request(api_key: int, version: int, correlation_id: int, client_id: str | None,
                    body: Any) -> bytes:
     """Frame a request (used by our own clients: replica fetchers, the admin client)."""
@@ -178,5 +223,6 @@ def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Any]
 __all__ = [
     "FrameError", "InvalidRequestError", "RequestHeader", "UnsupportedVersionError",
     "decode_body", "decode_header", "decode_response", "encode_request", "encode_response",
+    "encode_response_parts",
     "kio_versions", "request_class", "response_class",
 ]
