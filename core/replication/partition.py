@@ -118,14 +118,15 @@ class Partition:
         """acks=all: wait until the high watermark passes `offset` (delayed produce)."""
         if self.log.high_watermark > offset:
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         self._hw_waiters.append((offset, fut))
+        # a timer instead of asyncio.wait_for, which wraps every delayed produce in a Task
+        timer = loop.call_later(timeout_s, _expire, fut, self.tp, timeout_s)
         try:
-            await asyncio.wait_for(fut, timeout_s)
-        except TimeoutError:
-            raise RequestTimedOutError(
-                f"{self.tp}: not replicated to the ISR within {timeout_s * 1000:.0f} ms"
-            ) from None
+            await fut
+        finally:
+            timer.cancel()
 
     # leader: followers -------------------------------------------------------------------
     def record_follower_fetch(self, follower_id: int, fetch_offset: int) -> None:
@@ -206,6 +207,12 @@ class Partition:
     def close(self) -> None:
         self._fail_waiters(NotLeaderOrFollowerError(f"{self.tp} is no longer hosted here"))
         self._wake_fetchers()
+
+
+def _expire(fut: asyncio.Future[None], tp: TopicPartition, timeout_s: float) -> None:
+    if not fut.done():
+        fut.set_exception(RequestTimedOutError(
+            f"{tp}: not replicated to the ISR within {timeout_s * 1000:.0f} ms"))
 
 
 def _now_ms() -> float:
