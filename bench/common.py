@@ -45,7 +45,8 @@ class Broker:
     """One `python main.py broker --config FILE` process with its own data dir."""
 
     def __init__(self, data_dir: Path, node_id: int = 1, port: int | None = None,
-                 overrides: dict[str, str] | None = None) -> None:
+                 overrides: dict[str, str] | None = None, root: Path = ROOT) -> None:
+        self.root = root  # the source tree whose main.py runs (bench.ab compares two)
         self.data_dir = data_dir
         self.node_id = node_id
         self.port = port or free_port()
@@ -72,14 +73,22 @@ class Broker:
         assert self.proc is not None
         return self.proc.pid
 
-    def start(self, timeout: float = 60.0, wait_port: bool = True) -> Broker:
+    def start(self, timeout: float = 60.0) -> Broker:
+        """Spawn and wait for the "started" line and the open port."""
+        return self.spawn().wait_started(timeout)
+
+    def spawn(self) -> Broker:
+        """Start the process without waiting (brokers of one quorum start together)."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "main.py"), "broker", "--config",
+                [sys.executable, str(self.root / "main.py"), "broker", "--config",
                  str(self.config_path)],
-                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=ROOT)
+                stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=self.root)
+        return self
+
+    def wait_started(self, timeout: float = 60.0) -> Broker:
+        assert self.proc is not None and self.proc.stdout is not None
         deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"broker exited with {self.proc.returncode}: "
@@ -89,8 +98,7 @@ class Broker:
         else:
             self.stop()
             raise TimeoutError("broker did not start")
-        if wait_port:
-            wait_for_port(self.port, deadline)
+        wait_for_port(self.port, deadline)
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -185,7 +193,7 @@ def machine_facts() -> str:
     load = os.getloadavg()
     return (f"nproc={os.cpu_count()}, {platform.processor() or platform.machine()}, "
             f"Python {platform.python_version()}, confluent-kafka "
-            f"{confluent_kafka.version()[0]} (librdkafka {confluent_kafka.libversion()[0]}), "
+            f"{confluent_kafka.version()} (librdkafka {confluent_kafka.libversion()[0]}), "
             f"Linux {platform.release()}, load average at start "
             f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}")
 

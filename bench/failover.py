@@ -1,0 +1,297 @@
+"""Failover: SIGKILL of a partition leader -> first acknowledged produce on the new leader.
+
+Run: ``.venv/bin/python -m bench.failover [--kills 10] [--manual-kills 3]``
+
+A 3-broker cluster, a topic with RF=3 and min.insync.replicas=2, and one confluent-kafka
+producer (acks=all, librdkafka's defaults otherwise) sending a record every ~2 ms from a
+background thread. Each kill: wait until partition 0 has its full ISR (3), SIGKILL its leader,
+and measure the time from the kill to the first successful delivery report of a record
+produced after the kill (it can only come from the new leader); then restart the killed
+broker. Two ways of running the cluster:
+
+* supervisor: `python main.py serve --brokers 3` (core.cluster.LocalCluster), killed with
+  `ctl kill` (SIGKILL); the supervisor sees its child die and fences it at the controller
+  at once;
+* manual: three `python main.py broker --config F` processes started here and killed with
+  os.kill(pid, SIGKILL); the controller notices only when broker.session.timeout.ms (9 s by
+  default) passes without a heartbeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Producer
+
+from bench.common import (
+    Broker,
+    fmt,
+    free_port,
+    machine_facts,
+    markdown_table,
+    median,
+    update_doc,
+)
+from bench.produce_consume import create_topic
+from bench.replicated import wait_isr
+from core.cluster.layout import broker_properties
+from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.state import read_cluster_json
+from core.network.client import KafkaConnection
+
+TOPIC = "failover"
+#: leadership must not move back to the preferred replica between our check and the kill
+CLUSTER_CONFIG = {"offsets.topic.num.partitions": "1", "group.initial.rebalance.delay.ms": "0",
+                  "auto.leader.rebalance.enable": "false"}
+
+
+class SteadyProducer:
+    """Produces a record every `interval_s` in a thread; remembers successful deliveries."""
+
+    def __init__(self, bootstrap: str, interval_s: float = 0.002) -> None:
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                  "message.timeout.ms": 60000})
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.acks: list[tuple[float, float]] = []  # (produced at, acknowledged at)
+        self.errors = 0
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="steady-producer")
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        now = time.monotonic()
+        if err is not None:
+            self.errors += 1
+            return
+        produced = float(msg.value().decode())
+        with self._lock:
+            self.acks.append((produced, now))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.producer.produce(TOPIC, repr(time.monotonic()).encode(),
+                                  on_delivery=self._on_delivery)
+            self.producer.poll(self.interval_s)
+        self.producer.flush(30)
+
+    def __enter__(self) -> SteadyProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    def first_ack_after(self, t0: float, timeout_s: float = 60.0) -> float:
+        """Seconds from t0 to the first acknowledgement of a record produced after t0."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                for produced, acked in self.acks:
+                    if produced >= t0:
+                        return acked - t0
+                self.acks = [a for a in self.acks if a[0] >= t0]
+            time.sleep(0.002)
+        raise TimeoutError("no acknowledged produce after the kill")
+
+
+class MetadataWatch:
+    """After a kill: when do the surviving brokers stop listing the dead one (fenced) and
+    report a new leader for partition 0? Polls each every ~5 ms over its own connection."""
+
+    def __init__(self, ports: dict[int, int], dead: int, t0: float, timeout_s: float = 30.0):
+        self.ports = {b: p for b, p in ports.items() if b != dead}
+        self.dead = dead
+        self.t0 = t0
+        self.timeout_s = timeout_s
+        self.fenced: dict[int, float] = {}
+        self.leader: dict[int, float] = {}
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread.start()
+
+    async def _watch(self, broker: int, port: int) -> None:
+        deadline = self.t0 + self.timeout_s
+        conn = None
+        while time.monotonic() < deadline and (broker not in self.fenced
+                                               or broker not in self.leader):
+            try:
+                if conn is None:
+                    conn = await KafkaConnection.connect("127.0.0.1", port, timeout=1.0)
+                md = await conn.request(3, max_version=12, min_version=1,
+                                        topics=[dict(name=TOPIC, topic_id=uuid.UUID(int=0))],
+                                        allow_auto_topic_creation=False)
+            except Exception:  # the broker may be busy electing; keep polling
+                conn = None
+                await asyncio.sleep(0.005)
+                continue
+            now = time.monotonic() - self.t0
+            if broker not in self.fenced and all(b.node_id != self.dead for b in md.brokers):
+                self.fenced[broker] = now
+            for t in md.topics:
+                for part in t.partitions:
+                    if (part.partition_index == 0 and part.leader_id not in (-1, self.dead)
+                            and broker not in self.leader):
+                        self.leader[broker] = now
+            await asyncio.sleep(0.005)
+        if conn is not None:
+            await conn.close()
+
+    async def _main(self) -> None:
+        await asyncio.gather(*(self._watch(b, p) for b, p in self.ports.items()))
+
+    def result(self) -> tuple[float, float]:
+        """(seconds to the first broker seeing the fence, to all seeing the new leader)."""
+        self._thread.join(self.timeout_s + 5)
+        nan = float("nan")
+        fenced = min(self.fenced.values()) if self.fenced else nan
+        leader = max(self.leader.values()) if len(self.leader) == len(self.ports) else nan
+        return fenced, leader
+
+
+def controller_of(data_dir: Path) -> int:
+    doc = read_cluster_json(data_dir) or {}
+    return int(doc.get("controller_id", -1))
+
+
+def run_supervisor(tmp: Path, kills: int) -> list[tuple[float, bool]]:
+    out: list[tuple[float, bool]] = []
+    cluster = LocalCluster(tmp / "cluster", brokers=3, port=free_base_port(3),
+                           config=CLUSTER_CONFIG)
+    with cluster:
+        assert cluster.bootstrap is not None
+        create_topic(cluster.bootstrap, TOPIC, rf=3, config={"min.insync.replicas": "2"})
+        wait_isr(cluster.bootstrap, TOPIC, 3)
+        control = cluster.control
+        ports = {i + 1: int(hp.rsplit(":", 1)[1])
+                 for i, hp in enumerate(cluster.bootstrap.split(","))}
+        with SteadyProducer(cluster.bootstrap) as producer:
+            for i in range(kills):
+                leader = wait_isr(cluster.bootstrap, TOPIC, 3, timeout_s=120)
+                time.sleep(0.5)  # the producer runs steadily on this leader
+                was_controller = controller_of(cluster.data_dir) == leader
+                t0 = time.monotonic()
+                control.kill_sync(leader)
+                watch = MetadataWatch(ports, leader, t0)
+                took = producer.first_ack_after(t0)
+                fenced, moved = watch.result()
+                out.append((took, was_controller))
+                print(f"supervisor kill {i + 1}: broker {leader}"
+                      f"{' (controller)' if was_controller else ''} -> {took * 1000:.0f} ms "
+                      f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
+                      f"at {moved * 1000:.0f} ms)", flush=True)
+                control.start_sync(leader)
+            if producer.errors:
+                print(f"warning: {producer.errors} deliveries failed", flush=True)
+    return out
+
+
+def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool]]:
+    out: list[tuple[float, bool]] = []
+    base = free_base_port(3)
+    brokers: dict[int, Broker] = {}
+    try:
+        for node in (1, 2, 3):
+            props = broker_properties(broker_id=node, base_port=base, voters_of=3,
+                                      data_dir=tmp / f"manual-{node}" / "data",
+                                      metrics_port=free_port(),
+                                      overrides=CLUSTER_CONFIG)
+            brokers[node] = Broker(tmp / f"manual-{node}", node_id=node, port=base + node - 1,
+                                   overrides=props)
+        for b in brokers.values():  # a quorum needs a majority up before any answers
+            b.spawn()
+        for b in brokers.values():
+            b.wait_started()
+        bootstrap = ",".join(b.bootstrap for b in brokers.values())
+        create_topic(bootstrap, TOPIC, rf=3, config={"min.insync.replicas": "2"})
+        wait_isr(bootstrap, TOPIC, 3)
+        with SteadyProducer(bootstrap) as producer:
+            for i in range(kills):
+                leader = wait_isr(bootstrap, TOPIC, 3, timeout_s=120)
+                time.sleep(0.5)
+                t0 = time.monotonic()
+                os.kill(brokers[leader].pid, signal.SIGKILL)
+                watch = MetadataWatch({n: b.port for n, b in brokers.items()}, leader, t0)
+                took = producer.first_ack_after(t0)
+                fenced, moved = watch.result()
+                brokers[leader].kill()  # reap it
+                out.append((took, False))
+                print(f"manual kill {i + 1}: broker {leader} -> {took * 1000:.0f} ms "
+                      f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
+                      f"at {moved * 1000:.0f} ms)", flush=True)
+                brokers[leader].start()
+    finally:
+        for b in brokers.values():
+            b.stop()
+    return out
+
+
+def report(sup: list[tuple[float, bool]], manual: list[tuple[float, bool]],
+           args: argparse.Namespace, command: str, facts: str) -> str:
+    rows = []
+    for name, data in (("supervisor (`serve`, `ctl kill`)", sup),
+                       ("manual brokers (`os.kill`, no supervisor)", manual)):
+        if not data:
+            continue
+        times = [t * 1000 for t, _ in data]
+        ctl = [t * 1000 for t, c in data if c]
+        goal = "yes" if median(times) <= 1000 else "**no**"
+        rows.append([name, len(times), fmt(median(times)), fmt(min(times)), fmt(max(times)),
+                     f"{len(ctl)} ({fmt(median(ctl)) if ctl else 'n/a'} ms)",
+                     goal if data is sup else "(not a goal: waits for the 9 s session timeout)"])
+    table = markdown_table(["cluster", "kills", "median ms", "min ms", "max ms",
+                            "leader was also the active controller (median)",
+                            "median <= 1 s"], rows)
+    raw = "\n".join(f"- {name}: " + ", ".join(fmt(t * 1000) for t, _ in data)
+                    for name, data in (("supervisor", sup), ("manual", manual)) if data)
+    return f"""## Failover: leader SIGKILL to first acknowledged produce
+
+Command: `{command}`
+
+Machine: {facts}. 3 brokers, topic with RF=3 and min.insync.replicas=2, one producer with
+acks=all sending a record every ~2 ms (librdkafka defaults otherwise, e.g.
+topic.metadata.refresh.fast.interval.ms=100, retry.backoff.ms=100). Time from SIGKILL of the
+leader of partition 0 to the delivery report of the first record produced after the kill.
+Between kills the killed broker is restarted and the ISR is back to 3 before the next kill.
+
+{table}
+
+Raw values (ms):
+
+{raw}
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--manual-kills", type=int, default=3,
+                        help="kills with hand-started brokers (0 to skip; ~10 s each)")
+    parser.add_argument("--no-doc", action="store_true")
+    parser.add_argument("--keep-dir", help="put the clusters' data and logs here (kept)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    facts = machine_facts()
+    with tempfile.TemporaryDirectory(prefix="kaflab-bench-") as tmp:
+        work = Path(args.keep_dir) if args.keep_dir else Path(tmp)
+        sup = run_supervisor(work, args.kills) if args.kills else []
+        manual = run_manual(work, args.manual_kills) if args.manual_kills else []
+    text = report(sup, manual, args, " ".join([".venv/bin/python -m bench.failover", *argv]),
+                  facts)
+    print(text)
+    if not args.no_doc:
+        update_doc("failover", text)
+
+
+if __name__ == "__main__":
+    main()
