@@ -172,10 +172,13 @@ class ProducerWorker:
             except BufferError:
                 self.producer.poll(0.05)
                 continue
-            except KafkaException as exc:  # fatal idempotence error: a new producer (new pid)
+            except KafkaException as exc:
                 self.errors[f"produce:{exc.args[0].name()}"] += 1
-                self.producer.flush(30)
-                self.producer = self._new_producer()
+                if exc.args[0].fatal():  # fatal idempotence error: a new producer (new pid)
+                    self.producer.flush(30)
+                    self.producer = self._new_producer()
+                else:  # e.g. _UNKNOWN_TOPIC from stale metadata mid-fault: retry the record
+                    self.producer.poll(0.1)
                 continue
             self.seq += 1
             index += 1
