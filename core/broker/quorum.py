@@ -24,6 +24,7 @@ from core.protocol.codec import request_class
 log = logging.getLogger(__name__)
 
 CONTROLLER_TIMEOUT_S = 10.0
+ISR_RETRY_BACKOFF_MS = 2000.0
 
 
 # --- the metadata quorum -------------------------------------------------------------------
@@ -252,8 +253,9 @@ async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
                 raise KafkaError("AlterPartition refused", code)
     except KafkaError as exc:
         partition.isr_change_pending = False
-        log.info("ISR change %s -> %s for %s refused: %s", list(reg.isr), new_isr,
-                 partition.tp, exc)
+        partition.isr_retry_at_ms = time.monotonic() * 1000 + ISR_RETRY_BACKOFF_MS
+        log.info("ISR change %s -> %s for %s refused: %s (%s)", list(reg.isr), new_isr,
+                 partition.tp, exc, exc.code.name)
         return
     (broker.metrics.isr_shrinks if shrink else broker.metrics.isr_expands).inc()
     log.info("ISR of %s %s from %s to %s", partition.tp, "shrunk" if shrink else "expanded",

@@ -66,11 +66,14 @@ class RaftMetadataLog:
         self._listeners: list[Listener] = []
         self._conns: dict[int, KafkaConnection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
-        self._inbound: dict[tuple[int, type], asyncio.Future[RaftMessage]] = {}
+        #: (src, response type) -> (future of the node's answer, the request it answers)
+        self._inbound: dict[tuple[int, type], tuple[asyncio.Future[RaftMessage],
+                                                    RaftMessage]] = {}
         self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
+        self._last_role: tuple[str, int, int] | None = None
 
     # MetadataLog ---------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -115,11 +118,18 @@ class RaftMetadataLog:
     def _now(self) -> int:
         return int((time.monotonic() - self._started) * 1000)
 
+    def _log_role_change(self) -> None:
+        state = (self.node.role, self.node.epoch, self.leader_id())
+        if state != self._last_role:
+            self._last_role = state
+            log.info("metadata quorum: %s in epoch %d, leader %d", *state)
+
     async def _tick_loop(self) -> None:
         while True:
             try:
                 self._dispatch(self.node.tick(self._now()))
                 self._deliver()
+                self._log_role_change()
             except Exception:
                 log.exception("raft tick failed")
             await asyncio.sleep(TICK_S)
@@ -148,9 +158,9 @@ class RaftMetadataLog:
                 self._sending.add(task)
                 task.add_done_callback(self._sending.discard)
             else:
-                fut = self._inbound.pop((out.dest, type(message)), None)
-                if fut is not None and not fut.done():
-                    fut.set_result(message)
+                waiting = self._inbound.pop((out.dest, type(message)), None)
+                if waiting is not None and not waiting[0].done():
+                    waiting[0].set_result(message)
 
     async def _connection(self, dest: int) -> KafkaConnection:
         conn = self._conns.get(dest)
@@ -180,33 +190,61 @@ class RaftMetadataLog:
             response = self._from_wire_response(message, raw)
         except (TimeoutError, KafkaError, OSError) as exc:
             log.debug("raft %s to %d failed: %r", type(message).__name__, dest, exc)
-            conn = self._conns.pop(dest, None)
-            if conn is not None:
-                conn.close_nowait()
+            self._drop_connection(dest)
+            return
+        except Exception:  # a malformed answer must not kill the quorum's I/O silently
+            log.exception("raft %s to %d: bad response", type(message).__name__, dest)
+            self._drop_connection(dest)
             return
         if response is not None:
             self._dispatch(self.node.receive(self._now(), dest, response))
             self._deliver()
 
+    def _drop_connection(self, dest: int) -> None:
+        conn = self._conns.pop(dest, None)
+        if conn is not None:
+            conn.close_nowait()
+
     async def handle_inbound(self, src: int, message: RaftMessage) -> RaftMessage:
         """Feed a request from `src` to the node and wait for its response (long-polled
-        fetches included)."""
+        fetches included). Never raises: a request the node does not answer in time, or one
+        superseded by a newer request of the same kind from `src`, gets REQUEST_TIMED_OUT,
+        so the connection keeps answering in order."""
         expected = _RESPONSE_FOR[type(message)]
         fut: asyncio.Future[RaftMessage] = asyncio.get_running_loop().create_future()
         old = self._inbound.get((src, expected))
-        if old is not None and not old.done():
-            old.cancel()
-        self._inbound[(src, expected)] = fut
+        if old is not None and not old[0].done():
+            old[0].set_result(self._timed_out(old[1]))
+        self._inbound[(src, expected)] = (fut, message)
         self._dispatch(self.node.receive(self._now(), src, message))
         self._deliver()
         timeout = self.node.request_timeout_ms / 1000
         if isinstance(message, FetchRequest):
             timeout += message.max_wait_ms / 1000
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return self._timed_out(message)
         finally:
-            if self._inbound.get((src, expected)) is fut:
+            current = self._inbound.get((src, expected))
+            if current is not None and current[0] is fut:
                 del self._inbound[(src, expected)]
+
+    def _timed_out(self, request: RaftMessage) -> RaftMessage:
+        """The answer to a request the node did not answer: REQUEST_TIMED_OUT with what this
+        node knows of the current epoch and leader."""
+        code = ErrorCode.request_timed_out
+        leader, epoch = self.leader_id(), self.node.epoch
+        if isinstance(request, FetchRequest):
+            return FetchResponse(error_code=code, leader_id=leader, leader_epoch=epoch,
+                                 high_watermark=self.node.high_watermark,
+                                 fetch_offset=request.fetch_offset,
+                                 last_fetched_epoch=request.last_fetched_epoch)
+        if isinstance(request, VoteRequest):
+            return VoteResponse(code, leader, epoch, False)
+        if isinstance(request, BeginQuorumEpochRequest):
+            return BeginQuorumEpochResponse(code, leader, epoch)
+        return EndQuorumEpochResponse(code, leader, epoch)
 
     # wire format (kio entities) ------------------------------------------------------------
     def _partition(self, **fields: Any) -> list[dict[str, Any]]:

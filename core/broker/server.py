@@ -239,17 +239,18 @@ class BrokerServer:
             self._image_dirty = True
             try:
                 asyncio.get_running_loop().call_soon(self._apply_image)
-            except RuntimeError:  # replay before the loop runs
-                pass
+            except RuntimeError:  # replay before the loop runs: start() applies it
+                self._image_dirty = False
 
     def _apply_image(self) -> None:
         self._image_dirty = False
-        self.replicas.apply_image(self.image)
-        if self.controller is not None:
-            try:
+        try:
+            self.replicas.apply_image(self.image)
+        except Exception:  # one bad partition must not stop metadata from flowing
+            log.exception("applying metadata offset %d failed", self.image.offset)
+        finally:
+            if self.controller is not None:
                 self.controller.notify_applied()
-            except RuntimeError:
-                pass
 
     def _on_role_for_fetchers(self, partition: Any, is_leader: bool) -> None:
         if is_leader:

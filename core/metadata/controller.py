@@ -68,7 +68,7 @@ class QuorumController:
         self._image = image
         self._lock = asyncio.Lock()
         self._last_heartbeat: dict[int, float] = {}
-        self._applied = asyncio.Condition()
+        self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # plumbing ----------------------------------------------------------------------------
     def is_active(self) -> bool:
@@ -83,17 +83,29 @@ class QuorumController:
         await self.wait_applied(offset)
 
     async def wait_applied(self, offset: int, timeout: float = 10.0) -> None:
-        async def applied() -> None:
-            async with self._applied:
-                await self._applied.wait_for(lambda: self._image().offset >= offset)
-        await asyncio.wait_for(applied(), timeout)
+        """Wait until the broker's image includes metadata offset `offset`."""
+        if self._image().offset >= offset:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._applied_waiters.append((offset, fut))
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            raise NotControllerError(
+                f"metadata offset {offset} not applied within {timeout:.0f}s") from None
 
     def notify_applied(self) -> None:
-        """Called by the broker after it applied committed records to its image."""
-        async def wake() -> None:
-            async with self._applied:
-                self._applied.notify_all()
-        asyncio.get_running_loop().create_task(wake())
+        """Called by the broker (on the event loop) after it applied committed records."""
+        applied = self._image().offset
+        waiting = []
+        for offset, fut in self._applied_waiters:
+            if fut.done():
+                continue
+            if offset <= applied:
+                fut.set_result(None)
+            else:
+                waiting.append((offset, fut))
+        self._applied_waiters = waiting
 
     # topics ------------------------------------------------------------------------------
     async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
@@ -148,6 +160,8 @@ class QuorumController:
                 leader = live_isr[0] if self._is_live(image, live_isr[0]) else NO_LEADER
                 records.append(PartitionCreated(name, p, replicas, live_isr, leader))
             await self._commit(records)
+            log.info("created topic %s: %d partitions, replication factor %d", name,
+                     result.num_partitions, result.replication_factor)
             return result
 
     async def delete_topic(self, name: str) -> str:

@@ -54,6 +54,10 @@ class Partition:
         self._data_event = asyncio.Event()
         self._hw_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self.isr_change_pending = False
+        #: when the ISR last changed: only a follower that fetched since may rejoin
+        self._registered_ms = _now_ms()
+        #: after a refused ISR change, when to propose again
+        self.isr_retry_at_ms = 0.0
         self._become(registration)
 
     # role --------------------------------------------------------------------------------
@@ -70,6 +74,8 @@ class Partition:
         old = self.registration
         self.registration = registration
         self.isr_change_pending = False
+        if old.isr != registration.isr:
+            self._registered_ms = _now_ms()
         if (old.leader, old.leader_epoch) != (registration.leader, registration.leader_epoch):
             self._become(registration)
             return True
@@ -144,17 +150,18 @@ class Partition:
     def isr_candidates(self, lag_time_max_ms: int) -> list[int] | None:
         """The ISR the leader should propose (shrink laggards, expand caught-up followers),
         or None when it is already right."""
-        if not self.is_leader or self.isr_change_pending:
-            return None
         now = _now_ms()
+        if not self.is_leader or self.isr_change_pending or now < self.isr_retry_at_ms:
+            return None
         isr = set(self.registration.isr)
         new = {self.node_id}
         for b, state in self.followers.items():
             caught_up = now - state.last_caught_up_ms <= lag_time_max_ms
             if b in isr:
                 keep = caught_up  # shrink: not caught up for replica.lag.time.max.ms
-            else:  # expand: the follower has everything up to the high watermark
-                keep = 0 <= self.log.high_watermark <= state.log_end_offset
+            else:  # expand: alive (fetched since the ISR last changed) and has the HW
+                keep = (state.last_fetch_ms > self._registered_ms
+                        and 0 <= self.log.high_watermark <= state.log_end_offset)
             if keep:
                 new.add(b)
         if new == isr:

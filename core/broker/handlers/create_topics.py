@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from core.broker.api import RequestContext, api
@@ -10,11 +11,15 @@ from core.common.errors import KafkaError
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
+log = logging.getLogger(__name__)
+
 
 @api(key=19, min_version=2, max_version=5)
 async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     if not broker.is_controller():
+        log.info("forwarding CreateTopics %s to the controller",
+                 [t.name for t in request.topics])
         return await broker.forward_to_controller(ctx, request)
     controller = broker.controller
     results = []
