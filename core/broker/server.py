@@ -90,6 +90,7 @@ class BrokerServer:
         self.metadata_log: Any = None
         self.controller: QuorumController | None = None
         self.group_coordinator: Any = None
+        self.transaction_coordinator: Any = None
         self.producer_ids: Any = None
         self.fetch_sessions: Any = None
         self.listener: KafkaListener | None = None
@@ -132,6 +133,8 @@ class BrokerServer:
         self._start_services()
         if self.group_coordinator is not None:
             await self.group_coordinator.start()
+        if self.transaction_coordinator is not None:
+            await self.transaction_coordinator.start()
         self.listener = KafkaListener(
             self.host, self.port, self.dispatch,
             max_request_bytes=self.config["socket.request.max.bytes"],
@@ -176,6 +179,13 @@ class BrokerServer:
             for partition in list(self.replicas.partitions.values()):
                 if partition.is_leader:
                     self._on_partition_role(partition, True)
+        from core.broker.txn_store import make_transaction_coordinator, on_partition_role
+        self.transaction_coordinator = make_transaction_coordinator(self)
+        self.replicas.role_listeners.append(
+            lambda partition, is_leader: on_partition_role(self, partition, is_leader))
+        for partition in list(self.replicas.partitions.values()):
+            if partition.is_leader:
+                on_partition_role(self, partition, True)
 
     async def _register(self) -> None:
         """Register with the controller and get unfenced (single voter: directly)."""
@@ -204,6 +214,11 @@ class BrokerServer:
         await self.fetchers.close()
         for conn in self.controller_conns.values():
             conn.close_nowait()
+        if self.transaction_coordinator is not None:
+            try:
+                await self.transaction_coordinator.stop()
+            except Exception:
+                log.exception("transaction coordinator stop failed")
         if self.group_coordinator is not None:
             try:
                 await self.group_coordinator.stop()

@@ -18,18 +18,6 @@ from tests.fixtures import BrokerProcess
 pytestmark = pytest.mark.timeout(90)
 
 
-def _wired() -> bool:
-    """The transaction coordinator is created by BrokerServer (core/broker/server.py)."""
-    import inspect
-
-    from core.broker import server
-    return "make_transaction_coordinator" in inspect.getsource(server)
-
-
-if not _wired():
-    pytest.skip("BrokerServer does not wire the transaction coordinator yet",
-                allow_module_level=True)
-
 TXN_CONFIG = {
     "transaction.state.log.num.partitions": "4",
     "transaction.abort.timed.out.transaction.cleanup.interval.ms": "500",

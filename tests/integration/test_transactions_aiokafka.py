@@ -14,19 +14,6 @@ from tests.fixtures import BrokerProcess
 pytestmark = pytest.mark.timeout(60)
 
 
-def _wired() -> bool:
-    """The transaction coordinator is created by BrokerServer (core/broker/server.py)."""
-    import inspect
-
-    from core.broker import server
-    return "make_transaction_coordinator" in inspect.getsource(server)
-
-
-if not _wired():
-    pytest.skip("BrokerServer does not wire the transaction coordinator yet",
-                allow_module_level=True)
-
-
 def test_aiokafka_commit_abort_and_offsets(broker_factory) -> None:
     broker: BrokerProcess = broker_factory(**{"transaction.state.log.num.partitions": "2"})
     topic = f"aio-{uuid.uuid4().hex[:8]}"

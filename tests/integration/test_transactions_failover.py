@@ -18,18 +18,6 @@ from core.cluster.local import LocalCluster, free_base_port
 pytestmark = pytest.mark.timeout(150)
 
 
-def _wired() -> bool:
-    """The transaction coordinator is created by BrokerServer (core/broker/server.py)."""
-    import inspect
-
-    from core.broker import server
-    return "make_transaction_coordinator" in inspect.getsource(server)
-
-
-if not _wired():
-    pytest.skip("BrokerServer does not wire the transaction coordinator yet",
-                allow_module_level=True)
-
 CONFIG = {
     "min.insync.replicas": "2",
     "replica.lag.time.max.ms": "3000",

@@ -158,7 +158,7 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
     tp = TopicPartition(want.topic, want.partition)
     base = dict(topic=want.topic, partition_index=want.partition, high_watermark=-1,
                 last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None,
-                preferred_read_replica=-1, records=None)
+                preferred_read_replica=-1, records=b"")
     try:
         partition = broker.replicas.leader_partition(tp, broker.image)
         partition.check_leader_epoch(want.current_leader_epoch)
@@ -173,16 +173,22 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
                             diverging_epoch=dict(epoch=epoch, end_offset=end)), 0, None
         if is_follower:
             partition.record_follower_fetch(replica_id, want.fetch_offset)
-        limit = None if is_follower else log.high_watermark
+        lso = log.last_stable_offset
+        limit = None if is_follower else (lso if read_committed else log.high_watermark)
         data = b""
+        aborted = None
         if want.fetch_offset != (limit if limit is not None else log.log_end_offset):
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
             data = piece.read_bytes() if piece.size else b""
+            if read_committed and data:
+                aborted = [dict(producer_id=pid, first_offset=first_offset)
+                           for pid, first_offset in log.aborted_transactions(
+                               want.fetch_offset, piece.next_offset)]
         hw = log.high_watermark
-        response = dict(base, error_code=0, high_watermark=hw, last_stable_offset=hw,
+        response = dict(base, error_code=0, high_watermark=hw, last_stable_offset=lso,
                         log_start_offset=log.log_start_offset, records=data,
-                        aborted_transactions=[] if read_committed else None)
+                        aborted_transactions=(aborted or []) if read_committed else None)
         return response, len(data), None if data else partition.data_event
     except KafkaError as exc:
         response = dict(base, error_code=exc.code)

@@ -22,8 +22,9 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
             try:
                 partition = broker.replicas.leader_partition(tp, broker.image)
                 partition.check_leader_epoch(getattr(p, "current_leader_epoch", -1))
-                offset, timestamp, epoch = _lookup(partition, p.timestamp,
-                                                   request.replica_id >= 0)
+                offset, timestamp, epoch = _lookup(
+                    partition, p.timestamp, request.replica_id >= 0,
+                    getattr(request, "isolation_level", 0) == 1)
                 parts.append(dict(partition_index=p.partition_index, error_code=0,
                                   timestamp=timestamp, offset=offset, leader_epoch=epoch,
                                   old_style_offsets=[offset]))
@@ -34,17 +35,19 @@ async def handle_list_offsets(ctx: RequestContext, request: Any) -> Any:
     return build(response_class(2, ctx.version), throttle_time=0, topics=topics)
 
 
-def _lookup(partition: Any, timestamp: int, from_replica: bool) -> tuple[int, int, int]:
+def _lookup(partition: Any, timestamp: int, from_replica: bool,
+            read_committed: bool = False) -> tuple[int, int, int]:
     log = partition.log
     epoch = partition.leader_epoch
+    visible = log.last_stable_offset if read_committed else log.high_watermark
     if timestamp == LATEST_TIMESTAMP:
-        return (log.log_end_offset if from_replica else log.high_watermark), -1, epoch
+        return (log.log_end_offset if from_replica else visible), -1, epoch
     if timestamp == EARLIEST_TIMESTAMP:
         return log.log_start_offset, -1, epoch
     found = log.offset_for_timestamp(timestamp)
     if found is None:
         return -1, -1, epoch
     offset, ts, found_epoch = found
-    if timestamp != MAX_TIMESTAMP and offset >= log.high_watermark:
+    if timestamp != MAX_TIMESTAMP and offset >= visible:
         return -1, -1, epoch
     return offset, ts, found_epoch if found_epoch is not None and found_epoch >= 0 else epoch
