@@ -63,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the subcommand; imports are lazy so `broker` never loads Qt."""
+    argv = sys.argv[1:] if argv is None else argv
+    commands = ("gui", "serve", "broker", "ctl", "produce", "consume")
+    if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
+        argv = ["gui", *argv]  # the console is the default command, with its options
     args = _parser().parse_args(argv)
-    command = args.command or "gui"
+    command = args.command
     if command == "broker":
         from core.broker.cli import run_broker
         return run_broker(args)
@@ -77,8 +81,6 @@ def main(argv: list[str] | None = None) -> int:
     if command in ("produce", "consume"):
         from core.admin import console_cli
         return console_cli.run(command, args)
-    if not args.command:
-        args = _parser().parse_args(["gui", *(argv or sys.argv[1:])])
     from gui.app import run_gui
     return run_gui(args)
 

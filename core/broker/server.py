@@ -211,29 +211,36 @@ class BrokerServer:
             log.warning("controlled shutdown incomplete: %r", exc)
         for task in self._tasks:
             task.cancel()
-        await self.fetchers.close()
+        await self._bounded("replica fetchers", self.fetchers.close())
         for conn in self.controller_conns.values():
             conn.close_nowait()
-        if self.transaction_coordinator is not None:
-            try:
-                await self.transaction_coordinator.stop()
-            except Exception:
-                log.exception("transaction coordinator stop failed")
-        if self.group_coordinator is not None:
-            try:
-                await self.group_coordinator.stop()
-            except Exception:
-                log.exception("group coordinator stop failed")
+        for name, service in (("transaction coordinator", self.transaction_coordinator),
+                              ("group coordinator", self.group_coordinator)):
+            if service is not None:
+                await self._bounded(name, service.stop())
         if self.listener:
-            await self.listener.stop()
-        self.logs.checkpoint()
+            await self._bounded("listener", self.listener.stop())
+        try:
+            self.logs.checkpoint()
+        except OSError as exc:  # e.g. a full disk: the logs below are still flushed
+            log.error("cannot write checkpoints at shutdown: %s", exc)
         self.logs.close()
         close = getattr(self.metadata_log, "close", None)
         if close:
             result = close()
             if asyncio.iscoroutine(result):
-                await result
+                await self._bounded("metadata log", result)
         log.info("broker %d stopped", self.node_id)
+
+    @staticmethod
+    async def _bounded(name: str, step: Any, timeout_s: float = 5.0) -> None:
+        """Run one shutdown step; a step that hangs or fails is logged, not fatal."""
+        try:
+            await asyncio.wait_for(step, timeout_s)
+        except TimeoutError:
+            log.warning("shutdown: %s did not stop within %.0fs", name, timeout_s)
+        except Exception:
+            log.exception("shutdown: stopping %s failed", name)
 
     async def _controlled_shutdown(self) -> None:
         if isinstance(self.metadata_log, LocalMetadataLog):

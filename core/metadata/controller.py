@@ -23,6 +23,7 @@ from core.common.errors import (
     InvalidRequestError,
     KafkaError,
     NotControllerError,
+    PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
@@ -46,6 +47,8 @@ from core.metadata.records import (
 log = logging.getLogger(__name__)
 
 PRODUCER_ID_BLOCK = 1000
+#: Kafka refuses one operation that would write more metadata records than this
+MAX_RECORDS_PER_OPERATION = 10000
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +142,7 @@ class QuorumController:
                     replication_factor = self.config["default.replication.factor"]
                 if num_partitions <= 0:
                     raise InvalidPartitionsError("Number of partitions must be larger than 0.")
+                _check_batch_size(num_partitions)
                 if replication_factor <= 0:
                     raise InvalidReplicationFactorError(
                         "Replication factor must be larger than 0.")
@@ -189,6 +193,7 @@ class QuorumController:
             if count == current:
                 raise InvalidPartitionsError(f"Topic already has {current} partitions.")
             rf = len(topic.partitions[0].replicas)
+            _check_batch_size(count - current)
             if assignments:
                 if len(assignments) != count - current:
                     raise InvalidRequestError("Assignment count does not match new partitions.")
@@ -410,6 +415,11 @@ class QuorumController:
                         records.append(PartitionChanged(topic.name, p, leader=live[0],
                                                         isr=[live[0]]))
         return records
+
+
+def _check_batch_size(partitions: int) -> None:
+    if partitions > MAX_RECORDS_PER_OPERATION:
+        raise PolicyViolationError("Unable to perform excessively large batch operation.")
 
 
 def _tp(topic: str, partition: int):  # small local alias, keeps call sites short

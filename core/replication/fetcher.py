@@ -128,6 +128,8 @@ class ReplicaFetcher:
         if pr.records:
             lg.append_as_follower(pr.records)
         lg.high_watermark = min(pr.high_watermark, lg.log_end_offset)
+        if lg.log_start_offset < pr.log_start_offset <= lg.high_watermark:
+            lg.delete_records_before(pr.log_start_offset)  # DeleteRecords on the leader
 
 
 class ReplicaFetcherManager:

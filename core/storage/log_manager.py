@@ -59,6 +59,8 @@ class LogManager:
             log.warning("ignoring unreadable checkpoint %s: %s", name, exc)
             return {}
 
+    _checkpoint_errno: int | None = None
+
     def load_all(
         self, config_for: Callable[[TopicPartition], dict[str, Any]] | None = None
     ) -> dict[TopicPartition, Log]:
@@ -143,14 +145,26 @@ class LogManager:
         return set(self._offline)
 
     def checkpoint(self) -> None:
-        """Write the recovery point, high watermark and log start offset checkpoints."""
+        """Write the recovery point, high watermark and log start offset checkpoints.
+
+        A failure (a full disk) is logged once per kind of error and otherwise ignored: the
+        previous checkpoint files stay intact (they are replaced atomically) and recovery
+        only needs them to be no newer than the logs.
+        """
         online = {tp: item for tp, item in self._logs.items() if not item.is_offline}
-        write_offset_checkpoint(self.data_dir / RECOVERY_POINT_CHECKPOINT,
-                                {tp: item.recovery_point for tp, item in online.items()})
-        write_offset_checkpoint(self.data_dir / HIGH_WATERMARK_CHECKPOINT,
-                                {tp: item.high_watermark for tp, item in online.items()})
-        write_offset_checkpoint(self.data_dir / LOG_START_OFFSET_CHECKPOINT,
-                                {tp: item.log_start_offset for tp, item in online.items()})
+        try:
+            write_offset_checkpoint(self.data_dir / RECOVERY_POINT_CHECKPOINT,
+                                    {tp: item.recovery_point for tp, item in online.items()})
+            write_offset_checkpoint(self.data_dir / HIGH_WATERMARK_CHECKPOINT,
+                                    {tp: item.high_watermark for tp, item in online.items()})
+            write_offset_checkpoint(self.data_dir / LOG_START_OFFSET_CHECKPOINT,
+                                    {tp: item.log_start_offset for tp, item in online.items()})
+        except OSError as exc:
+            if exc.errno != self._checkpoint_errno:
+                log.error("cannot write offset checkpoints in %s: %s", self.data_dir, exc)
+            self._checkpoint_errno = exc.errno
+            return
+        self._checkpoint_errno = None
 
     def run_maintenance(self, now_ms: int | None = None) -> dict[str, int]:
         """flush.ms, retention and compaction over every online log; returns counters."""

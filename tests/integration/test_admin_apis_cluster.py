@@ -185,9 +185,6 @@ def test_preferred_leader_election_after_a_restart(cluster, admin):
     assert admin.elect_leaders(ElectionType.PREFERRED, None).result(TIMEOUT) == {}
 
 
-@pytest.mark.xfail(reason="followers ignore the leader's log_start_offset in fetch responses "
-                          "(core/replication/fetcher.py _apply), so records deleted with "
-                          "DeleteRecords come back when leadership moves", strict=False)
 def test_deleted_records_stay_deleted_after_leader_change(cluster, admin):
     topic = _topic(admin, assignment=[[2, 3, 1]])
     producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
