@@ -28,6 +28,7 @@ from gui.views.cluster_view import ClusterView
 from gui.views.common import show_error
 from gui.views.groups_view import GroupsView
 from gui.views.logs_view import LogsView
+from gui.views.pages import discover as discover_pages
 from gui.views.produce_view import ProduceView
 from gui.views.topics_view import TopicsView
 
@@ -58,6 +59,10 @@ class MainWindow(QMainWindow):
         self.logs_view = LogsView()
         self.pages = (self.cluster_view, self.topics_view, self.groups_view, self.produce_view,
                       self.browse_view, self.charts_view, self.logs_view)
+        extra = discover_pages()
+        self.page_titles = PAGES + tuple(spec.title for spec in extra)
+        self.page_icons = ICONS + tuple(spec.icon for spec in extra)
+        self.pages = self.pages + tuple(spec.factory(session) for spec in extra)
 
         central = QWidget()
         root = QHBoxLayout(central)
@@ -75,7 +80,7 @@ class MainWindow(QMainWindow):
         self.brand_sub.setObjectName("BrandSub")
         self.nav = QListWidget()
         self.nav.setObjectName("Nav")
-        for i, (icon, name) in enumerate(zip(ICONS, PAGES, strict=True)):
+        for i, (icon, name) in enumerate(zip(self.page_icons, self.page_titles, strict=True)):
             item = QListWidgetItem(f"{icon}   {name}")
             item.setToolTip(f"{name} (Ctrl+{i + 1})")
             self.nav.addItem(item)
@@ -182,8 +187,9 @@ class MainWindow(QMainWindow):
         self._action(file_menu, "&Quit", "Ctrl+Q", self.close, "quit")
 
         view = menubar.addMenu("&View")
-        for i, name in enumerate(PAGES):
-            self._action(view, name, f"Ctrl+{i + 1}", lambda _=False, i=i: self.show_page(i))
+        for i, name in enumerate(self.page_titles):
+            shortcut = f"Ctrl+{i + 1}" if i < 9 else ""
+            self._action(view, name, shortcut, lambda _=False, i=i: self.show_page(i))
         view.addSeparator()
         self._action(view, "&Filter", "Ctrl+F", self.focus_filter, "filter")
         self._action(view, "Toggle &dark theme", "Ctrl+T", self.toggle_theme, "theme")
@@ -234,6 +240,9 @@ class MainWindow(QMainWindow):
             self.brand_sub.setText("attached")
         self.leave_running_action.setEnabled(caps.owns_cluster)
         self.cluster_view.set_capabilities(caps)
+        for page in self.pages[len(PAGES):]:
+            if hasattr(page, "set_capabilities"):
+                page.set_capabilities(caps)
         self.logs_view.set_source(
             f"Following {caps.data_dir}/broker-*/broker.log" if caps.logs_available else None)
         self.setWindowTitle(f"kaflab console — {caps.bootstrap}")
@@ -356,7 +365,7 @@ class MainWindow(QMainWindow):
             page = int(s.value("window/page", 0))
         except (TypeError, ValueError):
             page = 0
-        self.show_page(page if 0 <= page < len(PAGES) else 0)
+        self.show_page(page if 0 <= page < len(self.pages) else 0)
 
     def closeEvent(self, event: Any) -> None:
         self.save_layout()
