@@ -163,8 +163,8 @@ def controller_of(data_dir: Path) -> int:
     return int(doc.get("controller_id", -1))
 
 
-def run_supervisor(tmp: Path, kills: int) -> list[tuple[float, bool]]:
-    out: list[tuple[float, bool]] = []
+def run_supervisor(tmp: Path, kills: int) -> list[tuple[float, bool, float]]:
+    out: list[tuple[float, bool, float]] = []
     cluster = LocalCluster(tmp / "cluster", brokers=3, port=free_base_port(3),
                            config=CLUSTER_CONFIG)
     with cluster:
@@ -184,7 +184,7 @@ def run_supervisor(tmp: Path, kills: int) -> list[tuple[float, bool]]:
                 watch = MetadataWatch(ports, leader, t0)
                 took = producer.first_ack_after(t0)
                 fenced, moved = watch.result()
-                out.append((took, was_controller))
+                out.append((took, was_controller, moved))
                 print(f"supervisor kill {i + 1}: broker {leader}"
                       f"{' (controller)' if was_controller else ''} -> {took * 1000:.0f} ms "
                       f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
@@ -195,8 +195,8 @@ def run_supervisor(tmp: Path, kills: int) -> list[tuple[float, bool]]:
     return out
 
 
-def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool]]:
-    out: list[tuple[float, bool]] = []
+def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool, float]]:
+    out: list[tuple[float, bool, float]] = []
     base = free_base_port(3)
     brokers: dict[int, Broker] = {}
     try:
@@ -224,7 +224,7 @@ def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool]]:
                 took = producer.first_ack_after(t0)
                 fenced, moved = watch.result()
                 brokers[leader].kill()  # reap it
-                out.append((took, False))
+                out.append((took, False, moved))
                 print(f"manual kill {i + 1}: broker {leader} -> {took * 1000:.0f} ms "
                       f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
                       f"at {moved * 1000:.0f} ms)", flush=True)
@@ -235,35 +235,63 @@ def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool]]:
     return out
 
 
-def report(sup: list[tuple[float, bool]], manual: list[tuple[float, bool]],
+def report(sup: list[tuple[float, bool, float]], manual: list[tuple[float, bool, float]],
            args: argparse.Namespace, command: str, facts: str) -> str:
     rows = []
     for name, data in (("supervisor (`serve`, `ctl kill`)", sup),
                        ("manual brokers (`os.kill`, no supervisor)", manual)):
         if not data:
             continue
-        times = [t * 1000 for t, _ in data]
-        ctl = [t * 1000 for t, c in data if c]
+        times = [t * 1000 for t, _, _ in data]
+        moved = [m * 1000 for _, _, m in data]
+        plain = [t * 1000 for t, c, _ in data if not c]
+        ctl = [t * 1000 for t, c, _ in data if c]
         goal = "yes" if median(times) <= 1000 else "**no**"
         rows.append([name, len(times), fmt(median(times)), fmt(min(times)), fmt(max(times)),
-                     f"{len(ctl)} ({fmt(median(ctl)) if ctl else 'n/a'} ms)",
-                     goal if data is sup else "(not a goal: waits for the 9 s session timeout)"])
+                     fmt(median(moved)),
+                     f"{len(plain)}: {fmt(median(plain)) if plain else 'n/a'}",
+                     f"{len(ctl)}: {fmt(median(ctl)) if ctl else 'n/a'}",
+                     goal if data is sup else "(not a goal: 9 s session timeout)"])
     table = markdown_table(["cluster", "kills", "median ms", "min ms", "max ms",
-                            "leader was also the active controller (median)",
+                            "broker side: new leader on all survivors, median ms",
+                            "leader not controller: kills, median ms",
+                            "leader was the active controller: kills, median ms",
                             "median <= 1 s"], rows)
-    raw = "\n".join(f"- {name}: " + ", ".join(fmt(t * 1000) for t, _ in data)
+    raw = "\n".join(f"- {name}: first ack " + ", ".join(fmt(t * 1000) for t, _, _ in data)
+                    + "; new leader seen " + ", ".join(fmt(m * 1000) for _, _, m in data)
+                    + "; controller kills at " + (", ".join(
+                        str(i + 1) for i, (_, c, _) in enumerate(data) if c) or "none")
                     for name, data in (("supervisor", sup), ("manual", manual)) if data)
     return f"""## Failover: leader SIGKILL to first acknowledged produce
 
 Command: `{command}`
 
-Machine: {facts}. 3 brokers, topic with RF=3 and min.insync.replicas=2, one producer with
-acks=all sending a record every ~2 ms (librdkafka defaults otherwise, e.g.
-topic.metadata.refresh.fast.interval.ms=100, retry.backoff.ms=100). Time from SIGKILL of the
-leader of partition 0 to the delivery report of the first record produced after the kill.
-Between kills the killed broker is restarted and the ISR is back to 3 before the next kill.
+Machine: {facts}. 3 brokers, topic with RF=3 and min.insync.replicas=2
+(auto.leader.rebalance.enable=false so that leadership only moves because of the kills), one
+confluent-kafka producer with acks=all sending a record every ~2 ms (librdkafka defaults
+otherwise). *First ack*: time from SIGKILL of the leader of partition 0 to the delivery report
+of the first record produced after the kill. *Broker side*: a watcher polls Metadata on the
+two surviving brokers every ~5 ms and notes when both name a new leader. Between kills the
+killed broker is restarted and the ISR is back to 3 (3 stable metadata polls) before the next.
 
 {table}
+
+Where the time goes (librdkafka debug logs, `debug=broker,topic,msg`): when the killed broker
+was not the controller, the supervisor fences it and the survivors report the new leader
+within ~20 ms. librdkafka sees the disconnect at once and asks for metadata within ~5 ms --
+before the fence, so it is told the old leader again -- and only re-queries the leader of a
+partition whose leader is down on its 1-second topic scan ("broker is down: re-query"). That
+answer names the new leader but no longer lists the dead (fenced) broker -- as Kafka's does --
+and librdkafka 2.16 then decommissions that broker handle, parks the partition on its internal
+broker and needs one more 1-second scan ("broker is internal: re-query") before producing to
+the new leader. So the client-observed failover is one or two phases of that 1 s scan
+(0.3-2 s) on top of ~20 ms of broker work; the broker side is far inside the 1 s goal, the
+client's discovery is not.
+When the killed leader was also the active controller, a Raft election (and the supervisor
+finding the new controller before it can fence) comes first: 1.6-3.3 s on the broker side in
+these runs (core/raft, core/cluster: not measured further here).
+Without the supervisor the controller fences the broker only after broker.session.timeout.ms
+(9 s).
 
 Raw values (ms):
 

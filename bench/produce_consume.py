@@ -264,11 +264,15 @@ kaflab broker and the sink back to back (alternating which goes first).
   serves one canned 9,000-record batch with its offsets patched): a protocol sink, not a raw
   byte drain (librdkafka needs answers). It is the client's ceiling on this machine.
 - Consume with librdkafka's defaults is bounded by the client, not the broker: the Python
-  application loop drains messages slower than librdkafka fetches them, the local queue passes
-  `queued.min.messages` (100,000) and librdkafka then waits `fetch.queue.backoff.ms` (default
-  1000 ms in librdkafka 2.x) before fetching again, so the broker sits idle (see its CPU). The
-  sink shows the same ceiling. With `fetch.queue.backoff.ms=10` the same client reads at
-  its own speed.
+  application loop drains messages slower than librdkafka fetches them (the broker answers a
+  1 MB fetch in ~1 ms), the local queue passes `queued.min.messages` (100,000) and librdkafka
+  then stops fetching for up to `fetch.queue.backoff.ms` (default 1000 ms in librdkafka 2.x),
+  so the broker sits idle (see its CPU). How many such pauses a 1M-record read hits is a race
+  (counted with `debug=fetch`: 0 to 6, giving 1.7M down to 280k records/s, against the broker
+  and the sink alike), so this row is a lottery on the client's pauses, not a property of the
+  server; the sink, which is slower to serve a fetch than the broker, tends to lose fewer
+  rounds. With `fetch.queue.backoff.ms=10` the same client reads at its own speed: that row
+  is the consumer figure.
 - End-to-end: the producer uses {e2e_desc(args)}, the consumer librdkafka's defaults
   (fetch.wait.max.ms=500, fetch.min.bytes=1: the broker answers as soon as data arrives).
   Latency = consumer receipt - producer's produce() call, both time.monotonic_ns().
