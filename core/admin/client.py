@@ -60,6 +60,7 @@ OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 DESCRIBE_GROUPS, LIST_GROUPS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS = 15, 16, 19, 20, 21
 DESCRIBE_CONFIGS, DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 32, 42, 43, 44
 CREATE_PARTITIONS, DESCRIBE_LOG_DIRS, DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 37, 35, 55, 60
+ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS = 45, 46
 
 # Version caps: the newest versions whose shape this module reads.
 _MAX = {METADATA: 12, LIST_OFFSETS: 8, FIND_COORDINATOR: 4, OFFSET_FETCH: 8, OFFSET_COMMIT: 8,
@@ -751,6 +752,56 @@ class AdminClient:
             return out
 
         return await self._retrying(op, "elect_leaders")
+
+    async def alter_partition_reassignments(
+            self, targets: Mapping[TP, Sequence[int] | None], *,
+            timeout_ms: int = 60000) -> dict[TP, KafkaError | None]:
+        """Start, replace or cancel (None) reassignments (AlterPartitionReassignments).
+
+        Returns {tp: None or the error}; the move itself happens in the background.
+        """
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for (t, p), replicas in targets.items():
+            grouped[t].append({"partition_index": p,
+                               "replicas": None if replicas is None else list(replicas)})
+
+        async def op() -> dict[TP, KafkaError | None]:
+            conn = await self.controller_connection()
+            resp = await self._call(conn, ALTER_PARTITION_REASSIGNMENTS, timeout=timeout_ms,
+                                    topics=[{"name": t, "partitions": ps}
+                                            for t, ps in grouped.items()])
+            raise_for(resp.error_code, resp.error_message, "AlterPartitionReassignments")
+            out: dict[TP, KafkaError | None] = {}
+            for r in resp.responses:
+                for p in r.partitions:
+                    out[(r.name, int(p.partition_index))] = error_for(
+                        p.error_code, p.error_message, f"reassign {r.name}-{p.partition_index}")
+            return out
+
+        return await self._retrying(op, "alter_partition_reassignments")
+
+    async def list_partition_reassignments(
+            self, partitions: Iterable[TP] | None = None, *, timeout_ms: int = 30000,
+    ) -> dict[TP, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+        """Ongoing reassignments: {tp: (replicas, adding_replicas, removing_replicas)}."""
+        topics = None
+        if partitions is not None:
+            grouped: dict[str, list[int]] = defaultdict(list)
+            for t, p in partitions:
+                grouped[t].append(p)
+            topics = [{"name": t, "partition_indexes": ps} for t, ps in grouped.items()]
+
+        async def op() -> dict[TP, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+            conn = await self.controller_connection()
+            resp = await self._call(conn, LIST_PARTITION_REASSIGNMENTS, timeout=timeout_ms,
+                                    topics=topics)
+            raise_for(resp.error_code, resp.error_message, "ListPartitionReassignments")
+            return {(t.name, int(p.partition_index)): (
+                tuple(int(b) for b in p.replicas), tuple(int(b) for b in p.adding_replicas),
+                tuple(int(b) for b in p.removing_replicas))
+                for t in resp.topics for p in t.partitions}
+
+        return await self._retrying(op, "list_partition_reassignments")
 
     # groups -------------------------------------------------------------------------------
     async def find_coordinator(self, group_id: str, *, refresh: bool = False) -> int:

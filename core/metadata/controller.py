@@ -308,7 +308,13 @@ class QuorumController:
             fenced = [b for b in new_isr if not self._is_live(image, b) and b != leader_id]
             if fenced and len(new_isr) > len(part.isr):
                 raise KafkaError("ISR member is fenced", ErrorCode.ineligible_replica)
-            await self._commit([PartitionChanged(topic, partition, isr=list(new_isr))])
+            # a reassignment completes when its last target replica joins the ISR (KIP-455)
+            completion = self._complete_reassignment(image, topic, partition, part, new_isr)
+            await self._commit([completion or PartitionChanged(topic, partition,
+                                                               isr=list(new_isr))])
+            if completion is not None:
+                log.info("reassignment of %s-%d complete: replicas %s", topic, partition,
+                         completion.replicas)
             result = self._image().partition(_tp(topic, partition))
             assert result is not None
             return result
@@ -356,6 +362,135 @@ class QuorumController:
                       and self._is_live(image, part.replicas[0])]
         if candidates:
             await self.elect_leaders(candidates)
+
+    # reassignments (KIP-455) -----------------------------------------------------------
+    async def alter_reassignments(
+            self, items: Iterable[tuple[str, int, list[int] | None]],
+    ) -> dict[tuple[str, int], KafkaError | None]:
+        """Start (target replicas), replace, or cancel (None) partition reassignments.
+
+        Target replicas not yet hosting the partition are added (adding_replicas) and catch up
+        as followers; when every target replica is in the ISR the controller drops the
+        removed ones, moving leadership into the target set if needed. Returns per-partition
+        None or the error (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT,
+        NO_REASSIGNMENT_IN_PROGRESS).
+        """
+        async with self._lock:
+            image = self._image()
+            results: dict[tuple[str, int], KafkaError | None] = {}
+            records: list[MetadataRecord] = []
+            for topic, p, target in items:
+                try:
+                    record = self._reassignment_change(image, topic, p, target)
+                except KafkaError as exc:
+                    results[(topic, p)] = exc
+                    continue
+                results[(topic, p)] = None
+                if record is not None:
+                    records.append(record)
+            _check_batch_size(len(records))
+            await self._commit(records)
+            for record in records:
+                assert isinstance(record, PartitionChanged)
+                log.info("reassignment of %s-%d: replicas %s, adding %s, removing %s",
+                         record.topic, record.partition, record.replicas,
+                         record.adding_replicas, record.removing_replicas)
+            return results
+
+    def ongoing_reassignments(self, partitions: Iterable[tuple[str, int]] | None = None,
+                              ) -> dict[tuple[str, int], PartitionRegistration]:
+        """Partitions with a reassignment in progress (all, or among those given)."""
+        image = self._image()
+        if partitions is None:
+            wanted = [(t.name, p) for t in image.topics.values() for p in t.partitions]
+        else:
+            wanted = list(partitions)
+        out: dict[tuple[str, int], PartitionRegistration] = {}
+        for topic, p in wanted:
+            part = image.partition(_tp(topic, p))
+            if part is not None and part.is_reassigning:
+                out[(topic, p)] = part
+        return out
+
+    def _reassignment_change(self, image: MetadataImage, topic: str, p: int,
+                             target: list[int] | None) -> PartitionChanged | None:
+        part = image.partition(_tp(topic, p))
+        if part is None:
+            raise UnknownTopicOrPartitionError(
+                f"The partition {topic}-{p} does not exist.")
+        if target is None:
+            if not part.is_reassigning:
+                raise KafkaError(f"No reassignment is in progress for {topic}-{p}.",
+                                 ErrorCode.no_reassignment_in_progress)
+            return self._revert_reassignment(image, topic, p, part)
+        target = [int(b) for b in target]
+        if not target or len(set(target)) != len(target):
+            raise KafkaError("The manual partition assignment includes an empty replica "
+                             "list or duplicate replicas.", ErrorCode.invalid_replica_assignment)
+        for b in target:
+            if b not in image.brokers:
+                raise KafkaError(f"The manual partition assignment includes broker {b}, but "
+                                 "no such broker is registered.",
+                                 ErrorCode.invalid_replica_assignment)
+            if image.brokers[b].fenced:
+                raise KafkaError(f"The manual partition assignment includes broker {b}, "
+                                 "which is fenced (not running).",
+                                 ErrorCode.invalid_replica_assignment)
+        if target == list(part.replicas) and not part.is_reassigning:
+            return None
+        original = list(part.original_replicas)
+        adding = [b for b in target if b not in original]
+        removing = [b for b in original if b not in target]
+        isr = [b for b in part.isr if b in target or b in original]
+        done = self._completion(image, topic, p, part, target, isr)
+        if done is not None:
+            return done
+        replicas = target + removing
+        leader = self._leader_within(image, part.leader, replicas, isr)
+        return PartitionChanged(topic, p, replicas=replicas,
+                                isr=isr if isr != list(part.isr) else None, leader=leader,
+                                adding_replicas=adding, removing_replicas=removing)
+
+    def _complete_reassignment(self, image: MetadataImage, topic: str, p: int,
+                               part: PartitionRegistration,
+                               new_isr: list[int]) -> PartitionChanged | None:
+        if not part.is_reassigning:
+            return None
+        return self._completion(image, topic, p, part, list(part.target_replicas), new_isr)
+
+    def _completion(self, image: MetadataImage, topic: str, p: int,
+                    part: PartitionRegistration, target: list[int],
+                    isr: list[int]) -> PartitionChanged | None:
+        """The record finishing a reassignment to `target`, or None while a target replica
+        is still out of the ISR (or no target replica can lead)."""
+        if any(b not in isr for b in target):
+            return None
+        new_isr = [b for b in target if b in isr]
+        leader = self._leader_within(image, part.leader, target, new_isr)
+        if leader == NO_LEADER:
+            return None
+        return PartitionChanged(topic, p, replicas=target, isr=new_isr, leader=leader,
+                                adding_replicas=[], removing_replicas=[])
+
+    def _revert_reassignment(self, image: MetadataImage, topic: str, p: int,
+                             part: PartitionRegistration) -> PartitionChanged:
+        original = list(part.original_replicas)
+        isr = [b for b in part.isr if b in original]
+        if not isr:
+            raise KafkaError(f"Cannot cancel the reassignment of {topic}-{p}: no original "
+                             "replica is in sync.", ErrorCode.invalid_replica_assignment)
+        leader = self._leader_within(image, part.leader, original, isr)
+        return PartitionChanged(topic, p, replicas=original, isr=isr, leader=leader,
+                                adding_replicas=[], removing_replicas=[])
+
+    def _leader_within(self, image: MetadataImage, current: int, allowed: list[int],
+                       isr: list[int]) -> int | None:
+        """None when `current` may stay leader; otherwise the first live in-sync replica of
+        `allowed` (NO_LEADER when there is none)."""
+        if current in allowed and current in isr:
+            return None
+        candidates = [b for b in allowed if b in isr and self._is_live(image, b)]
+        return candidates[0] if candidates else NO_LEADER
 
     async def allocate_producer_ids(self, broker_id: int) -> tuple[int, int]:
         async with self._lock:

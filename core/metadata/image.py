@@ -46,10 +46,27 @@ class PartitionRegistration:
     leader: int
     leader_epoch: int
     partition_epoch: int
+    #: an ongoing reassignment (KIP-455): `replicas` is then target + removing
+    adding_replicas: tuple[int, ...] = ()
+    removing_replicas: tuple[int, ...] = ()
 
     @property
     def offline_replicas(self) -> tuple[int, ...]:
         return ()
+
+    @property
+    def is_reassigning(self) -> bool:
+        return bool(self.adding_replicas or self.removing_replicas)
+
+    @property
+    def target_replicas(self) -> tuple[int, ...]:
+        """Where the partition is going (the replicas once a reassignment completes)."""
+        return tuple(b for b in self.replicas if b not in self.removing_replicas)
+
+    @property
+    def original_replicas(self) -> tuple[int, ...]:
+        """Where the partition was before the ongoing reassignment (what a cancel restores)."""
+        return tuple(b for b in self.replicas if b not in self.adding_replicas)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +150,11 @@ def _apply(image: MetadataImage, record: MetadataRecord) -> MetadataImage:
             leader=record.leader if record.leader is not None else old.leader,
             leader_epoch=old.leader_epoch + 1 if leader_changed else old.leader_epoch,
             partition_epoch=old.partition_epoch + 1,
+            adding_replicas=(tuple(record.adding_replicas)
+                             if record.adding_replicas is not None else old.adding_replicas),
+            removing_replicas=(tuple(record.removing_replicas)
+                               if record.removing_replicas is not None
+                               else old.removing_replicas),
         )
         topic = replace(topic, partitions=_with(topic.partitions, record.partition, part))
         return replace(image, topics=_with(image.topics, record.topic, topic))

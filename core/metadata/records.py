@@ -77,6 +77,19 @@ class PartitionChanged(MetadataRecord):
     isr: list[int] | None = None
     leader: int | None = None
     replicas: list[int] | None = None
+    #: reassignment (KIP-455): replicas being added / removed; None = unchanged, [] = none
+    adding_replicas: list[int] | None = None
+    removing_replicas: list[int] | None = None
+
+    def encode(self) -> bytes:
+        """As MetadataRecord.encode, without the reassignment fields when they are unset (so
+        records that do not touch a reassignment encode exactly as before)."""
+        data = asdict(self)
+        for name in ("adding_replicas", "removing_replicas"):
+            if data[name] is None:
+                del data[name]
+        data["type"] = self.TYPE
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from core.common.config import BrokerConfig, effective_topic_config
 from core.common.errors import NotLeaderOrFollowerError, UnknownTopicOrPartitionError
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage
-from core.replication.partition import Partition
+from core.replication.partition import FollowerState, Partition
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class ReplicaManager:
                     partition.min_insync_replicas = min_isr
                 if partition.update_registration(reg):
                     self._notify(partition)
+                elif partition.is_leader:
+                    _sync_followers(partition)  # replicas added / removed (reassignment)
         for tp in [tp for tp in self.partitions if tp not in wanted]:
             partition = self.partitions.pop(tp)
             partition.close()
@@ -107,3 +109,14 @@ class ReplicaManager:
     def under_replicated(self) -> list[Partition]:
         return [p for p in self.partitions.values()
                 if p.is_leader and len(p.registration.isr) < len(p.registration.replicas)]
+
+
+def _sync_followers(partition: Partition) -> None:
+    """A leader whose replica set changed (a reassignment) tracks exactly its followers: new
+    replicas start unknown (not caught up, outside the ISR until they fetch the HW)."""
+    wanted = [b for b in partition.registration.replicas if b != partition.node_id]
+    for b in [b for b in partition.followers if b not in wanted]:
+        del partition.followers[b]
+    for b in wanted:
+        if b not in partition.followers:
+            partition.followers[b] = FollowerState()
