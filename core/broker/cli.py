@@ -36,6 +36,20 @@ def run_broker(args: argparse.Namespace) -> int:
     return asyncio.run(_serve(config))
 
 
+def _dump_tasks() -> None:
+    """SIGUSR1: log where every asyncio task is waiting (for diagnosing a stuck request)."""
+    logger = logging.getLogger("kaflab.tasks")
+    for task in asyncio.all_tasks():
+        chain = []
+        awaited = task.get_coro()
+        while awaited is not None and len(chain) < 20:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        logger.warning("task %s: %s", task.get_name(), " -> ".join(chain))
+
+
 async def _serve(config: BrokerConfig) -> int:
     from core.broker.server import BrokerServer
 
@@ -44,6 +58,7 @@ async def _serve(config: BrokerConfig) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         await broker.start()
     except OSError as exc:

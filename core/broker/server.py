@@ -360,8 +360,9 @@ class BrokerServer:
         validate_topic_name(name)
         try:
             await self.create_topic(name, -1, -1, {})
-        except TopicAlreadyExistsError:
-            pass
+        except KafkaError as exc:  # created meanwhile by someone else: not an error here
+            if exc.code != ErrorCode.topic_already_exists:
+                raise
 
     async def create_topic(self, name: str, partitions: int, rf: int,
                            configs: dict[str, str]) -> None:
