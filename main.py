@@ -58,13 +58,21 @@ def _parser() -> argparse.ArgumentParser:
     consume.add_argument("--timeout-ms", type=int, help="exit when idle this long")
     consume.add_argument("--print-key", action="store_true")
     consume.add_argument("--key-separator", default="\t")
+
+    scenario = sub.add_parser("scenario", help="run a scenario file (load, groups, faults)")
+    scenario.add_argument("action", choices=["run"])
+    scenario.add_argument("file", help="scenario YAML file (or a bundled scenario's name)")
+    scenario.add_argument("--bootstrap", help="attach to this cluster (bootstrap servers)")
+    scenario.add_argument("--data-dir", help="kaflab cluster data dir (started if none runs)")
+    scenario.add_argument("--seed", type=int, help="override the scenario's seed")
+    scenario.add_argument("--duration", type=float, help="override the duration (seconds)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the subcommand; imports are lazy so `broker` never loads Qt."""
     argv = sys.argv[1:] if argv is None else argv
-    commands = ("gui", "serve", "broker", "ctl", "produce", "consume")
+    commands = ("gui", "serve", "broker", "ctl", "produce", "consume", "scenario")
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
         argv = ["gui", *argv]  # the console is the default command, with its options
     args = _parser().parse_args(argv)
@@ -78,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     if command == "ctl":
         from core.cluster.cli import run_ctl
         return run_ctl(args)
+    if command == "scenario":
+        from core.scenarios.cli import run as run_scenario
+        return run_scenario(args)
     if command in ("produce", "consume"):
         from core.admin import console_cli
         return console_cli.run(command, args)
