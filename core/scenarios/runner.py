@@ -1,0 +1,426 @@
+"""Run a Scenario against a cluster: topics, seeded producers, consumer groups, timed faults.
+
+The runner only speaks Kafka (core.admin) plus, for process faults, the supervisor's ctl
+socket (core.cluster.ClusterControl). Consumers are *assigned* consumers: member m of a group
+reads partitions p with p % members == m and commits through OffsetCommit with generation -1
+(AdminClient.alter_consumer_group_offsets); there is no group membership or rebalancing, which
+is enough to show lag (the group appears as Empty with committed offsets and lag).
+
+When a scenario has network faults, a ProxySet is started in front of every broker and the
+scenario's producers and consumers connect through it (fault control and topic creation do
+not), so latency / drop / blackhole hit exactly the scenario's clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.admin.browser import Browser
+from core.admin.client import AdminClient, NewTopic, OffsetResult
+from core.admin.producer import Producer, ProducerRecord
+from core.cluster.client import ClusterControl, ClusterControlError
+from core.common.errors import KafkaError
+from core.netfaults.proxy import ProxySet
+from core.scenarios.data import RecordTemplate
+from core.scenarios.model import ConsumerSpec, FaultSpec, ProducerSpec, Scenario
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+SEND_ATTEMPTS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class ScenarioEvent:
+    """One line of the run's log: ``t`` seconds since the start."""
+
+    t: float
+    kind: str  # setup | fault | progress | warning | done
+    text: str
+    wall: float = 0.0
+
+    def line(self) -> str:
+        return f"[{self.t:6.1f}s] {self.kind:<8} {self.text}"
+
+
+@dataclass(slots=True)
+class ScenarioSummary:
+    name: str
+    seed: int
+    elapsed_s: float = 0.0
+    produced: dict[str, int] = field(default_factory=dict)
+    requested: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    consumed: dict[str, int] = field(default_factory=dict)
+    lag: dict[str, int] = field(default_factory=dict)
+    faults: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+
+    def lines(self) -> list[str]:
+        out = [f"scenario {self.name} (seed {self.seed}) "
+               f"{'stopped' if self.stopped else 'finished'} after {self.elapsed_s:.1f}s"]
+        for name, n in self.produced.items():
+            extra = f", {self.failed[name]} failed" if self.failed.get(name) else ""
+            out.append(f"  produced  {name}: {n} of {self.requested.get(name, n)}{extra}")
+        for group, n in self.consumed.items():
+            out.append(f"  consumed  {group}: {n}, lag {self.lag.get(group, '?')}")
+        out.append(f"  faults    {len(self.faults)}")
+        out.extend(f"    {f}" for f in self.faults)
+        out.extend(f"  error     {e}" for e in self.errors)
+        return out
+
+
+EventSink = Callable[[ScenarioEvent], None]
+
+
+class ScenarioRunner:
+    """``await ScenarioRunner(scenario, bootstrap, control=...).run()`` -> ScenarioSummary."""
+
+    def __init__(self, scenario: Scenario, bootstrap: str, *,
+                 control: ClusterControl | None = None, on_event: EventSink | None = None,
+                 progress_every: float = 5.0, grace_s: float | None = None) -> None:
+        self.scenario = scenario
+        self.bootstrap = bootstrap
+        self.control = control
+        self.on_event = on_event
+        self.progress_every = progress_every
+        self.grace_s = grace_s if grace_s is not None else max(10.0, scenario.duration / 2)
+        self.summary = ScenarioSummary(scenario.name, scenario.seed)
+        self.proxies: ProxySet | None = None
+        self._stop = asyncio.Event()
+        self._t0 = time.monotonic()
+        self._fault_rng = random.Random(f"{scenario.seed}:faults")
+        self._last_target: int | None = None
+        self._produced: dict[str, int] = {}
+        self._consumed: dict[str, int] = {}
+        self._partitions: dict[str, int] = {}
+
+    # events ----------------------------------------------------------------------------
+    def emit(self, kind: str, text: str) -> None:
+        event = ScenarioEvent(round(time.monotonic() - self._t0, 3), kind, text, time.time())
+        log.debug("%s", event.line())
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("scenario event sink failed")
+
+    def stop(self) -> None:
+        """Ask the run to end now (call on the runner's loop)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    async def _sleep_until(self, t: float) -> bool:
+        """Sleep until ``t`` s after the start; False when stopped first."""
+        delay = self._t0 + t - time.monotonic()
+        if delay > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return not self._stop.is_set()
+
+    # the run ---------------------------------------------------------------------------
+    async def run(self) -> ScenarioSummary:
+        sc = self.scenario
+        self._t0 = time.monotonic()
+        self.emit("setup", f"scenario {sc.name}: seed {sc.seed}, {sc.duration:g}s, "
+                  f"{len(sc.topics)} topic(s), {len(sc.producers)} producer(s), "
+                  f"{len(sc.consumers)} group(s), {len(sc.faults)} fault(s)")
+        admin = AdminClient(self.bootstrap, client_id="kaflab-scenario", request_timeout=10.0)
+        clients: AdminClient | None = None
+        try:
+            await self._create_topics(admin)
+            client_bootstrap = self.bootstrap
+            if sc.uses_network_faults:
+                md = await admin.metadata()
+                self.proxies = await ProxySet.start({b.id: (b.host, b.port) for b in md.brokers})
+                client_bootstrap = self.proxies.bootstrap
+                self.emit("setup", f"network fault proxies: {client_bootstrap} "
+                          "(scenario clients connect through them)")
+            clients = AdminClient(client_bootstrap, client_id="kaflab-scenario-clients",
+                                  request_timeout=10.0, retries=3)
+            self._t0 = time.monotonic()
+            self.emit("setup", "running")
+            workers = [asyncio.ensure_future(self._produce(clients, p))
+                       for p in sc.producers]
+            consumers = [asyncio.ensure_future(self._consume(clients, c, m))
+                         for c in sc.consumers for m in range(c.members)]
+            background = [asyncio.ensure_future(self._faults(admin)),
+                          asyncio.ensure_future(self._progress())]
+            await self._sleep_until(sc.duration)
+            if workers and not self.stopping:
+                _done, pending = await asyncio.wait(workers, timeout=self.grace_s)
+                if pending:
+                    self.emit("warning", f"producers still behind {self.grace_s:g}s after "
+                              "the end: stopping them")
+            self._stop.set()
+            for task in (*workers, *consumers, *background):
+                task.cancel()
+            await asyncio.gather(*workers, *consumers, *background, return_exceptions=True)
+            if self.proxies is not None:
+                self.proxies.clear_all()
+            await self._final_lag(admin)
+        except KafkaError as exc:
+            self.summary.errors.append(str(exc))
+            self.emit("warning", f"scenario aborted: {exc}")
+        finally:
+            self.summary.stopped = self.summary.stopped or (
+                time.monotonic() - self._t0 < sc.duration - 0.5)
+            if clients is not None:
+                await clients.close()
+            if self.proxies is not None:
+                await self.proxies.close()
+            await admin.close()
+        self.summary.elapsed_s = round(time.monotonic() - self._t0, 2)
+        self.summary.consumed = dict(self._consumed)
+        self.emit("done", "; ".join(self.summary.lines()[1:4]) or "done")
+        return self.summary
+
+    async def _create_topics(self, admin: AdminClient) -> None:
+        if not self.scenario.topics:
+            return
+        results = await admin.create_topics([
+            NewTopic(t.name, t.partitions, t.replication_factor, dict(t.configs))
+            for t in self.scenario.topics])
+        for t in self.scenario.topics:
+            err = results.get(t.name)
+            if err is None:
+                self.emit("setup", f"created topic {t.name}: {t.partitions} partition(s), "
+                          f"RF {t.replication_factor if t.replication_factor > 0 else 'default'}")
+            elif "exists" in type(err).__name__.lower() or "exists" in str(err).lower():
+                self.emit("setup", f"topic {t.name} already exists: using it")
+            else:
+                raise err
+        deadline = time.monotonic() + 30
+        names = [t.name for t in self.scenario.topics]
+        while True:
+            md = await admin.metadata(names)
+            ready = all(n in md.topics and md.topics[n].partitions and
+                        all(p.leader >= 0 for p in md.topics[n].partitions) for n in names)
+            if ready or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        for n in names:
+            if n in md.topics:
+                self._partitions[n] = len(md.topics[n].partitions)
+
+    async def _num_partitions(self, admin: AdminClient, topic: str) -> int:
+        if topic not in self._partitions:
+            md = await admin.metadata([topic], allow_auto_topic_creation=True)
+            self._partitions[topic] = max(1, len(md.topics[topic].partitions)) \
+                if topic in md.topics else 1
+        return self._partitions[topic]
+
+    # producers -------------------------------------------------------------------------
+    async def _produce(self, admin: AdminClient, spec: ProducerSpec) -> None:
+        sc = self.scenario
+        total = spec.count if spec.count is not None else round(spec.rate * sc.duration)
+        name = spec.name
+        self.summary.requested[name] = total
+        self.summary.produced[name] = 0
+        self.summary.failed[name] = 0
+        template = RecordTemplate(spec.key, spec.value, f"{sc.seed}:{name}")
+        partitions = await self._num_partitions(admin, spec.topic)
+        producer = Producer(admin, acks=spec.acks, timeout_ms=10000, retries=3)
+        sent = 0
+        while sent < total:
+            elapsed = time.monotonic() - self._t0
+            due = min(total, int(spec.rate * elapsed) + 1)
+            if due <= sent:
+                await asyncio.sleep(min(0.2, (sent + 1) / spec.rate - elapsed + 0.001))
+                continue
+            batch = []
+            for counter in range(sent, min(due, sent + MAX_BATCH)):
+                key, value = template.render(counter)
+                batch.append(ProducerRecord(value, key, (), None if key is not None
+                                            else counter % partitions))
+            delivered = await self._deliver(producer, spec.topic, batch)
+            self.summary.produced[name] += delivered
+            self.summary.failed[name] += len(batch) - delivered
+            self._produced[name] = self.summary.produced[name]
+            sent += len(batch)
+
+    async def _deliver(self, producer: Producer, topic: str,
+                       records: list[ProducerRecord]) -> int:
+        """Send with retries (the same records, so data stays seeded); returns delivered."""
+        todo = records
+        delivered = 0
+        last_error = ""
+        for attempt in range(SEND_ATTEMPTS):
+            try:
+                reports = await asyncio.wait_for(producer.send_many(topic, todo), 20.0)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                last_error = str(exc) or type(exc).__name__
+                reports = None
+            if reports is not None:
+                retry = [r for r, rep in zip(todo, reports, strict=False) if not rep.ok]
+                delivered += len(todo) - len(retry)
+                if not retry:
+                    return delivered
+                last_error = str(next(rep.error for rep in reports if not rep.ok))
+                todo = retry
+            if attempt == 0:
+                self.emit("warning", f"produce to {topic} failed ({last_error}); retrying")
+            await asyncio.sleep(min(1.0, 0.1 * (attempt + 1)))
+            with contextlib.suppress(KafkaError, OSError):
+                await producer.admin.metadata([topic])
+        self.emit("warning", f"gave up on {len(todo)} record(s) to {topic}: {last_error}")
+        return delivered
+
+    # consumers -------------------------------------------------------------------------
+    async def _consume(self, admin: AdminClient, spec: ConsumerSpec, member: int) -> None:
+        key = spec.group
+        self._consumed.setdefault(key, 0)
+        partitions = await self._num_partitions(admin, spec.topic)
+        mine = [p for p in range(partitions) if p % spec.members == member]
+        if not mine:
+            return
+        browser = Browser(admin)
+        positions = await self._start_positions(admin, spec, mine)
+        per_fetch = spec.max_records
+        if spec.processing_ms > 0:  # about one second of work per fetch, then commit
+            per_fetch = max(1, min(per_fetch, int(1000 / spec.processing_ms)))
+        while not self.stopping:
+            got = 0
+            for p in mine:
+                try:
+                    result = await browser.fetch(spec.topic, p, positions[p], max_wait_ms=100,
+                                                 max_records=per_fetch)
+                except (KafkaError, OSError, TimeoutError) as exc:
+                    log.debug("fetch %s-%d failed: %s", spec.topic, p, exc)
+                    await asyncio.sleep(0.3)
+                    continue
+                for _ in result.records:
+                    if spec.processing_ms > 0:
+                        await asyncio.sleep(spec.processing_ms / 1000)
+                    self._consumed[key] += 1
+                got += len(result.records)
+                if result.next_offset != positions[p]:
+                    positions[p] = result.next_offset
+                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                        await admin.alter_consumer_group_offsets(
+                            spec.group, {(spec.topic, p): positions[p]})
+            if not got:
+                await asyncio.sleep(0.1)
+
+    async def _start_positions(self, admin: AdminClient, spec: ConsumerSpec,
+                               partitions: list[int]) -> dict[int, int]:
+        tps = [(spec.topic, p) for p in partitions]
+        for _ in range(50):
+            try:
+                committed = await admin.list_consumer_group_offsets(spec.group, tps)
+                earliest = await admin.list_offsets(tps, "earliest")
+                out = {}
+                for tp in tps:
+                    c = committed.get(tp)
+                    e = earliest[tp]
+                    out[tp[1]] = c.offset if c is not None and c.offset >= 0 else (
+                        e.offset if isinstance(e, OffsetResult) else 0)
+                return out
+            except (KafkaError, OSError, TimeoutError):
+                await asyncio.sleep(0.3)
+        return dict.fromkeys(partitions, 0)
+
+    # faults ----------------------------------------------------------------------------
+    async def _faults(self, admin: AdminClient) -> None:
+        for fault in self.scenario.faults:
+            if not await self._sleep_until(fault.at):
+                return
+            try:
+                text = await self._apply(admin, fault)
+            except (KafkaError, ClusterControlError, OSError, ValueError, KeyError) as exc:
+                text = f"{fault.fault} {fault.target_text()} failed: {exc}"
+                self.summary.errors.append(text)
+                self.emit("warning", text)
+                continue
+            self.summary.faults.append(f"t={fault.at:g}s {text}")
+            self.emit("fault", text)
+
+    async def _broker_ids(self, admin: AdminClient) -> list[int]:
+        if self.control is not None:
+            status = await self.control.status()
+            return sorted(int(b["id"]) for b in status.get("brokers", []))
+        return sorted(b.id for b in (await admin.metadata()).brokers)
+
+    async def resolve(self, admin: AdminClient, fault: FaultSpec) -> int:
+        """The broker id a fault targets (leader / controller looked up now)."""
+        if fault.controller:
+            controller = -1
+            if self.control is not None:
+                controller = int((await self.control.status()).get("controller_id", -1))
+            if controller < 0:
+                controller = (await admin.metadata()).controller_id or -1
+            if controller < 0:
+                raise ValueError("no active controller right now")
+            return controller
+        if fault.leader is not None:
+            topic, partition = fault.leader
+            md = await admin.metadata([topic])
+            p = md.partition(topic, partition)
+            if p is None or p.leader < 0:
+                raise ValueError(f"{topic}-{partition} has no leader right now")
+            return p.leader
+        if fault.broker == "last":
+            if self._last_target is None:
+                raise ValueError("broker: last, but no fault targeted a broker before")
+            return self._last_target
+        if fault.broker == "random":
+            return self._fault_rng.choice(await self._broker_ids(admin))
+        return int(fault.broker)  # type: ignore[arg-type]
+
+    async def _apply(self, admin: AdminClient, fault: FaultSpec) -> str:
+        target = await self.resolve(admin, fault)
+        self._last_target = target
+        what = fault.target_text()
+        label = f"broker {target}" if what == f"broker {fault.broker}" else \
+            f"{what} (broker {target})"
+        if fault.is_network:
+            if self.proxies is None or target not in self.proxies:
+                raise ValueError(f"no proxy for broker {target}")
+            proxy = self.proxies[target]
+            proxy.apply(fault.fault, fault.ms)
+            extra = f" {fault.ms:g} ms" if fault.fault == "latency" else ""
+            return f"network {fault.fault}{extra} on {label}: link now {proxy.describe()}"
+        if self.control is None:
+            raise ValueError("process faults need the kaflab supervisor (--data-dir)")
+        method: Any = getattr(self.control, fault.fault)
+        message = await method(target)
+        return f"{fault.fault} {label}: {message}"
+
+    # progress and the end --------------------------------------------------------------
+    async def _progress(self) -> None:
+        n = 1
+        while await self._sleep_until(n * self.progress_every):
+            produced = sum(self._produced.values())
+            consumed = ", ".join(f"{g}={c}" for g, c in self._consumed.items())
+            self.emit("progress", f"produced {produced}" + (f"; consumed {consumed}"
+                                                            if consumed else ""))
+            n += 1
+
+    async def _final_lag(self, admin: AdminClient) -> None:
+        for spec in self.scenario.consumers:
+            if spec.group in self.summary.lag:
+                continue
+            try:
+                n = await self._num_partitions(admin, spec.topic)
+                tps = [(spec.topic, p) for p in range(n)]
+                committed = await admin.list_consumer_group_offsets(spec.group, tps)
+                ends = await admin.list_offsets(tps, "latest")
+                lag = 0
+                for tp in tps:
+                    end = ends[tp].offset if isinstance(ends[tp], OffsetResult) else 0
+                    c = committed.get(tp)
+                    lag += max(0, end - (c.offset if c is not None and c.offset >= 0 else 0))
+                self.summary.lag[spec.group] = lag
+            except (KafkaError, OSError, TimeoutError) as exc:
+                self.summary.errors.append(f"lag of {spec.group}: {exc}")
