@@ -39,6 +39,7 @@ from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAM
 from core.network.client import BrokerConnectionError, ConnectionPool, KafkaConnection
 
 __all__ = [
+    "ActiveProducer",
     "AdminClient",
     "ClusterMetadata",
     "ConfigEntry",
@@ -47,6 +48,8 @@ __all__ = [
     "NewTopic",
     "OffsetResult",
     "OffsetSpec",
+    "TransactionDescription",
+    "TransactionListing",
     "parse_bootstrap",
 ]
 
@@ -60,6 +63,7 @@ OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR = 8, 9, 10
 DESCRIBE_GROUPS, LIST_GROUPS, CREATE_TOPICS, DELETE_TOPICS, DELETE_RECORDS = 15, 16, 19, 20, 21
 DESCRIBE_CONFIGS, DELETE_GROUPS, ELECT_LEADERS, INCREMENTAL_ALTER_CONFIGS = 32, 42, 43, 44
 CREATE_PARTITIONS, DESCRIBE_LOG_DIRS, DESCRIBE_QUORUM, DESCRIBE_CLUSTER = 37, 35, 55, 60
+DESCRIBE_PRODUCERS, DESCRIBE_TRANSACTIONS, LIST_TRANSACTIONS = 61, 65, 66
 ALTER_PARTITION_REASSIGNMENTS, LIST_PARTITION_REASSIGNMENTS = 45, 46
 
 # Version caps: the newest versions whose shape this module reads.
@@ -201,6 +205,40 @@ class LogDirInfo:
     #: (topic, partition) -> (size bytes, offset lag, is_future)
     partitions: dict[TP, tuple[int, int, bool]] = field(hash=False)
 
+
+@dataclass(frozen=True, slots=True)
+class TransactionListing:
+    """One transactional id as ListTransactions reports it."""
+    transactional_id: str
+    producer_id: int
+    state: str
+    coordinator_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDescription:
+    """DescribeTransactions of one transactional id (start_ms -1: no transaction open)."""
+    transactional_id: str
+    state: str
+    timeout_ms: int
+    start_ms: int
+    producer_id: int
+    producer_epoch: int
+    partitions: tuple[TP, ...]
+    coordinator_id: int
+    error: KafkaError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveProducer:
+    """DescribeProducers: a producer with state on a partition (current_txn_start_offset -1:
+    no open transaction there)."""
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
 
 def spec_timestamp(spec: OffsetSpec) -> int:
     """ListOffsets timestamp for an offset spec."""
@@ -1060,6 +1098,148 @@ class AdminClient:
         ends = await self.list_offsets(list(committed), "latest", raise_errors=False)
         return with_offsets(info, committed, {tp: r.offset for tp, r in ends.items()
                                               if isinstance(r, OffsetResult)})
+
+
+    # transactions -------------------------------------------------------------------------
+    async def list_transactions(self, *, states: Iterable[str] = (),
+                                producer_ids: Iterable[int] = (),
+                                min_duration_ms: int = -1) -> list[TransactionListing]:
+        """ListTransactions on every broker (each lists the ids it coordinates), filtered by
+        state names ("Ongoing", ...), producer ids and, from v1, time open (ms)."""
+        md = await self.metadata([])
+        filters = {"state_filters": list(states), "producer_id_filters": list(producer_ids),
+                   "duration_filter": min_duration_ms}
+
+        async def one(broker: BrokerInfo) -> list[TransactionListing]:
+            conn = await self.pool.get(broker.host, broker.port)
+            resp = await conn.request(LIST_TRANSACTIONS, max_version=1, fields=filters)
+            raise_for(resp.error_code, None, f"list transactions on broker {broker.id}")
+            return [TransactionListing(t.transactional_id, int(t.producer_id),
+                                       t.transaction_state, broker.id)
+                    for t in resp.transaction_states]
+
+        found = await asyncio.gather(*(one(b) for b in md.brokers))
+        listings = {t.transactional_id: t for batch in found for t in batch}
+        return sorted(listings.values(), key=lambda t: t.transactional_id)
+
+    async def find_transaction_coordinators(self, transactional_ids: Iterable[str],
+                                            ) -> dict[str, int | KafkaError]:
+        """Coordinator broker of each transactional id (FindCoordinator key_type 1)."""
+        ids = list(dict.fromkeys(transactional_ids))
+        out: dict[str, int | KafkaError] = {}
+        if not ids:
+            return out
+
+        async def op() -> None:
+            conn = await self.any_connection()
+            if conn.version_for(FIND_COORDINATOR, _MAX[FIND_COORDINATOR]) >= 4:
+                resp = await self._call(conn, FIND_COORDINATOR, key_type=1,
+                                        coordinator_keys=ids)
+                entries = [(c.key, c) for c in resp.coordinators]
+            else:
+                resps = await asyncio.gather(*(
+                    self._call(conn, FIND_COORDINATOR, key=t, key_type=1) for t in ids))
+                entries = list(zip(ids, resps, strict=True))
+            for key, c in entries:
+                err = error_for(c.error_code, getattr(c, "error_message", None),
+                                f"find transaction coordinator for {key}")
+                if err is None:
+                    out[key] = int(c.node_id)
+                    self._learn_broker(int(c.node_id), c.host, int(c.port))
+                else:
+                    out[key] = err
+            retry = next((v for v in out.values()
+                          if isinstance(v, KafkaError) and v.code in RETRIABLE_ROUTING), None)
+            if retry is not None:
+                raise retry
+
+        try:
+            await self._retrying(op, "find_transaction_coordinators")
+        except KafkaError as exc:
+            for t in ids:
+                out.setdefault(t, exc)
+        return out
+
+    async def describe_transactions(self, transactional_ids: Iterable[str],
+                                    ) -> dict[str, TransactionDescription]:
+        """DescribeTransactions, sent to each id's coordinator; failures carry `error`."""
+        ids = list(dict.fromkeys(transactional_ids))
+        coordinators = await self.find_transaction_coordinators(ids)
+        by_coord: dict[int, list[str]] = defaultdict(list)
+        out: dict[str, TransactionDescription] = {}
+        for t in ids:
+            c = coordinators.get(t)
+            if isinstance(c, int):
+                by_coord[c].append(t)
+            else:
+                out[t] = TransactionDescription(t, "", -1, -1, -1, -1, (), -1, c)
+
+        async def one(coord: int, tids: list[str]) -> None:
+            try:
+                conn = await self.connection(coord)
+                resp = await conn.request(DESCRIBE_TRANSACTIONS, max_version=0,
+                                          transactional_ids=tids)
+            except KafkaError as exc:
+                for t in tids:
+                    out[t] = TransactionDescription(t, "", -1, -1, -1, -1, (), coord, exc)
+                return
+            for s in resp.transaction_states:
+                start = _ms(s.transaction_start_time)
+                parts = tuple(sorted((d.topic, int(p)) for d in s.topics for p in d.partitions))
+                out[s.transactional_id] = TransactionDescription(
+                    s.transactional_id, s.transaction_state, _ms(s.transaction_timeout),
+                    start if start > 0 else -1, int(s.producer_id), int(s.producer_epoch),
+                    parts, coord, error_for(s.error_code, None,
+                                            f"describe transaction {s.transactional_id}"))
+
+        await asyncio.gather(*(one(c, ts) for c, ts in by_coord.items()))
+        return {t: out[t] for t in ids if t in out}
+
+    async def describe_producers(self, partitions: Iterable[TP],
+                                 ) -> dict[TP, list[ActiveProducer] | KafkaError]:
+        """DescribeProducers on each partition's leader: its active (idempotent or
+        transactional) producers and where each one's open transaction starts."""
+        async def send(conn: KafkaConnection, tps: list[TP]) -> dict[TP, Any]:
+            by_topic: dict[str, list[int]] = defaultdict(list)
+            for t, p in tps:
+                by_topic[t].append(p)
+            resp = await conn.request(DESCRIBE_PRODUCERS, max_version=0, topics=[
+                {"name": t, "partition_indexes": ps} for t, ps in by_topic.items()])
+            out: dict[TP, Any] = {}
+            for t in resp.topics:
+                for p in t.partitions:
+                    tp = (t.name, int(p.partition_index))
+                    err = error_for(p.error_code, getattr(p, "error_message", None),
+                                    f"describe producers {t.name}-{tp[1]}")
+                    out[tp] = err if err is not None else [
+                        ActiveProducer(int(a.producer_id), int(a.producer_epoch),
+                                       int(a.last_sequence), int(a.last_timestamp),
+                                       int(a.coordinator_epoch),
+                                       int(a.current_txn_start_offset))
+                        for a in p.active_producers]
+            return out
+
+        return await self._per_leader(partitions, send)
+
+    async def stable_offsets(self, partitions: Iterable[TP],
+                             ) -> dict[TP, tuple[int, int] | KafkaError]:
+        """(last stable offset, high watermark) per partition: ListOffsets latest with
+        read_committed and read_uncommitted. LSO < HW means an open transaction holds
+        read_committed consumers back."""
+        tps = list(partitions)
+        lso, hw = await asyncio.gather(
+            self.list_offsets(tps, "latest", isolation_level=1, raise_errors=False),
+            self.list_offsets(tps, "latest", isolation_level=0, raise_errors=False))
+        out: dict[TP, tuple[int, int] | KafkaError] = {}
+        for tp in tps:
+            a, b = lso.get(tp), hw.get(tp)
+            if isinstance(a, OffsetResult) and isinstance(b, OffsetResult):
+                out[tp] = (a.offset, b.offset)
+            else:
+                err = a if isinstance(a, KafkaError) else b
+                out[tp] = err if isinstance(err, KafkaError) else error_for(  # type: ignore[assignment]
+                    ErrorCode.unknown_server_error, None, f"stable offsets {tp}")
+        return out
 
 
 def with_offsets(info: GroupInfo, committed: Mapping[TP, CommittedOffset],
