@@ -76,7 +76,9 @@ async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> Err
     try:
         await broker.auto_create_topic(name)
     except KafkaError as exc:
-        if exc.code == ErrorCode.invalid_replication_factor:
+        # Created meanwhile (by a client's CreateTopics, our image not caught up yet) or not
+        # placeable yet: Kafka answers LEADER_NOT_AVAILABLE, never TOPIC_ALREADY_EXISTS.
+        if exc.code in (ErrorCode.invalid_replication_factor, ErrorCode.topic_already_exists):
             return ErrorCode.leader_not_available
         return exc.code
     if name not in broker.image.topics:
