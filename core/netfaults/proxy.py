@@ -10,8 +10,10 @@ Fault modes, per proxy:
 - latency: every response frame is delivered ``latency_ms`` after it arrived (order kept);
   requests are not delayed, so one round trip grows by ``latency_ms``.
 - drop: every open connection is reset now, and new ones are closed at once, until clear().
-- blackhole: connections are accepted and bytes read, but nothing is forwarded either way
-  (open connections included), until clear(); clients time out.
+- blackhole: nothing moves either way (open connections included) and new connections are
+  accepted but stall, like a network partition: the proxy stops reading, so TCP backpressure
+  holds the bytes. Clients time out; on clear() the held bytes flow again, in order (as TCP
+  retransmission would deliver them after a partition heals).
 Only 127.0.0.1 is ever bound.
 """
 
@@ -54,6 +56,16 @@ class BrokerProxy:
         self.connections_dropped = 0
         self._server: asyncio.Server | None = None
         self._conns: set[_Link] = set()
+        self._flowing: asyncio.Event | None = None
+
+    @property
+    def flowing(self) -> asyncio.Event:
+        """Set unless blackholed (created lazily on the running loop)."""
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            if self.mode != "blackhole":
+                self._flowing.set()
+        return self._flowing
 
     @property
     def address(self) -> tuple[str, int]:
@@ -95,13 +107,17 @@ class BrokerProxy:
             self.connections_dropped += 1
 
     def blackhole(self) -> None:
-        """Swallow every byte both ways (open connections too) until clear()."""
+        """Stall every byte both ways (open connections too) until clear()."""
         self.mode = "blackhole"
+        if self._flowing is not None:
+            self._flowing.clear()
 
     def clear(self) -> None:
         """Back to a healthy, zero-latency link."""
         self.mode = "ok"
         self.latency_ms = 0.0
+        if self._flowing is not None:
+            self._flowing.set()
 
     def apply(self, fault: str, ms: float = 0.0) -> None:
         """By name: latency (with ``ms``), drop, blackhole, clear."""
@@ -171,8 +187,7 @@ class _Link:
             frame = await _read_frame(self.client_r)
             if frame is None:
                 return
-            if self.proxy.mode == "blackhole":
-                continue
+            await self.proxy.flowing.wait()
             try:
                 header, _ = decode_header(frame[4:])
                 if header.api_key in REWRITTEN:
@@ -189,8 +204,7 @@ class _Link:
                 frame = await _read_frame(up_r)
                 if frame is None:
                     return
-                if self.proxy.mode == "blackhole":
-                    continue
+                await self.proxy.flowing.wait()
                 (correlation_id,) = struct.unpack_from(">i", frame, 4)
                 api = self.pending.pop(correlation_id, None)
                 if api is not None and self.proxy.address_map is not None:
@@ -210,8 +224,7 @@ class _Link:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self.proxy.mode == "blackhole":
-                continue
+            await self.proxy.flowing.wait()
             self.client_w.write(frame)
             await self.client_w.drain()
 
