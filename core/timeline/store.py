@@ -64,7 +64,8 @@ class TimelineStore:
     def __init__(self, path: str | Path, retention_s: float = 3600.0) -> None:
         self.path = Path(path)
         self.retention_s = retention_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10)
         self._db.executescript(SCHEMA)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -112,13 +113,14 @@ class TimelineStore:
             if row[0] is None:
                 return
             cutoff = row[0] - self.retention_s
-            # keep the last full row before the cutoff's first row valid: never delete the
-            # newest full snapshot older than the cutoff
+            # the newest full snapshot older than the cutoff is kept (moved to the cutoff):
+            # it is the state in force there, which later "unchanged" rows refer to
             keep = self._db.execute(
-                "SELECT MAX(rowid) FROM snapshots WHERE ts < ? AND length(data) > 0",
-                (cutoff,)).fetchone()[0]
+                "SELECT rowid FROM snapshots WHERE ts < ? AND length(data) > 0 "
+                "ORDER BY ts DESC, rowid DESC LIMIT 1", (cutoff,)).fetchone()
             if keep is not None:
-                self._db.execute("DELETE FROM snapshots WHERE ts < ? AND rowid < ?",
+                keep = keep[0]
+                self._db.execute("DELETE FROM snapshots WHERE ts < ? AND rowid != ?",
                                  (cutoff, keep))
                 self._db.execute("UPDATE snapshots SET ts = ? WHERE rowid = ? AND ts < ?",
                                  (cutoff, keep, cutoff))
