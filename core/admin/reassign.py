@@ -270,7 +270,7 @@ async def reassign(admin: AdminClient, targets: Mapping[TP, Sequence[int]], *,
 async def change_replication_factor(admin: AdminClient, topic: str, replication_factor: int,
                                     **kw: Any) -> list[MoveStatus]:
     """Raise or lower a topic's replication factor (a reassignment of each partition)."""
-    md = await admin.metadata()
+    md = await _metadata_with(admin, topic)
     return await reassign(admin, plan_replication_factor(md, topic, replication_factor), **kw)
 
 
@@ -285,6 +285,18 @@ async def decommission(admin: AdminClient, broker_id: int, *, control: Any = Non
             raise ReassignError("Stopping the broker needs the kaflab supervisor.")
         await control.stop(broker_id)
     return moves
+
+
+async def _metadata_with(admin: AdminClient, topic: str, timeout: float = 5.0
+                         ) -> ClusterMetadata:
+    """Full metadata that includes `topic` (a just-created topic takes a moment to reach
+    every broker)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        md = await admin.metadata()
+        if topic in md.topics or time.monotonic() > deadline:
+            return md
+        await asyncio.sleep(0.2)
 
 
 # rolling restart ---------------------------------------------------------------------------
@@ -324,7 +336,8 @@ async def rolling_restart(admin: AdminClient, control: Any,
     under-replicated partitions before and after each; finally elect preferred leaders."""
     if brokers is None:
         document = await control.status()
-        brokers = sorted(int(b["id"]) for b in document.get("brokers", []))
+        brokers = sorted(int(b["id"]) for b in document.get("brokers", [])
+                         if b.get("state") in ("running", "starting", "paused"))
     order = list(brokers)
     total = len(order)
 
