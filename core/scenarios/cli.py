@@ -8,8 +8,9 @@ Where the cluster comes from:
 - neither: a throw-away local cluster in a temporary directory, on free ports.
 
 One line per event on stdout, then the summary; exit 0 when the run completes, 2 on a bad
-file, 1 when the cluster cannot be reached or started. A timeline of the run (snapshots and
-broker log events) is recorded in D/timeline.sqlite whenever a data dir is known.
+file, 1 when the cluster cannot be started or reached (setup aborted). A timeline of the run
+(snapshots and broker log events) is recorded in D/timeline.sqlite whenever a data dir is
+known.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=True)
         if data_dir is not None and tmp is None:
             print(f"timeline: {data_dir / 'timeline.sqlite'}", flush=True)
-        return 0
+        return 1 if summary.aborted else 0
     except KeyboardInterrupt:
         return 130
     finally:

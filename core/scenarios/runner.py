@@ -63,10 +63,16 @@ class ScenarioSummary:
     faults: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
+    #: the run could not set up (cluster unreachable, topic creation refused)
+    aborted: bool = False
+
+    @property
+    def outcome(self) -> str:
+        return "aborted" if self.aborted else "stopped" if self.stopped else "finished"
 
     def lines(self) -> list[str]:
         out = [f"scenario {self.name} (seed {self.seed}) "
-               f"{'stopped' if self.stopped else 'finished'} after {self.elapsed_s:.1f}s"]
+               f"{self.outcome} after {self.elapsed_s:.1f}s"]
         for name, n in self.produced.items():
             extra = f", {self.failed[name]} failed" if self.failed.get(name) else ""
             out.append(f"  produced  {name}: {n} of {self.requested.get(name, n)}{extra}")
@@ -172,6 +178,7 @@ class ScenarioRunner:
             await self._final_lag(admin)
         except KafkaError as exc:
             self.summary.errors.append(str(exc))
+            self.summary.aborted = True
             self.emit("warning", f"scenario aborted: {exc}")
         finally:
             self.summary.stopped = self.summary.stopped or (

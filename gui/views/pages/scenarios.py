@@ -190,7 +190,7 @@ class ScenariosView(QWidget):
     def _finished(self, summary: ScenarioSummary) -> None:
         for line in summary.lines():
             self._append(line, "done")
-        self.status.setText(f"{summary.name}: {'stopped' if summary.stopped else 'finished'} "
+        self.status.setText(f"{summary.name}: {summary.outcome} "
                             f"after {summary.elapsed_s:.0f}s, "
                             f"{sum(summary.produced.values()):,} produced, "
                             f"{len(summary.faults)} fault(s)")
