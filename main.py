@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the subcommand; imports are lazy so `broker` never loads Qt."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["data"]:  # export|replay|offsets-*|snapshot-*|script|reassign|decommission|...
+        from core.admin.data_cli import run as run_data
+        return run_data(argv[1:])
     commands = ("gui", "serve", "broker", "ctl", "produce", "consume", "scenario")
     if not argv or (argv[0] not in commands and argv[0] not in ("-h", "--help")):
         argv = ["gui", *argv]  # the console is the default command, with its options
