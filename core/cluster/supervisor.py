@@ -497,13 +497,16 @@ class Supervisor:
             self._publish()
 
     async def _all_registered(self) -> bool:
-        """Whether the controller lists every broker as live (registered and unfenced), so
-        that a topic with replication factor N can be created as soon as we say ready."""
-        controller = self.brokers.get(self.controller_id)
-        if controller is None:
-            return False
-        live = await probe_registered(HOST, controller.port)
-        return live is not None and set(self.brokers) <= live
+        """Whether every broker lists every broker as live (registered and unfenced).
+
+        Clients trust whichever broker answers their Metadata: if one of them had not yet
+        applied the latest registrations, a client could forget a broker (librdkafka then
+        waits for a controller it no longer knows). So ready means all views agree.
+        """
+        expected = set(self.brokers)
+        views = await asyncio.gather(*(probe_registered(HOST, b.port)
+                                       for b in self.brokers.values()))
+        return all(view is not None and expected <= view for view in views)
 
     async def _watch_ready(self) -> None:
         while not self.ready.is_set() and not self._closing:
