@@ -14,19 +14,22 @@ import argparse
 import sys
 import time
 
-from bench import failover, produce_consume, replicated
+from bench import failover, groups, produce_consume, replicated
 
 FULL = {
     "produce_consume": [],
     "replicated": [],
     "failover": [],
+    "groups": [],
 }
 QUICK = {
     "produce_consume": ["--runs", "1", "--records", "300000", "--seconds", "3"],
     "replicated": ["--runs", "1", "--records", "200000"],
     "failover": ["--kills", "3", "--manual-kills", "0"],
+    "groups": ["--runs", "1"],
 }
-MODULES = {"produce_consume": produce_consume, "replicated": replicated, "failover": failover}
+MODULES = {"produce_consume": produce_consume, "replicated": replicated, "failover": failover,
+           "groups": groups}
 
 
 def main(argv: list[str] | None = None) -> int:
