@@ -48,6 +48,7 @@ __all__ = [
     "build_batch",
     "compress",
     "decompress",
+    "intact_prefix",
     "iter_batches",
     "iter_records",
     "read_header",
@@ -229,6 +230,22 @@ def validate_batches(
         append(make(fields))
         pos = end
     return headers
+
+
+def intact_prefix(buf: bytes | bytearray | memoryview) -> tuple[int, bool]:
+    """Length of the leading run of whole batches whose CRC32C matches, and whether anything
+    after it is damaged (a CRC mismatch, or bytes that do not frame as a batch).
+
+    Used on the fetch path so that a byte flipped on disk is never served as good data: the
+    intact prefix is served, the damage is reported. One CRC pass per batch, no record work.
+    """
+    view = buf if isinstance(buf, memoryview) else memoryview(buf)
+    end = 0
+    for pos, header in iter_batches(buf):
+        if header.magic != MAGIC or crc32c(view[pos + CRC_START:pos + header.size]) != header.crc:
+            return pos, True
+        end = pos + header.size
+    return end, end != len(buf)
 
 
 def iter_batches(buf: bytes | bytearray | memoryview) -> Iterator[tuple[int, BatchHeader]]:

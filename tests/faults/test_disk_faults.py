@@ -69,11 +69,11 @@ def produce(bootstrap: str, start: int, count: int, topic: str = TOPIC) -> list[
     return acked
 
 
-def read_back(bootstrap: str, expect: int, topic: str = TOPIC,
-              timeout: float = 20.0) -> tuple[list[tuple[int, bytes]], list[KafkaError]]:
-    """(offset, value) pairs and the errors a CRC-checking consumer got, reading from 0."""
+def read_back(bootstrap: str, expect: int, topic: str = TOPIC, timeout: float = 20.0,
+              check_crcs: bool = True) -> tuple[list[tuple[int, bytes]], list[KafkaError]]:
+    """(offset, value) pairs and the errors a consumer got, reading from 0."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "disk-check",
-                         "enable.auto.commit": False, "check.crcs": True,
+                         "enable.auto.commit": False, "check.crcs": check_crcs,
                          "max.partition.fetch.bytes": 16384})
     consumer.assign([TopicPartition(topic, 0, 0)])
     got: list[tuple[int, bytes]] = []
@@ -136,6 +136,22 @@ def test_corrupt_byte_in_closed_segment_is_never_served_as_good(broker: BrokerPr
     print("errors:", [e.str() for e in errors[:3]], "served:", len(got))
     print("\n".join(line for line in log_text.splitlines() if "corrupt" in line.lower()
                     or "crc" in line.lower())[-2000:])
+
+
+def test_corrupt_byte_is_withheld_by_the_broker_itself(broker: BrokerProcess) -> None:
+    """librdkafka does not check CRCs by default: the broker must not serve the damage."""
+    fill(broker)
+    broker.stop()
+    first = segments(broker)[0]
+    data = bytearray(first.read_bytes())
+    data[data.index(b"v000010:") + 3] ^= 0x01
+    first.write_bytes(bytes(data))
+    broker.start()
+    got, errors = read_back(broker.bootstrap, RECORDS, timeout=10.0, check_crcs=False)
+    assert_never_wrong(got)
+    assert 10 not in {o for o, _ in got}
+    assert errors, "the consumer was not told about the damaged batch"
+    assert "fails its CRC32C" in broker.log_text()
 
 
 def test_corrupt_byte_after_unclean_shutdown_is_never_served(broker: BrokerProcess) -> None:

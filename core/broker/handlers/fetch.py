@@ -6,6 +6,7 @@ Record bytes are read from the log as whole batches and passed through untouched
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -15,10 +16,13 @@ from kio.schema.errors import ErrorCode
 from core.broker.api import RequestContext, api
 from core.broker.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartition
 from core.broker.handlers.raft_apis import METADATA_TOPIC, handle_metadata_fetch
-from core.common.errors import KafkaError
+from core.common.errors import CorruptRecordError, KafkaError
 from core.common.types import TopicPartition
 from core.protocol.build import build, timedelta_to_ms
 from core.protocol.codec import response_class
+from core.records.batch import intact_prefix
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -153,6 +157,19 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     return responses, total, events
 
 
+def _intact(tp: TopicPartition, offset: int, data: bytes) -> bytes:
+    """Serve only batches whose checksum still matches; damage on disk is an error, never
+    data (Kafka's broker trusts its disk here; consumers with check.crcs=false would not)."""
+    good, damaged = intact_prefix(data)
+    if not damaged:
+        return data
+    log.error("%s: record batch after offset %d (byte %d of the read) fails its CRC32C: "
+              "the segment is corrupt on disk", tp, offset, good)
+    if good == 0:
+        raise CorruptRecordError(f"{tp}: stored record batch at offset {offset} is corrupt")
+    return data[:good]
+
+
 def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: bool,
               read_committed: bool) -> tuple[dict[str, Any], int, asyncio.Event | None]:
     tp = TopicPartition(want.topic, want.partition)
@@ -181,6 +198,7 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
             data = piece.read_bytes() if piece.size else b""
+            data = _intact(tp, want.fetch_offset, data)
             if read_committed and data:
                 aborted = [dict(producer_id=pid, first_offset=first_offset)
                            for pid, first_offset in log.aborted_transactions(
