@@ -10,7 +10,10 @@ with a RocksDB state store backed by a changelog topic, and writes each updated 
 Everything runs with processing_guarantee="exactly-once" (Kafka transactions), so a
 read_committed reader of --output sees every count exactly once, in order: for each word and
 window the counts 1, 2, ..., n. Open the output topic in the console (Browse or Query:
-`SELECT key, max(value.count) FROM "word-counts" GROUP BY key`).
+`SELECT key, max((value->>'count')::INT) FROM "word-counts" GROUP BY key`).
+
+resources/examples/wordcount-scenario.yaml feeds it through `python main.py scenario run`
+(sentences at 20/s with a partition leader killed and restarted).
 
 --sample N first produces N sentences (with timestamps spread over a few windows);
 --count N / --timeout S stop after N outputs or S seconds without a message (for scripts and
