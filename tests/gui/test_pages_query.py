@@ -248,6 +248,7 @@ def test_transactions_page(session, qtbot):
     view.refresh_button.click()
 
     def ready() -> bool:
+        view.refresh()  # the page polls on its timer only while visible
         if not snaps:
             return False
         s = snaps[-1]
@@ -279,9 +280,11 @@ def test_transactions_page(session, qtbot):
     # committing releases the partition
     open_.commit_transaction(30)
     snaps.clear()
-    wait(qtbot, lambda: snaps and (topic, 0) not in {(h.topic, h.partition)
-                                                     for h in snaps[-1].held}, 20,
-         "partition 0 released")
+    def released() -> bool:
+        view.refresh()
+        return bool(snaps) and (topic, 0) not in {(h.topic, h.partition) for h in snaps[-1].held}
+
+    wait(qtbot, released, 20, "partition 0 released")
     hanging.abort_transaction(30)
     view.timer.stop()
     view.controller.close()
