@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -507,8 +508,23 @@ def test_admin_list_and_describe_agree_across_clients(group_broker: BrokerProces
         assert confluent_view["protocol"] == "range"
         assert kview == aview == confluent_view, (kview, aview, confluent_view)
     finally:
-        for c in consumers:
-            c.close()
+        _close_all(consumers)
+
+
+def _close_all(consumers: list, timeout_s: float = 30.0) -> None:
+    """Close group members together, as an application shutting down would, and bounded.
+
+    Observed under load: closing two never-polled members one after the other, the first
+    one's LeaveGroup starts a rebalance and the second one's close() never returned (it sent
+    neither JoinGroup nor LeaveGroup; the coordinator removed it after the rebalance timeout).
+    Closing concurrently avoids the wait; a hang now fails this test instead of the suite.
+    """
+    threads = [threading.Thread(target=c.close, daemon=True) for c in consumers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout_s)
+    assert not any(t.is_alive() for t in threads), "a consumer did not close in time"
 
 
 def _group_id(item: object) -> str:
