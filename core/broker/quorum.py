@@ -172,6 +172,10 @@ async def _controller_duties(broker: Any) -> None:
 async def controlled_shutdown(broker: Any) -> None:
     """SIGTERM: ask the controller to move our leaderships away, wait until it says go."""
     broker.shutting_down = True
+    others = [b for b in broker.image.live_brokers() if b.broker_id != broker.node_id]
+    if not others:  # the last broker standing: there is no one to hand leadership to
+        log.info("controlled shutdown: no other live broker, nothing to move")
+        return
     deadline = time.monotonic() + 8.0
     while time.monotonic() < deadline:
         try:

@@ -106,8 +106,14 @@ def test_restarted_ex_leader_truncates_its_divergent_tail(tmp_path: Path):
         _wait(lambda: admin.elect_leaders(ElectionType.PREFERRED, [TopicPartition(TOPIC, 0)])
               .result(10) is not None and state()[0] == old_leader,
               what="ex-leader leads again")
-        values = _read_all(cluster.bootstrap)
-        assert not [v for v in values if v.startswith("lost")], "divergent tail served"
-        assert values == expected
+        reads: list[list[str]] = []
+
+        def read_from_ex_leader() -> bool:
+            reads.append(_read_all(cluster.bootstrap))  # may fail while metadata settles
+            return reads[-1] == expected
+
+        _wait(read_from_ex_leader, what="the ex-leader serves exactly the committed history")
+        assert not [v for r in reads for v in r if v.startswith("lost")], \
+            "the divergent tail was served"
     finally:
         cluster.stop()
