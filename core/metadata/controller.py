@@ -259,10 +259,16 @@ class QuorumController:
                 self._last_heartbeat[broker_id] = time.monotonic()
             if want_fence or want_shutdown:
                 records = self._move_leadership_away(image, broker_id)
-                if want_fence and not broker.fenced:
+                after = image
+                for record in records:
+                    after = after.apply(record, after.offset)
+                # as KRaft does: a broker whose controlled shutdown is complete is fenced, so
+                # the brokers still running stop counting on it at once
+                done = want_shutdown and not self._leads_any(after, broker_id)
+                if (want_fence or done) and not broker.fenced:
                     records.append(FenceBroker(broker_id, broker.epoch))
                 await self._commit(records)
-                return True, want_shutdown and not self._leads_any(self._image(), broker_id)
+                return True, done
             if broker.fenced:
                 records = [UnfenceBroker(broker_id, broker.epoch)]
                 after = image.apply(records[0], image.offset)
