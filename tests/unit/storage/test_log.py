@@ -368,3 +368,28 @@ def test_closed_log_refuses(tmp_path):
     with pytest.raises(KafkaStorageError):
         log.append_as_leader(batch(1), leader_epoch=0)
     assert not log.is_offline
+
+
+@FAST
+@given(sizes=st.lists(st.integers(1, 300), min_size=1, max_size=40),
+       max_bytes=st.integers(0, 2000), hw=st.integers(0, 200))
+def test_fetch_slice_next_offset(tmp_path_factory, sizes, max_bytes, hw):
+    log = open_log(tmp_path_factory.mktemp("n"), {"segment.bytes": 2500,
+                                                  "index.interval.bytes": 150})
+    for size in sizes:
+        log.append_as_leader(batch(1 + size % 3, size=size), leader_epoch=0)
+    log.high_watermark = hw
+    offset = 0
+    seen = []
+    while offset < log.high_watermark:
+        piece = log.read(offset, max_bytes, max_offset=log.high_watermark)
+        if not piece.size:
+            break
+        headers = validate_batches(piece.read_bytes())
+        assert piece.first_offset == headers[0].base_offset
+        assert piece.next_offset == headers[-1].next_offset
+        seen.extend(h.base_offset for h in headers)
+        offset = piece.next_offset
+    expected = [p_h[1].base_offset for s in log.segments for p_h in s.batches()
+                if p_h[1].last_offset < log.high_watermark]
+    assert seen == expected
