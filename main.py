@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
     scenario.add_argument("--data-dir", help="kaflab cluster data dir (started if none runs)")
     scenario.add_argument("--seed", type=int, help="override the scenario's seed")
     scenario.add_argument("--duration", type=float, help="override the duration (seconds)")
+
+    # `data` has its own parser (core/admin/data_cli.py); listed here for --help
+    sub.add_parser("data", add_help=False,
+                   help="move data: export, replay, offsets, snapshots, scripts, reassign, "
+                        "decommission, rolling-restart (see `main.py data --help`)")
     return parser
 
 
