@@ -404,7 +404,7 @@ class BrokerServer:
 
     # maintenance -------------------------------------------------------------------------
     async def _maintenance_loop(self) -> None:
-        last_retention = last_checkpoint = time.monotonic()
+        last_retention = last_checkpoint = last_revive = time.monotonic()
         retention_interval = self.config["log.retention.check.interval.ms"] / 1000
         checkpoint_interval = max(1.0, self.config["log.flush.offset.checkpoint.interval.ms"]
                                   / 1000)
@@ -413,6 +413,9 @@ class BrokerServer:
             now = time.monotonic()
             try:
                 await self._maintain_isr()
+                if now - last_revive >= 2.0:
+                    last_revive = now
+                    self.replicas.revive_offline()
                 if now - last_checkpoint >= checkpoint_interval:
                     last_checkpoint = now
                     self.logs.checkpoint()

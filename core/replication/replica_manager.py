@@ -8,6 +8,7 @@ topic config changes to logs.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -105,6 +106,30 @@ class ReplicaManager:
     def _notify(self, partition: Partition) -> None:
         for listener in self.role_listeners:
             listener(partition, partition.is_leader)
+
+    def revive_offline(self, min_free_bytes: int = 1024 * 1024) -> list[TopicPartition]:
+        """Reopen partitions that went offline on a write error once the disk has room
+        again (`min_free_bytes` free), so writing resumes without a broker restart."""
+        revived = []
+        for tp, partition in self.partitions.items():
+            log_ = partition.log
+            if not log_.is_offline:
+                continue
+            try:
+                if shutil.disk_usage(self.logs.data_dir).free < min_free_bytes:
+                    return revived
+            except OSError:
+                return revived
+            try:
+                high_watermark = log_.high_watermark
+            except Exception:  # an offline log may refuse even this
+                high_watermark = 0
+            fresh = self.logs.reopen(tp, self.topic_config(tp.topic))
+            if fresh is not None:
+                fresh.high_watermark = min(high_watermark, fresh.log_end_offset)
+                partition.log = fresh
+                revived.append(tp)
+        return revived
 
     def under_replicated(self) -> list[Partition]:
         return [p for p in self.partitions.values()

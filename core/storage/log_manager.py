@@ -119,6 +119,31 @@ class LogManager:
         self._logs[tp] = created
         return created
 
+    def reopen(self, tp: TopicPartition, config: dict[str, Any] | None = None) -> Log | None:
+        """Try to bring an offline partition back (after a full disk was freed): close the
+        failed log, recover it from its files as at startup, and return the new Log, or None
+        if it still cannot be opened. The recovery truncates whatever the failure tore."""
+        old = self._logs.get(tp)
+        if old is not None and not old.is_offline:
+            return old
+        if old is not None:
+            try:
+                old.close()
+            except (OSError, KafkaError):
+                pass
+        try:
+            revived = Log(self.data_dir / str(tp),
+                          config if config is not None else self.default_config)
+        except (OSError, KafkaError, ValueError) as exc:
+            self._mark_offline(tp, f"still cannot open: {exc}")
+            return None
+        if revived.is_offline:
+            return None
+        self._logs[tp] = revived
+        self._offline.pop(tp, None)
+        log.warning("partition %s is back ONLINE", tp)
+        return revived
+
     def delete(self, tp: TopicPartition) -> None:
         """Close and remove the partition's directory (renamed to ``*-delete`` first)."""
         existing = self._logs.pop(tp, None)
