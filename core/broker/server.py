@@ -363,6 +363,10 @@ class BrokerServer:
         except KafkaError as exc:  # created meanwhile by someone else: not an error here
             if exc.code != ErrorCode.topic_already_exists:
                 raise
+            # the controller has it; give our metadata image a moment to catch up
+            deadline = time.monotonic() + 1.0
+            while name not in self.image.topics and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
 
     async def create_topic(self, name: str, partitions: int, rf: int,
                            configs: dict[str, str]) -> None:
