@@ -99,9 +99,13 @@ def test_scenario_with_kill_fault(cluster, tmp_path):
         victim = killed.broker
         before = store.state_at(killed.ts - 1.5)
         assert before is not None and before.topic("sc-orders") is not None
-        after = store.state_at(killed.ts + 2.5)
-        assert after is not None and after.taken_at <= killed.ts + 2.5
-        assert after.topic("sc-orders").partitions[0].leader not in (victim, -1)
+        # the recorded history shows leadership leaving the killed broker: the first snapshot
+        # taken after the kill whose partition 0 has a live leader (polls are ~1 s apart, and
+        # a poll in flight at the kill can still carry the old leader)
+        moved = [store.state_at(killed.ts + dt / 2) for dt in range(1, 21)]
+        leaders = [s.topic("sc-orders").partitions[0].leader for s in moved
+                   if s is not None and s.taken_at > killed.ts]
+        assert leaders and any(leader not in (victim, -1) for leader in leaders), leaders
     finally:
         store.close()
 
