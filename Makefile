@@ -21,7 +21,7 @@ serve: $(STAMP)
 	$(BIN)/python main.py serve --brokers 3 --port 9092
 
 test: $(STAMP)
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile --reruns 2 tests
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -n 2 --dist loadfile --reruns 2 -rR tests
 
 test-fast: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q -x tests/unit
