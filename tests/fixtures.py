@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,20 @@ TEST_DEFAULTS = {
     "offsets.topic.replication.factor": "1",
     "log.flush.offset.checkpoint.interval.ms": "1000",
 }
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0,
+             what: str = "condition") -> None:
+    """Poll `predicate` (exceptions count as "not yet") until true; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def free_port() -> int:

@@ -16,21 +16,10 @@ from confluent_kafka import Consumer, ElectionType, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.cluster.local import LocalCluster, free_base_port
+from tests.fixtures import wait_for as _wait
 
 pytestmark = pytest.mark.timeout(240)
 TOPIC = "diverge"
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _produce(bootstrap: str, values: list[str]) -> None:

@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from core.cluster.local import LocalCluster, free_base_port
+from tests.fixtures import wait_for as _wait
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -82,18 +83,6 @@ def _state_via(cluster: LocalCluster, broker_id: int, partition: int = 0
                 if b["id"] == broker_id)
     return _partition_state(AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"}),
                             partition)
-
-
-def _wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

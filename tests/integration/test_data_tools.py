@@ -25,6 +25,7 @@ from core.admin.replay import ORIGINAL_TIMESTAMP_HEADER, record_window, replay
 from core.admin.snapshot_io import restore_snapshot, save_snapshot
 from core.admin.topology_script import collect, python_script, shell_script
 from core.cluster.local import LocalCluster, free_base_port
+from tests.fixtures import wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,15 +38,7 @@ def run(cluster, fn):
 
 
 def wait(predicate, timeout: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_for(predicate, timeout, what)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from core.admin import reassign as ra
 from core.admin.client import AdminClient
 from core.admin.export import count_records
 from core.cluster.local import LocalCluster, free_base_port
+from tests.fixtures import wait_for as wait
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -33,18 +34,6 @@ async def _with_admin(bootstrap: str, fn):
 
 def admin_call(cluster, fn):
     return run(_with_admin(cluster.bootstrap, fn))
-
-
-def wait(predicate, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except Exception:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
