@@ -20,13 +20,15 @@ _APPEND_TIMEOUT_S = 5.0
 
 
 class BrokerOffsetsStore:
-    """OffsetsStore over this broker's replica manager."""
+    """A coordinator's internal topic (`__consumer_offsets` by default) on this broker: append
+    through the partition leader with acks=all semantics, read a partition from its start."""
 
-    def __init__(self, broker: Any) -> None:
+    def __init__(self, broker: Any, topic: str = OFFSETS_TOPIC) -> None:
         self._broker = broker
+        self.topic = topic
 
     def _partition(self, partition: int) -> Any:
-        tp = TopicPartition(OFFSETS_TOPIC, partition)
+        tp = TopicPartition(self.topic, partition)
         found = self._broker.replicas.partitions.get(tp)
         if found is None or not found.is_leader:
             raise NotLeaderOrFollowerError(f"{tp} is not led by broker {self._broker.node_id}")
@@ -34,9 +36,13 @@ class BrokerOffsetsStore:
 
     async def append(self, partition: int, batch: bytes) -> int:
         target = self._partition(partition)
-        result = target.append_as_leader(batch, -1)
+        result = self._append_batch(target, batch)
         await target.wait_for_hw(result.last_offset, _APPEND_TIMEOUT_S)
         return result.first_offset
+
+    def _append_batch(self, target: Any, batch: bytes) -> Any:
+        """Append one batch as the leader (acks=all checks); subclasses may append otherwise."""
+        return target.append_as_leader(batch, -1)
 
     def read(self, partition: int) -> Iterator[bytes]:
         log = self._partition(partition).log

@@ -12,11 +12,11 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from core.broker.offsets_store import OFFSETS_TOPIC, BrokerOffsetsStore
 from core.common.errors import (
     KafkaError,
     NotEnoughReplicasError,
@@ -24,14 +24,12 @@ from core.common.errors import (
     TopicAlreadyExistsError,
 )
 from core.common.types import TopicPartition
-from core.records.batch import build_control_batch, iter_batches
+from core.records.batch import build_control_batch
 
 log = logging.getLogger(__name__)
 
 TXN_TOPIC = "__transaction_state"
-OFFSETS_TOPIC = "__consumer_offsets"
 WRITE_TXN_MARKERS = 27
-_READ_CHUNK = 1024 * 1024
 _APPEND_TIMEOUT_S = 5.0
 _MARKER_REQUEST_TIMEOUT_S = 10.0
 
@@ -66,44 +64,18 @@ def _partition_append_params() -> set[str]:
     return _PARAMS
 
 
-class CoordinatorPartitionStore:
+class CoordinatorPartitionStore(BrokerOffsetsStore):
     """A coordinator's internal topic (`topic`), partition by partition, on this broker.
 
-    Implements TxnStateStore (and OffsetsStore's shape): appends replicate before resolving;
-    reads walk the local log from its start when a partition is loaded.
+    Implements TxnStateStore (and OffsetsStore's shape): the same store as the group
+    coordinator's, except that batches go in as the coordinator's (control batches allowed).
     """
 
     def __init__(self, broker: Any, topic: str) -> None:
-        self._broker = broker
-        self.topic = topic
+        super().__init__(broker, topic)
 
-    def _partition(self, partition: int) -> Any:
-        tp = TopicPartition(self.topic, partition)
-        found = self._broker.replicas.partitions.get(tp)
-        if found is None or not found.is_leader:
-            raise NotLeaderOrFollowerError(f"{tp} is not led by broker {self._broker.node_id}")
-        return found
-
-    async def append(self, partition: int, batch: bytes) -> int:
-        target = self._partition(partition)
-        result = append_as_coordinator(target, batch)
-        await target.wait_for_hw(result.last_offset, _APPEND_TIMEOUT_S)
-        return result.first_offset
-
-    def read(self, partition: int) -> Iterator[bytes]:
-        log_ = self._partition(partition).log
-        offset = log_.log_start_offset
-        while offset < log_.log_end_offset:
-            data = log_.read(offset, _READ_CHUNK).read_bytes()
-            if not data:
-                return
-            last_next = offset
-            for pos, header in iter_batches(data):
-                yield data[pos:pos + header.size]
-                last_next = header.next_offset
-            if last_next <= offset:
-                return
-            offset = last_next
+    def _append_batch(self, target: Any, batch: bytes) -> Any:
+        return append_as_coordinator(target, batch)
 
 
 # ---------------------------------------------------------------------- markers
