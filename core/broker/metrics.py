@@ -7,11 +7,11 @@ by a collector, so the hot path pays nothing for them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 
@@ -106,3 +106,28 @@ class StateCollector(Collector):
             for replica, behind in p.get("replica_lag", {}).items():
                 lag.add_metric([*labels, str(replica)], behind)
         yield from (leo, start, size, hw, lag)
+
+
+class ReplicationQuotaCollector(Collector):
+    """The replication throttles (KIP-73) at scrape time, after Kafka's
+    `kafka.server:type=LeaderReplication|FollowerReplication,name=byte-rate`: the measured
+    bytes/s of throttled replication, the bound (+Inf when unlimited) and a byte counter."""
+
+    def __init__(self, quotas: Iterable[Any]) -> None:
+        self._quotas = quotas
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        rate = GaugeMetricFamily(
+            "kafka_server_replication_throttled_byte_rate",
+            "Bytes/s of throttled replication, measured over the quota window", labels=["side"])
+        bound = GaugeMetricFamily(
+            "kafka_server_replication_throttled_rate_limit",
+            "leader/follower.replication.throttled.rate in effect (bytes/s)", labels=["side"])
+        total = CounterMetricFamily(
+            "kafka_server_replication_throttled_bytes",
+            "Bytes replicated for throttled partitions", labels=["side"])
+        for quota in self._quotas:
+            rate.add_metric([quota.side], quota.byte_rate())
+            bound.add_metric([quota.side], quota.bound)
+            total.add_metric([quota.side], quota.bytes_total)
+        yield from (rate, bound, total)

@@ -20,7 +20,7 @@ from kio.schema.index import api_key_map
 
 from core.broker import handlers  # noqa: F401 - importing registers every API handler
 from core.broker.api import REGISTRY, RequestContext
-from core.broker.metrics import BrokerMetrics, StateCollector
+from core.broker.metrics import BrokerMetrics, ReplicationQuotaCollector, StateCollector
 from core.broker.quorum import propose_isr
 from core.common.config import BrokerConfig
 from core.common.errors import KafkaError, TopicAlreadyExistsError
@@ -103,7 +103,8 @@ class BrokerServer:
         self.fetchers = ReplicaFetcherManager(
             self.node_id, self._connect_broker,
             max_bytes=config["replica.fetch.max.bytes"],
-            max_wait_ms=config["replica.fetch.wait.max.ms"])
+            max_wait_ms=config["replica.fetch.wait.max.ms"],
+            quota=self.replicas.quotas.follower, backoff_ms=config["replica.fetch.backoff.ms"])
         self.replicas.role_listeners.append(self._on_role_for_fetchers)
         self.replicas.removal_listeners.append(self.fetchers.unfollow)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -145,6 +146,7 @@ class BrokerServer:
             self.advertised_port = self.port
         await self._register()
         self.metrics.add_collector(StateCollector(self._metrics_state))
+        self.metrics.add_collector(ReplicationQuotaCollector(self.replicas.quotas))
         metrics_port = self.config["metrics.port"]
         if metrics_port is not None and metrics_port >= 0:
             self.metrics_port = self.metrics.serve(metrics_port)
@@ -409,7 +411,6 @@ class BrokerServer:
     # maintenance -------------------------------------------------------------------------
     async def _maintenance_loop(self) -> None:
         last_retention = last_checkpoint = last_revive = time.monotonic()
-        retention_interval = self.config["log.retention.check.interval.ms"] / 1000
         checkpoint_interval = max(1.0, self.config["log.flush.offset.checkpoint.interval.ms"]
                                   / 1000)
         while True:
@@ -423,7 +424,9 @@ class BrokerServer:
                 if now - last_checkpoint >= checkpoint_interval:
                     last_checkpoint = now
                     self.logs.checkpoint()
-                if now - last_retention >= retention_interval:
+                # dynamic (AlterConfigs) values apply: read the effective config each round
+                retention_interval = self.replicas.config["log.retention.check.interval.ms"]
+                if now - last_retention >= retention_interval / 1000:
                     last_retention = now
                     await asyncio.to_thread(self.logs.run_maintenance, int(time.time() * 1000))
             except asyncio.CancelledError:

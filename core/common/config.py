@@ -37,6 +37,7 @@ class ConfigDef:
     min: float | None = None
     choices: tuple[str, ...] | None = None
     broker_name: str | None = None  # for topic configs: the broker default it falls back to
+    validator: Callable[[Any], None] | None = None  # extra check of the parsed value
 
     def parse(self, raw: str) -> Any:
         """Parse and validate a raw string value, raising InvalidConfigError as Kafka does."""
@@ -63,11 +64,29 @@ class ConfigDef:
                         f"Invalid value {raw} for configuration {self.name}: "
                         f"String must be one of: {', '.join(self.choices)}"
                     )
+        if self.validator is not None:
+            try:
+                self.validator(value)
+            except ValueError as exc:
+                raise InvalidConfigError(
+                    f"Invalid value {raw} for configuration {self.name}: {exc}") from None
         return value
+
+
+def _throttled_replicas(items: list[str]) -> None:
+    """Kafka's ThrottledReplicaListValidator: `*` or `partitionId:brokerId` pairs."""
+    if items == ["*"]:
+        return
+    for item in items:
+        partition, sep, broker = item.partition(":")
+        if not (sep and partition.strip().isdigit() and broker.strip().isdigit()):
+            raise ValueError("must be the literal '*' or a list of replicas in the following "
+                             "format: [partitionId]:[brokerId],[partitionId]:[brokerId],...")
 
 
 MB = 1024 * 1024
 WEEK_MS = 7 * 24 * 3600 * 1000
+LONG_MAX = 2**63 - 1
 
 TOPIC_CONFIGS: dict[str, ConfigDef] = {
     c.name: c
@@ -84,8 +103,16 @@ TOPIC_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("flush.messages", "long", str(2**63 - 1), min=1,
                   broker_name="log.flush.interval.messages"),
         ConfigDef("flush.ms", "long", str(2**63 - 1), min=0, broker_name="log.flush.interval.ms"),
+        ConfigDef("follower.replication.throttled.replicas", "list", "",
+                  doc="Replicas (partitionId:brokerId, or *) whose replication the follower "
+                      "throttles to follower.replication.throttled.rate (KIP-73)",
+                  validator=_throttled_replicas),
         ConfigDef("index.interval.bytes", "int", "4096", min=0,
                   broker_name="log.index.interval.bytes"),
+        ConfigDef("leader.replication.throttled.replicas", "list", "",
+                  doc="Replicas (partitionId:brokerId, or *) whose replication the leader "
+                      "throttles to leader.replication.throttled.rate (KIP-73)",
+                  validator=_throttled_replicas),
         ConfigDef("max.compaction.lag.ms", "long", str(2**63 - 1), min=1,
                   broker_name="log.cleaner.max.compaction.lag.ms"),
         ConfigDef("max.message.bytes", "int", str(MB + 12), min=0,
@@ -139,6 +166,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("replica.lag.time.max.ms", "long", "30000"),
         ConfigDef("replica.fetch.max.bytes", "int", str(MB), min=0),
         ConfigDef("replica.fetch.wait.max.ms", "int", "500"),
+        ConfigDef("replica.fetch.backoff.ms", "int", "1000", min=0),
+        ConfigDef("leader.replication.throttled.rate", "long", str(LONG_MAX), min=0,
+                  doc="Bytes/s this broker sends to throttled followers (dynamic)"),
+        ConfigDef("follower.replication.throttled.rate", "long", str(LONG_MAX), min=0,
+                  doc="Bytes/s this broker fetches for throttled replicas (dynamic)"),
+        ConfigDef("replication.quota.window.num", "int", "11", min=1),
+        ConfigDef("replication.quota.window.size.seconds", "int", "1", min=1),
         ConfigDef("broker.session.timeout.ms", "int", "9000"),
         ConfigDef("broker.heartbeat.interval.ms", "int", "2000"),
         ConfigDef("auto.leader.rebalance.enable", "boolean", "true"),
@@ -179,6 +213,22 @@ class BrokerConfig:
 
     def is_default(self, name: str) -> bool:
         return name not in self.raw
+
+    def with_dynamic(self, overrides: Mapping[str, str]) -> BrokerConfig:
+        """This static config with dynamic broker configs laid over it (cluster default
+        first, then this broker's, as the caller merges them). A value that no longer
+        parses is skipped, so a bad stored override never stops a broker."""
+        props = dict(self.raw)
+        for name, raw in overrides.items():
+            definition = BROKER_CONFIGS.get(name)
+            if definition is None:
+                continue
+            try:
+                definition.parse(raw)
+            except InvalidConfigError:
+                continue
+            props[name] = raw
+        return BrokerConfig(props)
 
     def topic_defaults(self) -> dict[str, Any]:
         """Every topic config's effective default on this broker."""

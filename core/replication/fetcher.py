@@ -4,6 +4,12 @@ A follower fetches from its log end offset with the epoch of its last batch. Whe
 answers with a diverging epoch (KIP-320, Fetch v12), the follower truncates its log to the
 leader's end offset for that epoch before fetching again, so a restarted ex-leader drops the
 tail that never committed. Records are appended as bytes, offsets as the leader assigned them.
+
+Follower replication throttle (KIP-73): a partition in the follower quota's throttled set is
+left out of the next fetch while this replica is out of sync (it had not reached the leader's
+high watermark at its last fetch) and the quota is exceeded (Kafka's shouldFollowerThrottle);
+bytes fetched for throttled partitions are recorded in the quota. With nothing left to fetch
+the fetcher backs off for replica.fetch.backoff.ms, as Kafka's does.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from kio.schema.errors import ErrorCode
 from core.common.errors import KafkaError
 from core.common.types import TopicPartition
 from core.network.client import KafkaConnection
+from core.replication.quota import ReplicationQuota
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +36,48 @@ class ReplicaFetcher:
     """Fetches every partition this broker follows from one leader."""
 
     def __init__(self, node_id: int, leader_id: int, connect: Connector, *,
-                 max_bytes: int, max_wait_ms: int) -> None:
+                 max_bytes: int, max_wait_ms: int, quota: ReplicationQuota | None = None,
+                 backoff_ms: int = 1000) -> None:
         self.node_id = node_id
         self.leader_id = leader_id
         self._connect = connect
         self._max_bytes = max_bytes
         self._max_wait_ms = max_wait_ms
+        self._quota = quota
+        self._backoff_s = backoff_ms / 1000.0
         self.partitions: dict[TopicPartition, Any] = {}
+        #: records behind the leader's HW at the last fetch (absent: not known yet)
+        self._lag: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
         self._conn: KafkaConnection | None = None
         self._wakeup = asyncio.Event()
 
     def add(self, partition: Any) -> None:
         self.partitions[partition.tp] = partition
+        self._lag.pop(partition.tp, None)
         self._wakeup.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def remove(self, tp: TopicPartition) -> None:
         self.partitions.pop(tp, None)
+        self._lag.pop(tp, None)
+
+    def _throttled_now(self, tp: TopicPartition) -> bool:
+        """Kafka's shouldFollowerThrottle: out of sync, throttled, quota exceeded."""
+        quota = self._quota
+        if quota is None or not quota.is_throttled(tp):
+            return False
+        in_sync = self._lag.get(tp, 1) <= 0
+        return not in_sync and quota.is_quota_exceeded()
+
+    async def _back_off(self) -> None:
+        """Nothing to fetch now: wait replica.fetch.backoff.ms or until a partition is added."""
+        self._wakeup.clear()
+        try:
+            await asyncio.wait_for(self._wakeup.wait(), self._backoff_s)
+        except TimeoutError:
+            pass
 
     async def close(self) -> None:
         if self._task is not None:
@@ -78,7 +108,10 @@ class ReplicaFetcher:
                 backoff = min(1.0, backoff * 2)
 
     async def _fetch_once(self, conn: KafkaConnection) -> None:
-        wanted = list(self.partitions.values())
+        wanted = [p for p in self.partitions.values() if not self._throttled_now(p.tp)]
+        if not wanted:
+            await self._back_off()
+            return
         topics: dict[str, list[dict[str, Any]]] = {}
         for p in wanted:
             lg = p.log
@@ -127,6 +160,9 @@ class ReplicaFetcher:
             return
         if pr.records:
             lg.append_as_follower(pr.records)
+            if self._quota is not None and self._quota.is_throttled(partition.tp):
+                self._quota.record(len(pr.records))
+        self._lag[partition.tp] = max(0, pr.high_watermark - lg.log_end_offset)
         lg.high_watermark = min(pr.high_watermark, lg.log_end_offset)
         if lg.log_start_offset < pr.log_start_offset <= lg.high_watermark:
             lg.delete_records_before(pr.log_start_offset)  # DeleteRecords on the leader
@@ -136,11 +172,14 @@ class ReplicaFetcherManager:
     """Keeps one ReplicaFetcher per leader for the partitions this broker follows."""
 
     def __init__(self, node_id: int, connect: Connector, *, max_bytes: int,
-                 max_wait_ms: int) -> None:
+                 max_wait_ms: int, quota: ReplicationQuota | None = None,
+                 backoff_ms: int = 1000) -> None:
         self.node_id = node_id
         self._connect = connect
         self._max_bytes = max_bytes
         self._max_wait_ms = max_wait_ms
+        self._quota = quota
+        self._backoff_ms = backoff_ms
         self._fetchers: dict[int, ReplicaFetcher] = {}
         self._leader_of: dict[TopicPartition, int] = {}
 
@@ -152,7 +191,8 @@ class ReplicaFetcherManager:
         fetcher = self._fetchers.get(leader_id)
         if fetcher is None:
             fetcher = ReplicaFetcher(self.node_id, leader_id, self._connect,
-                                     max_bytes=self._max_bytes, max_wait_ms=self._max_wait_ms)
+                                     max_bytes=self._max_bytes, max_wait_ms=self._max_wait_ms,
+                                     quota=self._quota, backoff_ms=self._backoff_ms)
             self._fetchers[leader_id] = fetcher
         fetcher.add(partition)
         self._leader_of[partition.tp] = leader_id

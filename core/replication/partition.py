@@ -21,6 +21,7 @@ from core.common.errors import (
 )
 from core.common.types import TopicPartition
 from core.metadata.image import PartitionRegistration
+from core.replication.quota import ReplicationQuota
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ class Partition:
     """A partition replica on this broker."""
 
     def __init__(self, tp: TopicPartition, log_: object, node_id: int,
-                 registration: PartitionRegistration, min_insync_replicas: int) -> None:
+                 registration: PartitionRegistration, min_insync_replicas: int,
+                 leader_quota: ReplicationQuota | None = None) -> None:
         self.tp = tp
         self.log = log_  # core.storage.log.Log
         self.node_id = node_id
@@ -58,6 +60,8 @@ class Partition:
         self._registered_ms = _now_ms()
         #: after a refused ISR change, when to propose again
         self.isr_retry_at_ms = 0.0
+        #: this broker's leader-side replication throttle (KIP-73), if any
+        self.leader_quota = leader_quota
         self._become(registration)
 
     # role --------------------------------------------------------------------------------
@@ -146,6 +150,19 @@ class Partition:
         if fetch_offset >= self.log.log_end_offset:
             state.last_caught_up_ms = now
         self._maybe_advance_hw()
+
+    def throttle_replica_read(self, replica_id: int, data: bytes) -> bytes:
+        """Leader side of the replication throttle (KIP-73) for what a fetch read: a follower
+        outside the ISR of a throttled partition gets nothing while the leader quota is
+        exceeded (Kafka's shouldLeaderThrottle); bytes served for a throttled partition are
+        recorded. Consumers (replica_id < 0) and unthrottled partitions pass untouched."""
+        quota = self.leader_quota
+        if replica_id < 0 or quota is None or not data or not quota.is_throttled(self.tp):
+            return data
+        if replica_id not in self.registration.isr and quota.is_quota_exceeded():
+            return b""
+        quota.record(len(data))
+        return data
 
     def isr_candidates(self, lag_time_max_ms: int) -> list[int] | None:
         """The ISR the leader should propose (shrink laggards, expand caught-up followers),

@@ -2,7 +2,9 @@
 
 On every new image it creates logs for new replicas, switches partitions between leader and
 follower (starting or stopping their fetchers), deletes the logs of deleted topics, and applies
-topic config changes to logs.
+topic config changes to logs. It also applies the dynamic broker configs of the image (the
+cluster default "" overlaid with this broker's own): topic defaults such as `log.retention.ms`
+reach every log without a topic override, and the replication throttle rates reach the quotas.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.common.errors import NotLeaderOrFollowerError, UnknownTopicOrPartition
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage
 from core.replication.partition import FollowerState, Partition
+from core.replication.quota import ReplicationQuotas
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +32,14 @@ class ReplicaManager:
 
     def __init__(self, node_id: int, config: BrokerConfig, log_manager: Any) -> None:
         self.node_id = node_id
+        #: server.properties; `config` is it with the image's dynamic broker configs applied
+        self.static_config = config
         self.config = config
+        self.dynamic_configs: dict[str, str] = {}
+        self.quotas = ReplicationQuotas(
+            node_id, samples=config["replication.quota.window.num"],
+            window_s=float(config["replication.quota.window.size.seconds"]))
+        self.quotas.apply_rates(config)
         self.logs = log_manager
         self.partitions: dict[TopicPartition, Partition] = {}
         self._topic_configs: dict[str, dict[str, str]] = {}
@@ -61,11 +71,14 @@ class ReplicaManager:
 
     def apply_image(self, image: MetadataImage) -> None:
         """Bring local partitions in line with `image`."""
+        broker_changed = self._apply_broker_configs(image)
         wanted: set[TopicPartition] = set()
         for topic in image.topics.values():
             configs = dict(topic.configs)
-            config_changed = self._topic_configs.get(topic.name) != configs
+            config_changed = broker_changed or self._topic_configs.get(topic.name) != configs
             self._topic_configs[topic.name] = configs
+            if config_changed:
+                self.quotas.apply_topic(topic.name, configs)
             effective = None
             for p, reg in topic.partitions.items():
                 if self.node_id not in reg.replicas:
@@ -79,7 +92,8 @@ class ReplicaManager:
                 if partition is None:
                     log_ = self.logs.get_or_create(tp, effective)
                     log_.update_config(effective)  # a log loaded at startup had defaults
-                    partition = Partition(tp, log_, self.node_id, reg, min_isr)
+                    partition = Partition(tp, log_, self.node_id, reg, min_isr,
+                                          leader_quota=self.quotas.leader)
                     self.partitions[tp] = partition
                     self._notify(partition)
                     continue
@@ -102,6 +116,19 @@ class ReplicaManager:
                 listener(tp)
         for name in [n for n in self._topic_configs if n not in image.topics]:
             del self._topic_configs[name]
+            self.quotas.remove_topic(name)
+
+    def _apply_broker_configs(self, image: MetadataImage) -> bool:
+        """Lay the image's dynamic broker configs over the static ones; True if they changed."""
+        dynamic = {**image.broker_configs.get("", {}),
+                   **image.broker_configs.get(str(self.node_id), {})}
+        if dynamic == self.dynamic_configs:
+            return False
+        self.dynamic_configs = dynamic
+        self.config = self.static_config.with_dynamic(dynamic)
+        self.quotas.apply_rates(self.config)
+        log.info("dynamic broker configs applied: %s", dynamic)
+        return True
 
     def _notify(self, partition: Partition) -> None:
         for listener in self.role_listeners:

@@ -40,7 +40,8 @@ _CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "do
 #: every broker default of a topic config, plus a few broker-wide ones
 DYNAMIC_BROKER_CONFIGS = frozenset(
     {t.broker_name for t in TOPIC_CONFIGS.values() if t.broker_name}
-    | {"log.cleaner.backoff.ms", "log.retention.check.interval.ms"}
+    | {"log.cleaner.backoff.ms", "log.retention.check.interval.ms",
+       "leader.replication.throttled.rate", "follower.replication.throttled.rate"}
 ) & frozenset(BROKER_CONFIGS)
 
 
