@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="cluster data directory (default: user data dir)")
     serve.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                        help="broker config override, Kafka's property names (repeatable)")
+    serve.add_argument("--no-fault-proxies", action="store_true",
+                       help="brokers listen on P+i-1 directly, without the network-fault proxy "
+                            "in front of each (for benchmarks; `ctl netfault` then refuses)")
 
     broker = sub.add_parser("broker", help="run one broker process")
     broker.add_argument("--config", required=True, help="broker .properties file")
@@ -38,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     ctl = sub.add_parser("ctl", help="drive a running `serve` (status, start, stop, kill, ...)")
     ctl.add_argument("--data-dir", help="cluster data directory of the running serve")
     ctl.add_argument("action", choices=["status", "start", "stop", "kill", "pause", "resume",
-                                        "restart", "add"])
+                                        "restart", "add", "netfault"])
     ctl.add_argument("broker_id", nargs="?", type=int, help="broker id (not for status/add)")
+    ctl.add_argument("fault_args", nargs="*", metavar="FAULT",
+                     help="netfault: latency MS | drop | blackhole | isolate | clear")
 
     produce = sub.add_parser("produce", help="read lines from stdin and produce them")
     produce.add_argument("--bootstrap-server", default="127.0.0.1:9092")

@@ -38,7 +38,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     try:
         supervisor = Supervisor(_data_dir(args), brokers=args.brokers, port=args.port,
-                                overrides=overrides)
+                                overrides=overrides,
+                                fault_proxies=not getattr(args, "no_fault_proxies", False))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -86,8 +87,16 @@ def run_ctl(args: argparse.Namespace) -> int:
     if action in BROKER_ACTIONS and broker_id is None:
         print(f"error: ctl {action} needs a broker id", file=sys.stderr)
         return 1
+    extra: dict[str, Any] = {}
+    if action == "netfault":
+        try:
+            extra = parse_netfault(getattr(args, "fault_args", None) or [])
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     try:
-        response = control.request_sync(action, broker_id if action in BROKER_ACTIONS else None)
+        response = control.request_sync(action, broker_id if action in BROKER_ACTIONS else None,
+                                        **extra)
     except ClusterControlError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -98,14 +107,37 @@ def run_ctl(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_netfault(words: list[str]) -> dict[str, Any]:
+    """`latency 200` | `drop` | `blackhole` | `isolate` | `clear` -> {"fault", "ms"}."""
+    if not words:
+        raise ValueError("ctl netfault ID needs a fault: latency MS|drop|blackhole|isolate|clear")
+    fault, rest = words[0], words[1:]
+    if fault == "latency":
+        if len(rest) != 1:
+            raise ValueError("ctl netfault ID latency needs a delay in milliseconds")
+        try:
+            ms = float(rest[0])
+        except ValueError:
+            raise ValueError(f"bad delay {rest[0]!r}: milliseconds expected") from None
+        return {"fault": fault, "ms": ms}
+    if rest:
+        raise ValueError(f"unexpected {' '.join(rest)!r} after {fault}")
+    return {"fault": fault}
+
+
 def format_status(document: dict[str, Any]) -> str:
-    """The status table: id, address, state, pid, and a mark on the active controller."""
+    """The status table: id, address, state, pid, a mark on the active controller, and each
+    broker's network fault when any is active."""
     controller = document.get("controller_id", -1)
-    rows = [("ID", "ADDRESS", "STATE", "PID", "CONTROLLER")]
+    faults = any(b.get("netfault") for b in document.get("brokers", []))
+    rows = [("ID", "ADDRESS", "STATE", "PID", "CONTROLLER") + (("NETFAULT",) if faults else ())]
     for b in document.get("brokers", []):
-        rows.append((str(b["id"]), f"{b['host']}:{b['port']}", str(b["state"]),
-                     "-" if b.get("pid") is None else str(b["pid"]),
-                     "*" if b["id"] == controller else ""))
+        row = (str(b["id"]), f"{b['host']}:{b['port']}", str(b["state"]),
+               "-" if b.get("pid") is None else str(b["pid"]),
+               "*" if b["id"] == controller else "")
+        if faults:
+            row += ((b.get("netfault") or {}).get("text", "-"),)
+        rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
              for row in rows]

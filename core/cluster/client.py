@@ -53,9 +53,10 @@ class ClusterControl:
 
     # ------------------------------------------------------------------ async
 
-    async def request(self, action: str, broker_id: int | None = None) -> dict[str, Any]:
+    async def request(self, action: str, broker_id: int | None = None,
+                      **extra: Any) -> dict[str, Any]:
         """Send one ctl request; returns the response ({"ok", "message", "status"})."""
-        message = ctl_socket.encode_message({"action": action, "id": broker_id})
+        message = ctl_socket.encode_message({"action": action, "id": broker_id, **extra})
         try:
             with ctl_socket.addressable(self.socket_path) as address:
                 reader, writer = await asyncio.wait_for(
@@ -100,6 +101,11 @@ class ClusterControl:
     async def add(self) -> str:
         return (await self.request("add"))["message"]
 
+    async def netfault(self, broker_id: int, fault: str, ms: float | None = None) -> str:
+        """Network fault on broker ``broker_id``'s proxy: ``latency`` (``ms``), ``drop``,
+        ``blackhole``, ``isolate`` (cut off from the other brokers only) or ``clear``."""
+        return (await self.request("netfault", broker_id, fault=fault, ms=ms))["message"]
+
     async def is_running_async(self) -> bool:
         try:
             await self.request("ping")
@@ -109,9 +115,10 @@ class ClusterControl:
 
     # ------------------------------------------------------------------ blocking
 
-    def request_sync(self, action: str, broker_id: int | None = None) -> dict[str, Any]:
+    def request_sync(self, action: str, broker_id: int | None = None,
+                     **extra: Any) -> dict[str, Any]:
         """Blocking `request` over a plain socket."""
-        message = ctl_socket.encode_message({"action": action, "id": broker_id})
+        message = ctl_socket.encode_message({"action": action, "id": broker_id, **extra})
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(5.0)
@@ -160,6 +167,10 @@ class ClusterControl:
 
     def add_sync(self) -> str:
         return self.request_sync("add")["message"]
+
+    def netfault_sync(self, broker_id: int, fault: str, ms: float | None = None) -> str:
+        """Blocking ``netfault``."""
+        return self.request_sync("netfault", broker_id, fault=fault, ms=ms)["message"]
 
     def is_running(self) -> bool:
         """True when a serve answers on the ctl socket (blocking, at most a few seconds)."""

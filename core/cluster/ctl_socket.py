@@ -2,6 +2,8 @@
 
 Request:  {"action": "status"|"ping"|"start"|"stop"|"kill"|"pause"|"resume"|"restart"|"add",
            "id": <broker id, for per-broker actions>}
+          {"action": "netfault", "id": N, "fault": "latency"|"drop"|"blackhole"|"isolate"|
+           "clear", "ms": M}   (also spelled {"cmd": "netfault", "broker": N, ...})
 Response: {"ok": true, "message": str, "status": <cluster.json document>}
           {"ok": false, "error": str}
 
@@ -21,8 +23,9 @@ from typing import Any
 from core.cluster.layout import CTL_SOCKET
 
 MAX_SUN_PATH = 100
-ACTIONS = ("ping", "status", "start", "stop", "kill", "pause", "resume", "restart", "add")
-BROKER_ACTIONS = ("start", "stop", "kill", "pause", "resume", "restart")
+ACTIONS = ("ping", "status", "start", "stop", "kill", "pause", "resume", "restart", "add",
+           "netfault")
+BROKER_ACTIONS = ("start", "stop", "kill", "pause", "resume", "restart", "netfault")
 
 
 def ctl_socket_path(data_dir: str | os.PathLike[str]) -> Path:

@@ -3,6 +3,7 @@
     D/serve.lock                 the running serve's lock (flock) holding its pid
     D/ctl.sock                   the running serve's control socket (JSON lines)
     D/cluster.json               brokers, their pids, ports, states and the active controller
+                                 (with fault proxies: each broker's internal listen_port)
     D/broker-<id>/server.properties
     D/broker-<id>/broker.log     the broker process's stdout and stderr
     D/broker-<id>/data           log.dirs
@@ -85,19 +86,23 @@ def parse_overrides(items: list[str] | None) -> dict[str, str]:
 
 def broker_properties(*, broker_id: int, base_port: int, voters_of: int, data_dir: Path,
                       metrics_port: int, overrides: Mapping[str, str] | None = None,
-                      replication_brokers: int | None = None) -> dict[str, str]:
+                      replication_brokers: int | None = None,
+                      listen_port: int | None = None) -> dict[str, str]:
     """The server.properties of one broker, Kafka property names, overrides applied last.
 
     `voters_of` is the cluster size the quorum was laid out for (voters = first min(3, it));
     `replication_brokers` (default: voters_of) sizes the default replication factors.
+    `listen_port` (fault proxies on): the broker binds this internal port and advertises
+    P+i-1, where its proxy listens; the quorum voters are the proxies' addresses as always.
     """
     n = replication_brokers if replication_brokers is not None else voters_of
     rf = str(min(3, max(1, n)))
     voter = broker_id <= min(MAX_VOTERS, voters_of)
+    public = f"PLAINTEXT://{HOST}:{broker_port(base_port, broker_id)}"
     props = {
         "node.id": str(broker_id),
         "process.roles": "broker,controller" if voter else "broker",
-        "listeners": f"PLAINTEXT://{HOST}:{broker_port(base_port, broker_id)}",
+        "listeners": public if listen_port is None else f"PLAINTEXT://{HOST}:{listen_port}",
         "log.dirs": str(data_dir),
         "metrics.port": str(metrics_port),
         "controller.quorum.voters": quorum_voters(base_port, voters_of),
@@ -105,6 +110,8 @@ def broker_properties(*, broker_id: int, base_port: int, voters_of: int, data_di
         "offsets.topic.replication.factor": rf,
         "min.insync.replicas": "1",
     }
+    if listen_port is not None:
+        props["advertised.listeners"] = public
     props.update(overrides or {})
     return props
 

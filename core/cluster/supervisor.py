@@ -8,6 +8,13 @@ which then stops them cleanly (SIGTERM, bounded wait, SIGKILL).
 
 Brokers left running by a previous serve (killed with SIGKILL, say) are re-attached rather than
 started twice: their pid is in cluster.json and their command line names their config file.
+
+Fault proxies (``fault_proxies=True``, `serve`'s default): each broker binds an internal port
+(stable across restarts, recorded as ``listen_port``) and advertises P+i-1, where the
+supervisor runs its proxy (core.netfaults); the quorum voters name the proxies too. So every
+byte to a broker, from clients and from its peers, crosses that broker's proxy, and
+``netfault`` (latency / drop / blackhole / isolate / clear) acts on it. The supervisor's own
+probes and fencing go to the internal ports: they are the operator's view, not traffic.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ from core.cluster.state import (
     write_cluster_json,
 )
 from core.common.config import load_properties
+from core.netfaults.faults import FAULTS, FaultTable
+from core.netfaults.proxy import ProxySet
 
 log = logging.getLogger("kaflab.cluster")
 
@@ -107,10 +116,17 @@ class BrokerProcess:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     adopted: bool = False
+    listen_port: int | None = None  # the internal port behind the fault proxy (if any)
+    netfault: dict[str, Any] | None = None  # the active network fault (None: healthy)
 
     @property
     def alive(self) -> bool:
         return self.state in ALIVE_STATES
+
+    @property
+    def direct_port(self) -> int:
+        """Where the broker process itself listens (the proxy's upstream when proxied)."""
+        return self.listen_port if self.listen_port is not None else self.port
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,6 +134,7 @@ class BrokerProcess:
             "metrics_port": self.metrics_port, "state": self.state,
             "exit_code": self.exit_code, "started_at": self.started_at,
             "log_file": str(self.paths.log_file), "config_file": str(self.paths.config),
+            "listen_port": self.listen_port, "netfault": self.netfault,
         }
 
 
@@ -128,7 +145,7 @@ class Supervisor:
                  overrides: Mapping[str, str] | None = None,
                  broker_command: BrokerCommand | None = None, *,
                  stop_timeout: float = 30.0, poll_interval: float = 1.0,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, fault_proxies: bool = False) -> None:
         if brokers < 1:
             raise ValueError("need at least one broker")
         if not 1 <= port <= 65535 - brokers:
@@ -141,6 +158,9 @@ class Supervisor:
         self.stop_timeout = stop_timeout
         self.poll_interval = poll_interval
         self.env = dict(env) if env is not None else None
+        self.fault_proxies = fault_proxies
+        self.faults = FaultTable()
+        self.proxies: ProxySet | None = None
         self.brokers: dict[int, BrokerProcess] = {}
         self.controller_id = -1
         self.ready = asyncio.Event()
@@ -176,6 +196,9 @@ class Supervisor:
             entry = previous_brokers.get(broker_id, {})
             paths = BrokerPaths.of(self.data_dir, broker_id)
             b = BrokerProcess(broker_id, broker_port(self.base_port, broker_id), 0, paths)
+            if self.fault_proxies:
+                b.listen_port = self._stable_listen_port(b, entry, taken=taken)
+                taken.add(b.listen_port)
             pid = self._adoptable_pid(b, entry)
             metrics = self._stable_metrics_port(b, entry, adopted=pid is not None, taken=taken)
             b.metrics_port = metrics
@@ -184,11 +207,14 @@ class Supervisor:
             self._write_config(b)
             if pid is not None:
                 self._adopt(b, pid)
-        busy = [b.port for b in self.brokers.values() if not b.adopted and not port_is_free(b.port)]
+        busy = [b.port for b in self.brokers.values()
+                if (self.fault_proxies or not b.adopted) and not port_is_free(b.port)]
         if busy:
             raise StartupError(f"port(s) {', '.join(map(str, busy))} already in use "
                                f"(another cluster or program?); choose another --port")
         await self._start_ctl_server()
+        if self.fault_proxies:
+            await self._start_proxies()
         self._publish()
         for b in self.brokers.values():
             if not b.adopted:
@@ -225,6 +251,9 @@ class Supervisor:
         self._closing = True
         if self._server is not None:
             self._server.close()
+        if self.faults.active:  # controlled shutdowns must reach the controller
+            log.info("network faults cleared: serve is stopping")
+            self.faults.clear_all()
         # the active controller last, so the others' controlled shutdowns can reach it
         alive = [b for b in self.brokers.values() if b.alive]
         for group in ([b for b in alive if b.id != self.controller_id],
@@ -238,6 +267,9 @@ class Supervisor:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.proxies is not None:
+            await self.proxies.close()
+            self.proxies = None
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -273,7 +305,8 @@ class Supervisor:
         b.paths.data.mkdir(exist_ok=True)
         props = broker_properties(broker_id=b.id, base_port=self.base_port,
                                   voters_of=self.initial_brokers, data_dir=b.paths.data,
-                                  metrics_port=b.metrics_port, overrides=self.overrides)
+                                  metrics_port=b.metrics_port, overrides=self.overrides,
+                                  listen_port=b.listen_port)
         write_atomic(b.paths.config, render_properties(
             props, header=f"broker {b.id}, written by the kaflab supervisor"))
 
@@ -290,6 +323,36 @@ class Supervisor:
                 return port
         return free_port(avoid=taken)
 
+    def _stable_listen_port(self, b: BrokerProcess, entry: Mapping[str, Any], *,
+                            taken: set[int]) -> int:
+        """The internal port recorded for this broker (cluster.json or its config), if usable.
+
+        A broker a previous serve left running keeps its port (it is adopted on it)."""
+        candidates: list[int] = []
+        if isinstance(entry.get("listen_port"), int):
+            candidates.append(entry["listen_port"])
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            listeners = load_properties(str(b.paths.config))["listeners"]
+            candidates.append(int(listeners.rsplit(":", 1)[1]))
+        for port in candidates:
+            if port > 0 and port != b.port and port not in taken:
+                return port
+        return free_port(avoid=taken)
+
+    async def _start_proxies(self) -> None:
+        """A proxy on each broker's public port P+i-1, forwarding to its internal port."""
+        self.proxies = ProxySet(self.faults, rewrite=False)
+        for b in self.brokers.values():
+            await self._add_proxy(b)
+
+    async def _add_proxy(self, b: BrokerProcess) -> None:
+        assert self.proxies is not None and b.listen_port is not None
+        try:
+            await self.proxies.add(b.id, (HOST, b.listen_port), listen_port=b.port)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {HOST}:{b.port} for broker {b.id}'s "
+                               f"fault proxy: {exc.strerror or exc}") from None
+
     def _adoptable_pid(self, b: BrokerProcess, entry: Mapping[str, Any]) -> int | None:
         """The pid of this broker's process left by a previous serve, if it still runs."""
         pid = entry.get("pid")
@@ -304,7 +367,7 @@ class Supervisor:
             return None
         if str(b.paths.config) not in cmdline:
             return None
-        if entry.get("port") != b.port:
+        if entry.get("port") != b.port or entry.get("listen_port") != b.listen_port:
             log.warning("broker %d (pid %d) of a previous serve listens on another port; "
                         "stopping it", b.id, pid)
             with contextlib.suppress(psutil.Error):
@@ -334,7 +397,10 @@ class Supervisor:
     async def _spawn(self, b: BrokerProcess, *, startup: bool = False) -> None:
         """Start broker b's process; it is `starting` until it answers ApiVersions."""
         deadline = time.monotonic() + 3.0
-        while not port_is_free(b.port):
+        while not port_is_free(b.direct_port):
+            if b.listen_port is not None and time.monotonic() > deadline - 2.0:
+                self._move_listen_port(b)  # internal: any free port will do
+                continue
             if time.monotonic() > deadline:
                 error = f"port {b.port} of broker {b.id} is in use by another program"
                 if startup:
@@ -361,10 +427,22 @@ class Supervisor:
         b.exited = asyncio.Event()
         b.state = STARTING
         b.started_at = time.time()
-        log.info("started broker %d (pid %d) on %s:%d", b.id, proc.pid, HOST, b.port)
+        log.info("started broker %d (pid %d) on %s:%d%s", b.id, proc.pid, HOST, b.port,
+                 "" if b.listen_port is None else f" (behind its proxy, on {b.listen_port})")
         self._publish()
         self._spawn_task(self._watch_child(b, proc), f"watch broker {b.id}")
         self._spawn_task(self._await_answer(b, proc.pid), f"probe broker {b.id}")
+
+    def _move_listen_port(self, b: BrokerProcess) -> None:
+        """Broker b's internal port is taken by someone else: a new one, config and proxy."""
+        taken = {p for o in self.brokers.values() for p in (o.port, o.metrics_port,
+                                                              o.direct_port)}
+        old, b.listen_port = b.listen_port, free_port(avoid=taken)
+        log.warning("internal port %s of broker %d is in use; moving it to %d", old, b.id,
+                    b.listen_port)
+        self._write_config(b)
+        if self.proxies is not None and b.id in self.proxies:
+            self.proxies.set_upstream(b.id, (HOST, b.listen_port))
 
     async def _watch_child(self, b: BrokerProcess, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
@@ -419,7 +497,7 @@ class Supervisor:
     async def _await_answer(self, b: BrokerProcess, pid: int) -> None:
         """Probe broker b until it answers ApiVersions, then mark it running."""
         while b.pid == pid and not self._closing:
-            if b.state != PAUSED and await probe_api_versions(HOST, b.port, timeout=1.0):
+            if b.state != PAUSED and await probe_api_versions(HOST, b.direct_port, timeout=1.0):
                 if b.pid != pid:
                     return
                 b.answered = True
@@ -459,7 +537,7 @@ class Supervisor:
                 controller = self.brokers.get(self.controller_id)
             if controller is not None and controller.id != dead_id and controller.state == RUNNING:
                 try:
-                    await fence_broker(HOST, controller.port, dead_id)
+                    await fence_broker(HOST, controller.direct_port, dead_id)
                     log.info("told controller %d that broker %d died", controller.id, dead_id)
                     return
                 except ProbeError as exc:  # e.g. NOT_CONTROLLER: ask who leads now
@@ -479,7 +557,7 @@ class Supervisor:
     async def _refresh_controller(self, exclude: int | None = None) -> None:
         """Ask every running broker for the controller; a self-claim wins, else the majority."""
         asked = [b for b in self.brokers.values() if b.state == RUNNING and b.id != exclude]
-        answers = await asyncio.gather(*(probe_controller(HOST, b.port) for b in asked))
+        answers = await asyncio.gather(*(probe_controller(HOST, b.direct_port) for b in asked))
         dead = {b.id for b in self.brokers.values() if not b.alive}
         votes = {b.id: a for b, a in zip(asked, answers, strict=True)
                  if a is not None and a >= 0 and a != exclude and a not in dead}
@@ -504,7 +582,7 @@ class Supervisor:
         waits for a controller it no longer knows). So ready means all views agree.
         """
         expected = set(self.brokers)
-        views = await asyncio.gather(*(probe_registered(HOST, b.port)
+        views = await asyncio.gather(*(probe_registered(HOST, b.direct_port)
                                        for b in self.brokers.values()))
         return all(view is not None and expected <= view for view in views)
 
@@ -529,6 +607,7 @@ class Supervisor:
             "serve_pid": None if self._finished else os.getpid(),
             "data_dir": str(self.data_dir),
             "base_port": self.base_port,
+            "fault_proxies": self.fault_proxies,
             "updated_at": time.time(),
         }
 
@@ -633,23 +712,64 @@ class Supervisor:
             port = broker_port(self.base_port, broker_id)
             taken = {b.port for b in self.brokers.values()}
             taken |= {b.metrics_port for b in self.brokers.values()} | {port}
+            taken |= {b.direct_port for b in self.brokers.values()}
             b = BrokerProcess(broker_id, port, free_port(avoid=taken),
                               BrokerPaths.of(self.data_dir, broker_id))
+            if self.proxies is not None:
+                b.listen_port = free_port(avoid=taken | {b.metrics_port})
             self.brokers[broker_id] = b
             self._write_config(b)
             async with b.lock:
                 try:
+                    if self.proxies is not None:
+                        try:
+                            await self._add_proxy(b)
+                        except StartupError as exc:
+                            raise CtlError(str(exc)) from None
                     await self._spawn(b)
                 except CtlError:
                     del self.brokers[broker_id]
+                    if self.proxies is not None and broker_id in self.proxies:
+                        await self.proxies.proxies.pop(broker_id).close()
                     self._publish()
                     raise
             return f"broker {b.id} added on {HOST}:{b.port} (pid {b.pid})"
 
+    async def netfault(self, broker_id: int, fault: str, ms: float | None = None) -> str:
+        """Apply a network fault to broker ``broker_id``'s proxy (see core.netfaults.faults).
+
+        ``fault``: latency (with ``ms``), drop, blackhole, isolate or clear. Logged (the
+        timeline follows serve.log) and published in cluster.json (each broker's netfault).
+        """
+        b = self._broker(broker_id)
+        if self.proxies is None:
+            raise CtlError("network faults need the fault proxies "
+                           "(this serve runs with --no-fault-proxies)")
+        if fault not in FAULTS and fault != "heal":
+            raise CtlError(f"unknown network fault {fault!r} (one of {', '.join(FAULTS)})")
+        if fault == "latency" and (not isinstance(ms, int | float) or isinstance(ms, bool)
+                                   or ms < 0):
+            raise CtlError("latency needs a delay in milliseconds (>= 0)")
+        state = self.faults.apply(b.id, fault, ms)
+        for other in self.brokers.values():
+            fault_json = self.faults.get(other.id).to_json()
+            other.netfault = fault_json
+        if state.healthy:
+            message = f"network fault on broker {b.id} cleared"
+        else:
+            what = {"isolate": "cut off from the other brokers",
+                    "blackhole": "nothing moves to or from it",
+                    "drop": "its connections are reset"}.get(state.mode, "")
+            message = (f"network fault on broker {b.id}: {state.describe()}"
+                       + (f" ({what})" if what else ""))
+        log.info("%s", message)
+        self._publish()
+        return message
+
     async def handle(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """One ctl request -> response (see core.cluster.ctl_socket)."""
-        action = request.get("action")
-        broker_id = request.get("id")
+        action = request.get("action", request.get("cmd"))
+        broker_id = request.get("id", request.get("broker"))
         if broker_id is not None and not isinstance(broker_id, int):
             return {"ok": False, "error": f"bad broker id {broker_id!r}"}
         actions = {
@@ -664,6 +784,9 @@ class Supervisor:
                 message = "ok"
             elif action == "add":
                 message = await self.add_broker()
+            elif action == "netfault":
+                message = await self.netfault(self._broker(broker_id).id,
+                                              str(request.get("fault")), request.get("ms"))
             elif action in actions:
                 message = await actions[action](self._broker(broker_id).id)
             else:
