@@ -63,7 +63,7 @@ async def run_scenario(scenario: Scenario, bootstrap: str, control: ClusterContr
 
         def both(event: ScenarioEvent) -> None:
             previous(event)
-            if event.kind in ("fault", "warning", "setup", "done"):
+            if event.kind in ("fault", "action", "warning", "setup", "done"):
                 recorder.note(f"scenario-{event.kind}", event.text, when=event.wall)
 
         runner.on_event = both

@@ -16,9 +16,15 @@
       - {at: 20, fault: restart, broker: last}         # the broker hit by the previous fault
       - {at: 5,  fault: latency, broker: 2, ms: 200}   # network faults: latency, drop,
       - {at: 9,  fault: clear, broker: 2}              #   blackhole, clear
+      - {at: 20, action: reset-offsets, group: billing, to: earliest}
 
 Process faults: kill, pause, resume, restart, stop, start. Targets: ``broker: N | random |
 last``, ``leader: TOPIC/PARTITION``, ``controller: true``.
+
+The ``reset-offsets`` step resets a group's committed offsets (``to: earliest | latest |
+offset | timestamp`` with ``offset: N`` / ``timestamp: MS``; ``topic:`` defaults to the
+topic(s) the scenario's consumers of that group read, ``partitions:`` to all). When the group's
+members are this scenario's consumers, the runner stops them, resets and restarts them.
 """
 
 from __future__ import annotations
@@ -29,7 +35,10 @@ from typing import Any
 
 PROCESS_FAULTS = ("kill", "pause", "resume", "restart", "stop", "start")
 NETWORK_FAULTS = ("latency", "drop", "blackhole", "clear")
+ACTIONS = ("reset-offsets",)
 FAULTS = PROCESS_FAULTS + NETWORK_FAULTS
+STEPS = FAULTS + ACTIONS
+RESET_TARGETS = ("earliest", "latest", "offset", "timestamp")
 
 
 class ScenarioError(ValueError):
@@ -72,8 +81,25 @@ class FaultSpec:
     leader: tuple[str, int] | None = None
     controller: bool = False
     ms: float = 0.0
+    # reset-offsets
+    group: str = ""
+    topics: tuple[str, ...] = ()
+    to: str = ""
+    value: int | None = None
+    partitions: tuple[int, ...] | None = None
+
+    @property
+    def is_action(self) -> bool:
+        """A timed action on the scenario's own clients (not a fault of a broker)."""
+        return self.fault in ACTIONS
+
+    def reset_text(self) -> str:
+        """``earliest`` / ``offset 5`` / ``timestamp 1700000000000``."""
+        return self.to if self.value is None else f"{self.to} {self.value}"
 
     def target_text(self) -> str:
+        if self.is_action:
+            return f"group {self.group}"
         if self.controller:
             return "the controller"
         if self.leader is not None:
@@ -150,6 +176,38 @@ def _leader(value: Any, where: str) -> tuple[str, int]:
     return topic, int(part)
 
 
+def _reset_step(f: dict[str, Any], at: float, consumers: list[ConsumerSpec],
+                where: str) -> FaultSpec:
+    group = str(f.get("group") or "")
+    if not group:
+        raise ScenarioError(f"{where}: reset-offsets needs group")
+    if any(f.get(k) not in (None, False) for k in ("broker", "leader", "controller")):
+        raise ScenarioError(f"{where}: reset-offsets targets a group, not a broker")
+    to = str(f.get("to") or "")
+    if to not in RESET_TARGETS:
+        raise ScenarioError(f"{where}: to must be one of {', '.join(RESET_TARGETS)}, "
+                            f"not {to!r}")
+    value = None
+    if to in ("offset", "timestamp"):
+        value = _num(f, to, None, where, int)
+        if value is None or value < 0:
+            raise ScenarioError(f"{where}: to: {to} needs {to}: N (>= 0)")
+    topic = f.get("topic")
+    topics = (str(topic),) if topic else tuple(dict.fromkeys(
+        c.topic for c in consumers if c.group == group))
+    if not topics:
+        raise ScenarioError(f"{where}: topic is required (group {group!r} is not one of the "
+                            "scenario's consumer groups)")
+    partitions = f.get("partitions")
+    parts = None
+    if partitions is not None:
+        if not isinstance(partitions, list) or not all(str(p).isdigit() for p in partitions):
+            raise ScenarioError(f"{where}: partitions must be a list of partition numbers")
+        parts = tuple(int(p) for p in partitions)
+    return FaultSpec(at, "reset-offsets", group=group, topics=topics, to=to, value=value,
+                     partitions=parts)
+
+
 def parse(document: Any, default_name: str = "scenario") -> Scenario:
     """Build a Scenario from a parsed YAML document; raises ScenarioError."""
     doc = _mapping(document or {}, "scenario")
@@ -191,12 +249,15 @@ def parse(document: Any, default_name: str = "scenario") -> Scenario:
         f = _mapping(f, f"faults[{i}]")
         where = f"faults[{i}]"
         kind = str(f.get("fault") or f.get("action") or "")
-        if kind not in FAULTS:
-            raise ScenarioError(f"{where}: fault must be one of {', '.join(FAULTS)}, "
-                                f"not {kind!r}")
+        if kind not in STEPS:
+            raise ScenarioError(f"{where}: fault must be one of {', '.join(FAULTS)} "
+                                f"(or action: {', '.join(ACTIONS)}), not {kind!r}")
         at = _num(f, "at", None, where)
         if at is None or at < 0:
             raise ScenarioError(f"{where}: at (seconds from the start) is required")
+        if kind in ACTIONS:
+            faults.append(_reset_step(f, at, consumers, where))
+            continue
         broker: int | str | None = f.get("broker")
         if broker is not None and str(broker) not in ("random", "last"):
             broker = _num(f, "broker", None, where, int)

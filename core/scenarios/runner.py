@@ -1,10 +1,14 @@
 """Run a Scenario against a cluster: topics, seeded producers, consumer groups, timed faults.
 
 The runner only speaks Kafka (core.admin) plus, for process faults, the supervisor's ctl
-socket (core.cluster.ClusterControl). Consumers are *assigned* consumers: member m of a group
-reads partitions p with p % members == m and commits through OffsetCommit with generation -1
-(AdminClient.alter_consumer_group_offsets); there is no group membership or rebalancing, which
-is enough to show lag (the group appears as Empty with committed offsets and lag).
+socket (core.cluster.ClusterControl). Consumers are real group members (classic protocol,
+core.scenarios.member): they subscribe, the range assignor spreads the partitions, they commit
+as members of the current generation and rebalance when members come and go; DescribeGroups
+shows them with their assignment, and the group's lag is real.
+
+The runner owns its consumers (core.admin.offsets_io.OwnedConsumers): a reset of one of its
+groups' offsets, from a timed ``reset-offsets`` step or from the console, stops them, waits
+for the group to be Empty, resets and restarts them (:meth:`ScenarioRunner.reset_offsets`).
 
 When a scenario has network faults, a ProxySet is started in front of every broker and the
 scenario's producers and consumers connect through it (fault control and topic creation do
@@ -22,13 +26,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.admin.browser import Browser
 from core.admin.client import AdminClient, NewTopic, OffsetResult
+from core.admin.offsets_io import GroupNotEmptyError, reset_offsets, reset_target
 from core.admin.producer import Producer, ProducerRecord
 from core.cluster.client import ClusterControl, ClusterControlError
 from core.common.errors import KafkaError
 from core.netfaults.proxy import ProxySet
+from core.scenarios.consumers import GroupConsumers
 from core.scenarios.data import RecordTemplate
+from core.scenarios.member import MemberConfig
 from core.scenarios.model import ConsumerSpec, FaultSpec, ProducerSpec, Scenario
 
 log = logging.getLogger(__name__)
@@ -42,7 +48,7 @@ class ScenarioEvent:
     """One line of the run's log: ``t`` seconds since the start."""
 
     t: float
-    kind: str  # setup | fault | progress | warning | done
+    kind: str  # setup | fault | action | progress | warning | done
     text: str
     wall: float = 0.0
 
@@ -61,6 +67,8 @@ class ScenarioSummary:
     consumed: dict[str, int] = field(default_factory=dict)
     lag: dict[str, int] = field(default_factory=dict)
     faults: list[str] = field(default_factory=list)
+    #: timed actions done (reset-offsets steps) and console resets of the run's groups
+    actions: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False
     #: the run could not set up (cluster unreachable, topic creation refused)
@@ -80,6 +88,9 @@ class ScenarioSummary:
             out.append(f"  consumed  {group}: {n}, lag {self.lag.get(group, '?')}")
         out.append(f"  faults    {len(self.faults)}")
         out.extend(f"    {f}" for f in self.faults)
+        if self.actions:
+            out.append(f"  actions   {len(self.actions)}")
+            out.extend(f"    {a}" for a in self.actions)
         out.extend(f"  error     {e}" for e in self.errors)
         return out
 
@@ -92,7 +103,8 @@ class ScenarioRunner:
 
     def __init__(self, scenario: Scenario, bootstrap: str, *,
                  control: ClusterControl | None = None, on_event: EventSink | None = None,
-                 progress_every: float = 5.0, grace_s: float | None = None) -> None:
+                 progress_every: float = 5.0, grace_s: float | None = None,
+                 member_config: MemberConfig | None = None) -> None:
         self.scenario = scenario
         self.bootstrap = bootstrap
         self.control = control
@@ -108,6 +120,12 @@ class ScenarioRunner:
         self._produced: dict[str, int] = {}
         self._consumed: dict[str, int] = {}
         self._partitions: dict[str, int] = {}
+        self.member_config = member_config
+        #: group id -> the members this run started in it
+        self.groups: dict[str, GroupConsumers] = {}
+        #: the run's direct admin client (None before the run and after it)
+        self.admin: AdminClient | None = None
+        self._closed = False
 
     # events ----------------------------------------------------------------------------
     def emit(self, kind: str, text: str) -> None:
@@ -157,10 +175,10 @@ class ScenarioRunner:
                                   request_timeout=10.0, retries=3)
             self._t0 = time.monotonic()
             self.emit("setup", "running")
+            self.admin = admin
             workers = [asyncio.ensure_future(self._produce(clients, p))
                        for p in sc.producers]
-            consumers = [asyncio.ensure_future(self._consume(clients, c, m))
-                         for c in sc.consumers for m in range(c.members)]
+            await self._start_groups(clients, client_bootstrap)
             background = [asyncio.ensure_future(self._faults(admin)),
                           asyncio.ensure_future(self._progress())]
             await self._sleep_until(sc.duration)
@@ -170,9 +188,11 @@ class ScenarioRunner:
                     self.emit("warning", f"producers still behind {self.grace_s:g}s after "
                               "the end: stopping them")
             self._stop.set()
-            for task in (*workers, *consumers, *background):
+            self._closed = True
+            await asyncio.gather(*(g.stop() for g in self.groups.values()))
+            for task in (*workers, *background):
                 task.cancel()
-            await asyncio.gather(*workers, *consumers, *background, return_exceptions=True)
+            await asyncio.gather(*workers, *background, return_exceptions=True)
             if self.proxies is not None:
                 self.proxies.clear_all()
             await self._final_lag(admin)
@@ -181,6 +201,12 @@ class ScenarioRunner:
             self.summary.aborted = True
             self.emit("warning", f"scenario aborted: {exc}")
         finally:
+            self._closed = True
+            self._stop.set()
+            for g in self.groups.values():  # aborted or cancelled: members still leave
+                with contextlib.suppress(Exception):
+                    await g.stop(grace_s=5.0)
+            self.admin = None
             self.summary.stopped = self.summary.stopped or (
                 time.monotonic() - self._t0 < sc.duration - 0.5)
             if clients is not None:
@@ -285,64 +311,78 @@ class ScenarioRunner:
         return delivered
 
     # consumers -------------------------------------------------------------------------
-    async def _consume(self, admin: AdminClient, spec: ConsumerSpec, member: int) -> None:
-        key = spec.group
-        self._consumed.setdefault(key, 0)
-        partitions = await self._num_partitions(admin, spec.topic)
-        mine = [p for p in range(partitions) if p % spec.members == member]
-        if not mine:
-            return
-        browser = Browser(admin)
-        positions = await self._start_positions(admin, spec, mine)
-        per_fetch = spec.max_records
-        if spec.processing_ms > 0:  # about one second of work per fetch, then commit
-            per_fetch = max(1, min(per_fetch, int(1000 / spec.processing_ms)))
-        while not self.stopping:
-            got = 0
-            for p in mine:
-                try:
-                    result = await browser.fetch(spec.topic, p, positions[p], max_wait_ms=100,
-                                                 max_records=per_fetch)
-                except (KafkaError, OSError, TimeoutError) as exc:
-                    log.debug("fetch %s-%d failed: %s", spec.topic, p, exc)
-                    await asyncio.sleep(0.3)
-                    continue
-                for _ in result.records:
-                    if spec.processing_ms > 0:
-                        await asyncio.sleep(spec.processing_ms / 1000)
-                    self._consumed[key] += 1
-                got += len(result.records)
-                if result.next_offset != positions[p]:
-                    positions[p] = result.next_offset
-                    with contextlib.suppress(KafkaError, OSError, TimeoutError):
-                        await admin.alter_consumer_group_offsets(
-                            spec.group, {(spec.topic, p): positions[p]})
-            if not got:
-                await asyncio.sleep(0.1)
+    def _count(self, group: str, n: int) -> None:
+        self._consumed[group] = self._consumed.get(group, 0) + n
 
-    async def _start_positions(self, admin: AdminClient, spec: ConsumerSpec,
-                               partitions: list[int]) -> dict[int, int]:
-        tps = [(spec.topic, p) for p in partitions]
-        for _ in range(50):
-            try:
-                committed = await admin.list_consumer_group_offsets(spec.group, tps)
-                earliest = await admin.list_offsets(tps, "earliest")
-                out = {}
-                for tp in tps:
-                    c = committed.get(tp)
-                    e = earliest[tp]
-                    out[tp[1]] = c.offset if c is not None and c.offset >= 0 else (
-                        e.offset if isinstance(e, OffsetResult) else 0)
-                return out
-            except (KafkaError, OSError, TimeoutError):
-                await asyncio.sleep(0.3)
-        return dict.fromkeys(partitions, 0)
+    async def _start_groups(self, clients: AdminClient, bootstrap: str) -> None:
+        """One GroupConsumers per group id; their topics exist first (auto-created if not
+        declared, as a consumer's metadata request would)."""
+        by_group: dict[str, list[ConsumerSpec]] = {}
+        for spec in self.scenario.consumers:
+            by_group.setdefault(spec.group, []).append(spec)
+            self._consumed.setdefault(spec.group, 0)
+            await self._num_partitions(clients, spec.topic)
+        for group, specs in by_group.items():
+            self.groups[group] = GroupConsumers(group, specs, bootstrap, self._count,
+                                                self.member_config)
+            n = self.groups[group].start()
+            self.emit("setup", f"group {group}: {n} member(s) subscribed to "
+                      f"{', '.join(sorted({s.topic for s in specs}))}")
+
+    # OwnedConsumers (core.admin.offsets_io): what a reset of our groups may stop ---------
+    def owned_member_ids(self, group: str) -> set[str]:
+        """Every member id this run's consumers of ``group`` have used."""
+        g = self.groups.get(group)
+        return g.member_ids() if g is not None else set()
+
+    def owns_group(self, group: str) -> bool:
+        """True while this run has consumers in ``group``."""
+        return group in self.groups and not self._closed
+
+    async def stop_group(self, group: str) -> int:
+        """Stop this run's consumers of ``group`` (they commit and leave)."""
+        g = self.groups.get(group)
+        return await g.stop() if g is not None else 0
+
+    async def start_group(self, group: str) -> int:
+        """Start them again (not once the run is over)."""
+        g = self.groups.get(group)
+        if g is None or self._closed:
+            return 0
+        return g.start()
+
+    async def reset_offsets(self, group: str, topic: str, to: str, value: int | None = None,
+                            partitions: list[int] | None = None,
+                            progress: Callable[[str], None] | None = None) -> dict[Any, int]:
+        """Reset ``group``'s offsets on ``topic`` (earliest / latest / offset / timestamp):
+        this run's consumers of the group are stopped, the group awaited Empty, the offsets
+        reset and the consumers restarted; foreign members make it refuse (nothing changes).
+        Call on the runner's loop while the run is going."""
+        if self.admin is None:
+            raise GroupNotEmptyError("the scenario is not running")
+
+        def say(text: str) -> None:
+            self.emit("progress", text)
+            if progress is not None:
+                progress(text)
+
+        result = await reset_offsets(self.admin, group, topic, reset_target(to, value),
+                                     partitions, owner=self, progress=say)
+        text = (f"reset-offsets of group {group} on {topic} to "
+                f"{to if value is None else f'{to} {value}'}: "
+                + ", ".join(f"{p}->{o}" for (_t, p), o in sorted(result.items())))
+        self.summary.actions.append(f"t={time.monotonic() - self._t0:.1f}s {text}")
+        self.emit("action", text)
+        return result
 
     # faults ----------------------------------------------------------------------------
     async def _faults(self, admin: AdminClient) -> None:
         for fault in self.scenario.faults:
             if not await self._sleep_until(fault.at):
                 return
+            if fault.is_action:
+                await self._action(fault)
+                continue
             try:
                 text = await self._apply(admin, fault)
             except (KafkaError, ClusterControlError, OSError, ValueError, KeyError) as exc:
@@ -352,6 +392,17 @@ class ScenarioRunner:
                 continue
             self.summary.faults.append(f"t={fault.at:g}s {text}")
             self.emit("fault", text)
+
+    async def _action(self, step: FaultSpec) -> None:
+        """A timed reset-offsets step, on each of its topics."""
+        for topic in step.topics:
+            try:
+                await self.reset_offsets(step.group, topic, step.to, step.value,
+                                         list(step.partitions) if step.partitions else None)
+            except (KafkaError, GroupNotEmptyError, OSError, ValueError) as exc:
+                text = f"reset-offsets of group {step.group} on {topic} failed: {exc}"
+                self.summary.errors.append(text)
+                self.emit("warning", text)
 
     async def _broker_ids(self, admin: AdminClient) -> list[int]:
         if self.control is not None:

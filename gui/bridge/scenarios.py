@@ -92,7 +92,7 @@ class ScenarioController(QObject):
         try:
             from gui.bridge.timeline import note
 
-            if event.kind in ("fault", "warning", "setup", "done"):
+            if event.kind in ("fault", "action", "warning", "setup", "done"):
                 note(self.session, f"scenario-{event.kind}", event.text, event.wall)
         except Exception:  # the timeline is optional
             log.debug("timeline note failed", exc_info=True)
