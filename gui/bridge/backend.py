@@ -27,6 +27,10 @@ class Capabilities:
     reason: str = ""
     #: The console started this cluster itself (and stops it on exit unless told otherwise).
     owns_cluster: bool = False
+    #: The supervisor runs a fault proxy in front of every broker (ctl ``netfault``).
+    network_faults: bool = False
+    #: Why network faults are unavailable (tooltip), when they are.
+    network_reason: str = ""
 
     @property
     def logs_available(self) -> bool:
@@ -101,6 +105,20 @@ class BrowseSpec:
     limit: int = 500
 
 
+@dataclass(frozen=True, slots=True)
+class ThrottleSpec:
+    """A replication throttle on one broker (Kafka's leader/follower.replication.throttled.*).
+
+    Rates are bytes/s, None leaves that side unthrottled. ``replicas`` is "all" (the topics'
+    ``*.replication.throttled.replicas`` = ``*``) or "reassigning" (only the partitions being
+    reassigned, as kafka-reassign-partitions --throttle does).
+    """
+
+    leader_bps: int | None
+    follower_bps: int | None
+    replicas: str = "all"
+
+
 Progress = Callable[[int, int], None]  # (done, total); called on the loop thread
 
 
@@ -125,6 +143,9 @@ class Backend(Protocol):
     async def reset_offsets(self, group_id: str, topic: str, partitions: list[int] | None,
                             to: str, value: int | None) -> dict[int, int]: ...
     async def broker_action(self, action: str, broker_id: int | None) -> str: ...
+    async def network_fault(self, broker_id: int, fault: str, ms: int | None) -> str: ...
+    async def set_replication_throttle(self, broker_id: int, spec: ThrottleSpec) -> str: ...
+    async def clear_replication_throttle(self, broker_id: int) -> str: ...
     async def produce(self, spec: ProduceSpec, progress: Progress) -> ProduceReport: ...
     async def browse(self, spec: BrowseSpec) -> list[Record]: ...
     async def tail(self, topic: str, partition: int | None,
@@ -136,6 +157,16 @@ def not_supervised(capabilities: Capabilities) -> str:
     return capabilities.reason or (
         "Needs the kaflab supervisor: this console is attached to an external cluster "
         f"({capabilities.bootstrap}) through the Kafka protocol only.")
+
+
+def no_network_faults(capabilities: Capabilities) -> str:
+    """The tooltip explaining why network faults are unavailable ('' when they are not)."""
+    if capabilities.network_faults:
+        return ""
+    if not capabilities.supervised:
+        return not_supervised(capabilities)
+    return capabilities.network_reason or (
+        "This cluster's supervisor runs no fault proxies in front of the brokers.")
 
 
 def render_template(template: str, counter: int, rnd: Any, now_ms: int) -> str:

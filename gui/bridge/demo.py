@@ -22,9 +22,11 @@ from gui.bridge.backend import (
     ProduceSpec,
     Progress,
     Record,
+    ThrottleSpec,
     render_template,
 )
 from gui.bridge.types import (
+    NETWORK_FAULTS,
     TOPIC_CONFIGS,
     BrokerInfo,
     ClusterSnapshot,
@@ -36,6 +38,7 @@ from gui.bridge.types import (
     QuorumVoter,
     TopicInfo,
     frozen_items,
+    with_faults,
 )
 
 
@@ -76,6 +79,10 @@ class DemoCluster:
         self.epochs: dict[tuple[str, int], int] = {}
         self.leaders: dict[tuple[str, int], int] = {}
         self.quorum_epoch = 3
+        #: broker -> (mode or None, added latency ms): the supervisor's proxy faults
+        self.netfaults: dict[int, tuple[str | None, float]] = {}
+        #: broker -> (leader, follower) replication throttle, bytes/s
+        self.throttles: dict[int, tuple[int | None, int | None]] = {}
         names = ["orders", "payments", "clickstream", "inventory", "audit-log", "user-events",
                  "notifications", "metrics.raw", "shipments", "search-queries", "sessions",
                  "recommendations"]
@@ -144,6 +151,32 @@ class DemoCluster:
         self._reelect()
         return f"broker {broker}: {action} done"
 
+    def network_fault(self, broker: int, fault: str, ms: int | None) -> str:
+        """The supervisor's netfault: a mode and an added latency per broker, combined."""
+        if broker not in self.state:
+            raise ValueError(f"Unknown broker {broker}")
+        if fault not in (*NETWORK_FAULTS, "clear"):
+            raise ValueError(f"Unknown network fault {fault!r}")
+        mode, latency = self.netfaults.get(broker, (None, 0.0))
+        if fault == "clear":
+            mode, latency = None, 0.0
+        elif fault == "latency":
+            if ms is None or ms < 0:
+                raise ValueError("latency needs a delay in ms (>= 0)")
+            latency = float(ms)
+        else:
+            mode = fault
+        if mode is None and not latency:
+            self.netfaults.pop(broker, None)
+            return f"broker {broker}: network healthy"
+        self.netfaults[broker] = (mode, latency)
+        text = ", ".join(x for x in (mode, f"+{latency:g} ms" if latency else "") if x)
+        return f"broker {broker}: {text}"
+
+    def cut_off(self, broker: int) -> bool:
+        """Its followers cannot fetch: isolated, blackholed or dropped."""
+        return self.netfaults.get(broker, (None, 0.0))[0] in ("isolate", "blackhole", "drop")
+
     def elect_preferred(self, topic: str) -> int:
         moved = 0
         t = self.topics[topic]
@@ -175,7 +208,8 @@ class DemoCluster:
                 leader = self.leaders[(t.name, p)]
                 if advance and leader >= 0 and msgs:
                     t.leo[p] += int(msgs / n) + rng.randint(0, 3)
-                isr = tuple(r for r in reps if self.alive(r)) if leader >= 0 else ()
+                isr = tuple(r for r in reps if self.alive(r) and (
+                    r == leader or not self.cut_off(r))) if leader >= 0 else ()
                 offline = tuple(r for r in reps if self.state.get(r) in
                                 ("killed", "stopped", "crashed"))
                 lag = tuple((r, 0 if self.alive(r) and rng.random() > 0.15
@@ -205,6 +239,10 @@ class DemoCluster:
                 bytes_out_per_sec=msgs * 180 * 1.8,
                 under_replicated=any(x.under_replicated for x in parts)))
         controller = next((b for b in self.broker_ids[:3] if self.alive(b)), None)
+        for b, (mode, latency) in self.netfaults.items():  # slower or cut-off clients
+            if b in per_broker_msgs:
+                per_broker_msgs[b] *= (0.05 if mode in ("drop", "blackhole")
+                                       else 1.0 / (1.0 + latency / 100.0))
         brokers = tuple(BrokerInfo(
             id=b, host="127.0.0.1", port=self.base_port + b - 1,
             is_controller=(b == controller), state=self.state[b],
@@ -218,6 +256,11 @@ class DemoCluster:
             bytes_in_per_sec=per_broker_msgs.get(b, 0.0) * 180 if self.alive(b) else None,
             bytes_out_per_sec=per_broker_msgs.get(b, 0.0) * 320 if self.alive(b) else None,
         ) for b in self.broker_ids)
+        brokers = tuple(with_faults(
+            b, network_mode=self.netfaults.get(b.id, (None, 0.0))[0],
+            network_latency_ms=self.netfaults.get(b.id, (None, 0.0))[1],
+            leader_throttle_bps=self.throttles.get(b.id, (None, None))[0],
+            follower_throttle_bps=self.throttles.get(b.id, (None, None))[1]) for b in brokers)
         groups = tuple(self._group(g) for g in sorted(self.groups.values(),
                                                        key=lambda x: x.group_id))
         voters = tuple(QuorumVoter(id=b, log_end_offset=1200 + self.tick * 2
@@ -271,7 +314,8 @@ class DemoBackend:
         bootstrap = self.cluster.snapshot(advance=False).bootstrap
         self.capabilities = Capabilities(
             bootstrap=bootstrap, supervised=supervised, data_dir=None,
-            reason="" if supervised else "Attached to an external cluster: no supervisor")
+            reason="" if supervised else "Attached to an external cluster: no supervisor",
+            network_faults=supervised)
         self._records: dict[tuple[str, int], list[Record]] = {}
 
     async def open(self, progress: Callable[[str, float], None]) -> Capabilities:
@@ -344,6 +388,27 @@ class DemoBackend:
     async def broker_action(self, action: str, broker_id: int | None) -> str:
         await asyncio.sleep(self.delay)
         return self.cluster.broker_action(action, broker_id)
+
+    async def network_fault(self, broker_id: int, fault: str, ms: int | None) -> str:
+        await asyncio.sleep(self.delay)
+        if not self.capabilities.network_faults:
+            raise ValueError(self.capabilities.network_reason or "No fault proxies")
+        return self.cluster.network_fault(broker_id, fault, ms)
+
+    async def set_replication_throttle(self, broker_id: int, spec: ThrottleSpec) -> str:
+        await asyncio.sleep(self.delay)
+        if spec.leader_bps is None and spec.follower_bps is None:
+            raise ValueError("Give a leader or a follower rate (or clear the throttle).")
+        for bps in (spec.leader_bps, spec.follower_bps):
+            if bps is not None and bps <= 0:
+                raise ValueError(f"A throttle rate must be positive, got {bps}")
+        self.cluster.throttles[broker_id] = (spec.leader_bps, spec.follower_bps)
+        return f"Broker {broker_id}: replication throttled"
+
+    async def clear_replication_throttle(self, broker_id: int) -> str:
+        await asyncio.sleep(self.delay)
+        self.cluster.throttles.pop(broker_id, None)
+        return f"Broker {broker_id}: throttle cleared"
 
     async def produce(self, spec: ProduceSpec, progress: Progress) -> ProduceReport:
         t = self.cluster.topics[spec.topic]

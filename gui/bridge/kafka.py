@@ -25,6 +25,7 @@ from core.cluster.client import ClusterControl, ClusterControlError
 from core.cluster.layout import default_data_dir
 from core.cluster.local import LocalCluster
 from core.cluster.state import read_cluster_json
+from gui.bridge import throttle
 from gui.bridge.backend import (
     BrowseSpec,
     Capabilities,
@@ -33,17 +34,49 @@ from gui.bridge.backend import (
     ProduceSpec,
     Progress,
     Record,
+    ThrottleSpec,
     render_template,
 )
-from gui.bridge.types import TOPIC_CONFIGS, ClusterSnapshot, GroupInfo, TopicInfo
+from gui.bridge.types import (
+    NETWORK_FAULTS,
+    TOPIC_CONFIGS,
+    ClusterSnapshot,
+    GroupInfo,
+    TopicInfo,
+    with_faults,
+)
 
 log = logging.getLogger(__name__)
 
 RESOURCE_TOPIC = 2
+#: read the brokers' throttle rates every this many snapshots (and after every change)
+THROTTLE_EVERY = 5
 
 
 class BackendError(Exception):
     """A failure worth showing as is (the message is for the operator)."""
+
+
+def network_support(document: dict[str, Any] | None) -> tuple[bool, str]:
+    """Whether the serve behind ``document`` (its status / cluster.json) runs fault proxies."""
+    if not hasattr(ClusterControl, "netfault"):
+        return False, "This kaflab version's supervisor has no network fault proxies."
+    brokers = (document or {}).get("brokers", [])
+    if brokers and any("netfault" in b for b in brokers):
+        return True, ""
+    return False, ("The running serve publishes no network fault state (started by an older "
+                   "kaflab?): restart it to get fault proxies.")
+
+
+def netfault_of(entry: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(mode, latency ms) of one cluster.json broker entry's ``netfault`` (None, None: none)."""
+    fault = entry.get("netfault")
+    if not isinstance(fault, dict):
+        return None, None
+    mode = fault.get("mode")
+    ms = fault.get("latency_ms")
+    return (mode if mode and mode != "ok" else None,
+            float(ms) if isinstance(ms, int | float) and ms > 0 else None)
 
 
 def _bootstrap_of(document: dict[str, Any] | None) -> str:
@@ -68,6 +101,10 @@ class KafkaBackend:
         self.local: LocalCluster | None = None
         self._poller: Any = None
         self.capabilities = Capabilities(bootstrap=attach or "", supervised=False)
+        #: broker id -> (leader, follower) throttle rate in bytes/s, refreshed in background
+        self._throttles: dict[int, tuple[int | None, int | None]] = {}
+        self._throttle_task: asyncio.Task[Any] | None = None
+        self._snapshots = 0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -118,11 +155,18 @@ class KafkaBackend:
             owns = True
             progress(f"Cluster ready at {bootstrap}", 1.0)
         self.admin = AdminClient(bootstrap, request_timeout=10.0, retries=3)
+        document = None
+        with contextlib.suppress(ClusterControlError):
+            document = await self.control.status()
+        faults, why = network_support(document or read_cluster_json(data_dir))
         self.capabilities = Capabilities(bootstrap=bootstrap, supervised=True,
-                                         data_dir=data_dir, owns_cluster=owns)
+                                         data_dir=data_dir, owns_cluster=owns,
+                                         network_faults=faults, network_reason=why)
         return self.capabilities
 
     async def close(self, stop_cluster: bool) -> None:
+        if self._throttle_task is not None:
+            self._throttle_task.cancel()
         poller_close = getattr(self._poller, "close", None)
         if poller_close is not None:
             with contextlib.suppress(Exception):
@@ -172,8 +216,44 @@ class KafkaBackend:
         if self._poller is None:
             self._poller = self._make_poller() or False
         if self._poller:
-            return await self._poller.poll_once()
-        return await self._basic_snapshot()
+            snap = await self._poller.poll_once()
+        else:
+            snap = await self._basic_snapshot()
+        return self._with_faults(snap)
+
+    def _with_faults(self, snap: ClusterSnapshot) -> ClusterSnapshot:
+        """The snapshot's brokers as BrokerFaults: network fault from cluster.json, throttle
+        rates from the last DescribeConfigs (re-read in the background every few polls)."""
+        from dataclasses import replace
+
+        self._snapshots += 1
+        due = self._snapshots % THROTTLE_EVERY == 1
+        if due and (self._throttle_task is None or self._throttle_task.done()):
+            ids = [b.id for b in snap.brokers if b.state in ("online", "running")]
+            self._throttle_task = asyncio.ensure_future(self._refresh_throttles(ids))
+        netfaults: dict[int, tuple[str | None, float | None]] = {}
+        if self.capabilities.supervised and self.data_dir is not None:
+            for entry in (read_cluster_json(self.data_dir) or {}).get("brokers", []):
+                if "id" in entry:
+                    netfaults[int(entry["id"])] = netfault_of(entry)
+        brokers = []
+        for b in snap.brokers:
+            mode, ms = netfaults.get(b.id, (None, None))
+            leader, follower = self._throttles.get(b.id, (None, None))
+            brokers.append(with_faults(b, network_mode=mode, network_latency_ms=ms,
+                                       leader_throttle_bps=leader,
+                                       follower_throttle_bps=follower))
+        return replace(snap, brokers=tuple(brokers))
+
+    async def _refresh_throttles(self, broker_ids: list[int]) -> None:
+        if self.admin is None or not broker_ids:
+            return
+        try:
+            found = await throttle.read_all(self.admin, broker_ids)
+        except Exception:
+            log.debug("reading throttle rates failed", exc_info=True)
+            return
+        self._throttles.update(found)
 
     async def _basic_snapshot(self) -> ClusterSnapshot:
         """A snapshot from the protocol alone (used until/unless core.admin.poller exists)."""
@@ -332,6 +412,49 @@ class KafkaBackend:
         except ClusterControlError as exc:
             raise BackendError(str(exc)) from exc
         return str(response.get("message", "done"))
+
+    # -- faults (issue #8) ------------------------------------------------------------------
+
+    async def network_fault(self, broker_id: int, fault: str, ms: int | None) -> str:
+        """Apply (or clear) a network fault on one broker's proxy through the supervisor."""
+        if self.control is None:
+            raise BackendError(self.capabilities.reason or "No supervisor for this cluster.")
+        if not self.capabilities.network_faults:
+            raise BackendError(self.capabilities.network_reason
+                               or "This cluster runs no fault proxies.")
+        if fault not in (*NETWORK_FAULTS, "clear"):
+            raise BackendError(f"Unknown network fault {fault!r}")
+        if fault == "latency" and (ms is None or ms < 0):
+            raise BackendError("Added latency needs a delay in ms (0 or more).")
+        try:
+            return str(await self.control.netfault(broker_id, fault,  # type: ignore[attr-defined]
+                                                   ms=ms if fault == "latency" else None))
+        except ClusterControlError as exc:
+            raise BackendError(str(exc)) from exc
+
+    async def set_replication_throttle(self, broker_id: int, spec: ThrottleSpec) -> str:
+        """Kafka's replication throttle on one broker (IncrementalAlterConfigs), read back."""
+        assert self.admin is not None
+        topics = await self._topics_now()
+        try:
+            message = await throttle.apply_throttle(self.admin, broker_id, spec, topics)
+        except throttle.ThrottleError as exc:
+            raise BackendError(str(exc)) from exc
+        self._throttles[broker_id] = await throttle.read_throttles(self.admin, broker_id)
+        return message
+
+    async def clear_replication_throttle(self, broker_id: int) -> str:
+        """Remove the broker's throttle rates (and the topics' lists once nobody is throttled)."""
+        assert self.admin is not None
+        md = await self.admin.metadata()
+        message = await throttle.clear_throttle(
+            self.admin, broker_id, [b.id for b in md.brokers], md.topics.values())
+        self._throttles[broker_id] = await throttle.read_throttles(self.admin, broker_id)
+        return message
+
+    async def _topics_now(self) -> list[TopicInfo]:
+        assert self.admin is not None
+        return list((await self.admin.metadata()).topics.values())
 
     # -- data -------------------------------------------------------------------------------
 

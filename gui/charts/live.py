@@ -11,6 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QCheckBox, QComboBox, QGridLayout, QVBoxLayout, QWidget
 
+from gui.charts.markers import MarkerLayer, broker_changes
 from gui.charts.ring import WINDOW_S, SeriesSet
 
 PALETTE = ("#3b82f6", "#ef4444", "#10b981", "#f59e0b", "#8b5cf6", "#06b6d4", "#ec4899",
@@ -129,6 +130,9 @@ class ChartsView(QWidget):
         self.scope.currentIndexChanged.connect(lambda _i: self.redraw(force=True))
         self._last_t = 0.0
         self._x_end = 0.0
+        #: fault markers (kills, pauses, network faults, throttles) on every plot
+        self.markers = MarkerLayer(plot.item for plot in self.plots)
+        self._brokers: tuple[Any, ...] = ()
 
     def apply_theme(self, tokens: dict[str, str]) -> None:
         for plot in self.plots:
@@ -149,6 +153,10 @@ class ChartsView(QWidget):
         self.topic_out.add(t, {x.name: x.bytes_out_per_sec for x in topics})
         self.group_lag.add(t, {g.group_id: g.total_lag for g in snap.groups})
         self.samples += 1
+        if self._brokers:
+            for marker in broker_changes(self._brokers, snap.brokers, t):
+                self.markers.add(marker)
+        self._brokers = snap.brokers
 
     def on_snapshot(self, snap: Any) -> None:
         self.record(snap)
@@ -188,6 +196,7 @@ class ChartsView(QWidget):
                           key=lambda k: -(self.group_lag.series[k].last() or 0))[:TOP_TOPICS]
         self._draw(self.lag, self.group_lag, lag_keys, str)
         if self._last_t:
+            self.markers.prune(self._last_t - WINDOW_S - X_STEP_S)
             end = math.ceil(self._last_t / X_STEP_S) * X_STEP_S
             if end != self._x_end:
                 self._x_end = end

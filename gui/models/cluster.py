@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gui.bridge.types import fault_label, throttle_label
 from gui.models import fmt
 from gui.models.keyed import Column, KeyedTableModel
 
@@ -41,7 +42,17 @@ class BrokersModel(KeyedTableModel):
         Column("Msgs in/s", lambda b: b.messages_in_per_sec, fmt=fmt.rate, numeric=True),
         Column("Bytes in/s", lambda b: b.bytes_in_per_sec, fmt=fmt.byte_rate, numeric=True),
         Column("Bytes out/s", lambda b: b.bytes_out_per_sec, fmt=fmt.byte_rate, numeric=True),
+        # issue #8; last in the model (column numbers stay put), shown after State by the view
+        Column("Network", fault_label,
+               color=lambda b: fmt.BAD if getattr(b, "network_mode", None) else fmt.WARN,
+               tooltip="Network fault injected by the supervisor's proxy in front of the "
+                       "broker (latency, drop, blackhole, isolated from the other brokers)"),
+        Column("Throttle", throttle_label, color=lambda b: fmt.WARN,
+               tooltip="Replication throttle on this broker "
+                       "(leader/follower.replication.throttled.rate)"),
     )
+    #: model columns of the injected faults
+    NETWORK_COLUMN, THROTTLE_COLUMN = 14, 15
 
     def row_color(self, item: Any) -> str | None:
         return fmt.MUTED if item.state in ("stopped", "offline", "killed", "crashed") else None

@@ -5,9 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QGridLayout, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog,
+    QGridLayout,
+    QMenu,
+    QMessageBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
-from gui.bridge.backend import Capabilities, not_supervised
+from gui.bridge import timeline
+from gui.bridge.backend import Capabilities, ThrottleSpec, no_network_faults, not_supervised
+from gui.bridge.types import fault_label, throttle_label
 from gui.models.cluster import BrokersModel, QuorumModel
 from gui.views.common import (
     Card,
@@ -20,6 +31,7 @@ from gui.views.common import (
     show_error,
     sorting_proxy,
 )
+from gui.views.dialogs import LatencyDialog, ThrottleDialog
 
 ACTIONS = (
     ("start", "Start", "Start the stopped broker process"),
@@ -38,6 +50,19 @@ _ENABLED = {
     "resume": {"paused"},
     "restart": {"running", "online", "paused", "stopped", "killed", "crashed"},
 }
+#: Network faults on the selected broker (issue #8): (fault, menu text, shortcut, tooltip)
+NETWORK_ACTIONS = (
+    ("latency", "Add &latency…", "Ctrl+Shift+L",
+     "Every round trip to or from the broker gets slower (the supervisor's proxy)"),
+    ("drop", "&Drop connections", "Ctrl+Shift+D",
+     "Reset the broker's connections and refuse new ones"),
+    ("isolate", "Cut &off from other brokers (isolate)", "Ctrl+Shift+I",
+     "Links between this broker and its peers stall both ways; clients still reach it"),
+    ("blackhole", "&Blackhole", "Ctrl+Shift+H",
+     "Nothing moves to or from the broker: connections stall, like a network partition"),
+    ("clear", "&Clear network fault", "Ctrl+Shift+C", "Back to a healthy network"),
+)
+THROTTLE_SHORTCUT = "Ctrl+Shift+R"
 
 
 class ClusterView(QWidget):
@@ -72,6 +97,11 @@ class ClusterView(QWidget):
         for col, width in ((0, 60), (1, 150), (2, 90), (3, 95), (4, 70), (5, 80), (6, 75)):
             self.table.setColumnWidth(col, width)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        header = self.table.horizontalHeader()  # the fault columns right after State
+        header.moveSection(header.visualIndex(BrokersModel.NETWORK_COLUMN), 3)
+        header.moveSection(header.visualIndex(BrokersModel.THROTTLE_COLUMN), 4)
+        self.table.setColumnWidth(BrokersModel.NETWORK_COLUMN, 130)
+        self.table.setColumnWidth(BrokersModel.THROTTLE_COLUMN, 120)
 
         self.buttons: dict[str, Any] = {}
         for action, text, tip in ACTIONS:
@@ -84,11 +114,41 @@ class ClusterView(QWidget):
         self.add_button.setObjectName("broker_add")
         self.add_button.clicked.connect(lambda: self._act("add"))
 
+        self.network_actions: dict[str, QAction] = {}
+        self.network_menu = QMenu("Network", self)
+        self.network_menu.setObjectName("broker_network_menu")
+        for fault, text, shortcut, tip in NETWORK_ACTIONS:
+            if fault == "clear":
+                self.network_menu.addSeparator()
+            action = QAction(text, self)
+            action.setObjectName(f"net_{fault}")
+            action.setShortcut(QKeySequence(shortcut))
+            action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            action.setToolTip(tip)
+            action.triggered.connect(lambda _=False, f=fault: self._network(f))
+            self.network_menu.addAction(action)
+            self.addAction(action)
+            self.network_actions[fault] = action
+        self.network_menu.setToolTipsVisible(True)
+        self.network_button = button("Network", tooltip="Network faults on this broker")
+        self.network_button.setObjectName("broker_network")
+        self.network_button.setMenu(self.network_menu)
+        self.throttle_action = QAction("Replication &throttle…", self)
+        self.throttle_action.setObjectName("broker_throttle_action")
+        self.throttle_action.setShortcut(QKeySequence(THROTTLE_SHORTCUT))
+        self.throttle_action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.throttle_action.triggered.connect(self._throttle)
+        self.addAction(self.throttle_action)
+        self.throttle_button = button("Throttle…")
+        self.throttle_button.setObjectName("broker_throttle")
+        self.throttle_button.clicked.connect(self._throttle)
+
         top = QWidget()
         top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
         top_layout.addLayout(hbox(section("Brokers"), None,
-                                  *self.buttons.values(), self.add_button))
+                                  *self.buttons.values(), self.network_button,
+                                  self.throttle_button, self.add_button))
         top_layout.addWidget(self.table)
 
         self.quorum = QuorumModel(self)
@@ -168,6 +228,33 @@ class ClusterView(QWidget):
         self.add_button.setEnabled(supervised)
         self.add_button.setToolTip("Start one more broker process" +
                                    (f"\n\nUnavailable: {why}" if why else ""))
+        self._update_fault_buttons(broker)
+
+    def _update_fault_buttons(self, broker: Any) -> None:
+        caps = self.caps
+        net_why = no_network_faults(caps) if caps is not None else "Not connected yet."
+        faulted = bool(broker is not None and fault_label(broker))
+        for fault, action in self.network_actions.items():
+            tip = next(t for f, _, _, t in NETWORK_ACTIONS if f == fault)
+            action.setEnabled(not net_why and broker is not None
+                              and (fault != "clear" or faulted))
+            action.setToolTip(tip)
+        shortcuts = ", ".join(f"{s}: {t.replace('&', '').rstrip('…')}"
+                              for _, t, s, _ in NETWORK_ACTIONS)
+        self.network_button.setEnabled(not net_why and broker is not None)
+        self.network_button.setToolTip(
+            "Network faults on this broker, through the supervisor's proxy\n" + shortcuts
+            + (f"\n\nUnavailable: {net_why}" if net_why else
+               "\n\nSelect a broker first." if broker is None else
+               f"\n\nNow: {fault_label(broker) or 'healthy'}"))
+        connected = caps is not None
+        self.throttle_action.setEnabled(connected and broker is not None)
+        self.throttle_button.setEnabled(connected and broker is not None)
+        self.throttle_button.setToolTip(
+            f"Replication throttle on this broker ({THROTTLE_SHORTCUT}): "
+            "leader/follower.replication.throttled.rate"
+            + ("\n\nSelect a broker first." if broker is None else
+               f"\n\nNow: {throttle_label(broker) or 'none'}"))
 
     def _act(self, action: str) -> None:
         broker = self.selected_broker()
@@ -190,3 +277,70 @@ class ClusterView(QWidget):
             on_err=lambda exc: show_error(self, f"Could not {action} broker "
                                           f"{broker_id if broker_id is not None else ''}"
                                           .strip(), exc))
+
+    # -- faults (issue #8) ----------------------------------------------------------------
+
+    def _network(self, fault: str) -> None:
+        broker = self.selected_broker()
+        if broker is None or not self.network_actions[fault].isEnabled():
+            return
+        if fault == "latency":
+            dialog = LatencyDialog(self, broker.id, getattr(broker, "network_latency_ms", None))
+            if dialog.exec() != QDialog.DialogCode.Accepted:
+                return
+            self.network_fault(broker.id, "latency", dialog.value())
+            return
+        self.network_fault(broker.id, fault)
+
+    def network_fault(self, broker_id: int, fault: str, ms: int | None = None) -> Any:
+        """Apply (or clear) a network fault without a dialog (the menu and tests use it)."""
+        what = f"+{ms} ms latency" if fault == "latency" else fault
+        label = (f"Clearing network faults on broker {broker_id}" if fault == "clear"
+                 else f"Network fault on broker {broker_id}: {what}")
+        note = (f"broker {broker_id}: network healthy" if fault == "clear"
+                else f"broker {broker_id}: network {what}")
+        title = (f"Could not clear the network fault of broker {broker_id}" if fault == "clear"
+                 else f"Could not apply {what} to broker {broker_id}")
+        return self.session.run(
+            label, self.session.backend.network_fault(broker_id, fault, ms),
+            on_ok=lambda _msg: timeline.note(self.session, "network-fault", note),
+            on_err=lambda exc: show_error(self, title, exc))
+
+    def _throttle(self) -> None:
+        broker = self.selected_broker()
+        if broker is None or not self.throttle_button.isEnabled():
+            return
+        dialog = self.throttle_dialog(broker)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        if dialog.result_action == "clear":
+            self.clear_throttle(broker.id)
+        else:
+            self.set_throttle(broker.id, dialog.spec())
+
+    def throttle_dialog(self, broker: Any) -> ThrottleDialog:
+        """The throttle dialog for ``broker``, filled with its current rates."""
+        return ThrottleDialog(self, broker.id, getattr(broker, "leader_throttle_bps", None),
+                              getattr(broker, "follower_throttle_bps", None))
+
+    def set_throttle(self, broker_id: int, spec: ThrottleSpec) -> Any:
+        """Throttle replication on a broker (no dialog: the dialog and tests use it)."""
+        rates = ", ".join(f"{side} {bps / 1e6:g} MB/s" for side, bps in
+                          (("leader", spec.leader_bps), ("follower", spec.follower_bps)) if bps)
+        return self.session.run(
+            f"Throttling replication on broker {broker_id}",
+            self.session.backend.set_replication_throttle(broker_id, spec),
+            on_ok=lambda _msg: timeline.note(self.session, "replication-throttle",
+                                             f"broker {broker_id}: throttle {rates}"),
+            on_err=lambda exc: show_error(
+                self, f"Could not throttle replication on broker {broker_id}", exc))
+
+    def clear_throttle(self, broker_id: int) -> Any:
+        """Remove the replication throttle of a broker."""
+        return self.session.run(
+            f"Clearing the replication throttle of broker {broker_id}",
+            self.session.backend.clear_replication_throttle(broker_id),
+            on_ok=lambda _msg: timeline.note(self.session, "replication-throttle",
+                                             f"broker {broker_id}: throttle cleared"),
+            on_err=lambda exc: show_error(
+                self, f"Could not clear the replication throttle of broker {broker_id}", exc))

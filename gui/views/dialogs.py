@@ -1,4 +1,4 @@
-"""Dialogs: create topic, add partitions, topic configs, reset offsets."""
+"""Dialogs: create topic, add partitions, topic configs, reset offsets, broker faults."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (
     QDateTimeEdit,
     QDialog,
     QDialogButtonBox,
+    QDoubleSpinBox,
     QFormLayout,
     QHeaderView,
     QLabel,
@@ -23,7 +24,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from gui.bridge.backend import ConfigEntry
+from gui.bridge.backend import ConfigEntry, ThrottleSpec
 from gui.bridge.types import TOPIC_CONFIGS, topic_config_error, topic_name_error
 
 #: The configs the create dialog offers directly (others go in the free-form box).
@@ -325,6 +326,125 @@ class ResetOffsetsDialog(QDialog):
         elif mode == "offset":
             value = self.offset.value()
         return self.topic.currentText(), parts, mode, value
+
+
+class LatencyDialog(QDialog):
+    """How many ms the broker's proxy adds to every round trip."""
+
+    def __init__(self, parent: Any, broker_id: int, current_ms: float | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Add latency — broker {broker_id}")
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.ms = QSpinBox()
+        self.ms.setObjectName("latency_ms")
+        self.ms.setRange(1, 60_000)
+        self.ms.setSuffix(" ms")
+        self.ms.setSingleStep(50)
+        self.ms.setValue(int(current_ms) if current_ms else 200)
+        form.addRow("Added latency", self.ms)
+        layout.addLayout(form)
+        note = QLabel("Every round trip to or from this broker (clients and the other brokers) "
+                      "gets this much longer, through the supervisor's proxy.")
+        note.setObjectName("Muted")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Apply")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def value(self) -> int:
+        return self.ms.value()
+
+
+class ThrottleDialog(QDialog):
+    """A replication throttle on one broker: leader and follower rates in MB/s (0 = none),
+    applied to all replicas (``*``) or to the replicas being reassigned; or cleared.
+
+    ``result_action`` is "apply" or "clear" once accepted.
+    """
+
+    MB = 1_000_000  # Kafka's rates are bytes/s; the tools' docs count MB as 10^6 bytes
+
+    def __init__(self, parent: Any, broker_id: int, leader_bps: int | None = None,
+                 follower_bps: int | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(f"Replication throttle — broker {broker_id}")
+        self.setMinimumWidth(460)
+        self.result_action = ""
+        layout = QVBoxLayout(self)
+        form = QFormLayout()
+        self.leader = self._rate("throttle_leader", leader_bps)
+        self.follower = self._rate("throttle_follower", follower_bps)
+        self.replicas = QComboBox()
+        self.replicas.setObjectName("throttle_replicas")
+        self.replicas.addItem("All replicas (*)", "all")
+        self.replicas.addItem("Replicas being reassigned", "reassigning")
+        form.addRow("Leader rate", self.leader)
+        form.addRow("Follower rate", self.follower)
+        form.addRow("Apply to", self.replicas)
+        layout.addLayout(form)
+        note = QLabel("Sets leader.replication.throttled.rate / follower.replication.throttled."
+                      "rate on this broker and the topics' *.replication.throttled.replicas, "
+                      "as kafka-configs and kafka-reassign-partitions --throttle do. "
+                      "0 leaves that side unthrottled.")
+        note.setObjectName("Muted")
+        note.setWordWrap(True)
+        layout.addWidget(note)
+        self.error = QLabel("")
+        self.error.setStyleSheet("color: #d64545;")
+        layout.addWidget(self.error)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                        | QDialogButtonBox.StandardButton.Cancel)
+        self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Apply")
+        self.clear_button = self.buttons.addButton("Clear throttle",
+                                                   QDialogButtonBox.ButtonRole.DestructiveRole)
+        self.clear_button.setObjectName("throttle_clear")
+        self.clear_button.setEnabled(leader_bps is not None or follower_bps is not None)
+        self.buttons.accepted.connect(self._apply)
+        self.buttons.rejected.connect(self.reject)
+        self.clear_button.clicked.connect(self._clear)
+        layout.addWidget(self.buttons)
+        self.leader.valueChanged.connect(self.validate)
+        self.follower.valueChanged.connect(self.validate)
+        self.validate()
+
+    def _rate(self, name: str, bps: int | None) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setObjectName(name)
+        box.setRange(0.0, 100_000.0)
+        box.setDecimals(2)
+        box.setSuffix(" MB/s")
+        box.setSpecialValueText("none")
+        box.setValue(bps / self.MB if bps else 0.0)
+        return box
+
+    def _bps(self, box: QDoubleSpinBox) -> int | None:
+        value = box.value()
+        return round(value * self.MB) if value > 0 else None
+
+    def validate(self) -> bool:
+        ok = self.leader.value() > 0 or self.follower.value() > 0
+        self.error.setText("" if ok else "Give a leader or a follower rate.")
+        self.ok.setEnabled(ok)
+        return ok
+
+    def spec(self) -> ThrottleSpec:
+        return ThrottleSpec(self._bps(self.leader), self._bps(self.follower),
+                            self.replicas.currentData())
+
+    def _apply(self) -> None:
+        if self.validate():
+            self.result_action = "apply"
+            self.accept()
+
+    def _clear(self) -> None:
+        self.result_action = "clear"
+        self.accept()
 
 
 def fmt_ts(ms: int) -> str:

@@ -1,0 +1,116 @@
+"""Fault markers on the live charts: a vertical line with a short label where a fault began
+or ended (kill, pause, stop, start, network fault, replication throttle).
+
+Markers come from what the console already has, successive snapshots: ``broker_changes``
+compares two polls' brokers (process state, the supervisor's network fault, the throttle
+rates) and names what changed. It is pure and costs one pass over the brokers per poll.
+:class:`MarkerLayer` draws them as pyqtgraph InfiniteLines on every plot and keeps at most
+``limit`` of them, dropping those that scrolled out of the window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pyqtgraph as pg
+
+FAULT, RECOVERY, THROTTLE = "fault", "recovery", "throttle"
+COLORS = {FAULT: "#ef4444", RECOVERY: "#10b981", THROTTLE: "#f59e0b"}
+_DOWN = {"killed": "kill", "crashed": "crash", "stopped": "stop", "paused": "pause",
+         "offline": "offline"}
+_UP = ("running", "online")
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """One marker: when (Unix s), a short label and its kind (fault | recovery | throttle)."""
+
+    t: float
+    label: str
+    kind: str
+
+
+def _net(b: Any) -> tuple[Any, Any]:
+    return getattr(b, "network_mode", None), getattr(b, "network_latency_ms", None)
+
+
+def _throttle(b: Any) -> tuple[Any, Any]:
+    return getattr(b, "leader_throttle_bps", None), getattr(b, "follower_throttle_bps", None)
+
+
+def _net_label(broker_id: int, mode: str | None, ms: float | None) -> str:
+    parts = [{"isolate": "isolate", "drop": "drop", "blackhole": "blackhole"}.get(mode or "",
+                                                                                 mode or "")]
+    if ms:
+        parts.append(f"+{ms:g}ms")
+    return f"{' '.join(p for p in parts if p)} b{broker_id}"
+
+
+def broker_changes(before: Iterable[Any], after: Iterable[Any], t: float) -> list[Marker]:
+    """Markers for what changed between two polls' brokers (BrokerInfo / BrokerFaults)."""
+    old = {b.id: b for b in before}
+    out: list[Marker] = []
+    for b in after:
+        prev = old.get(b.id)
+        if prev is None:
+            continue
+        if b.state != prev.state:
+            if b.state in _DOWN:
+                out.append(Marker(t, f"{_DOWN[b.state]} b{b.id}", FAULT))
+            elif b.state in _UP and prev.state in _DOWN:
+                verb = "resume" if prev.state == "paused" else "up"
+                out.append(Marker(t, f"{verb} b{b.id}", RECOVERY))
+        if _net(b) != _net(prev):
+            mode, ms = _net(b)
+            if mode or ms:
+                out.append(Marker(t, _net_label(b.id, mode, ms), FAULT))
+            else:
+                out.append(Marker(t, f"net ok b{b.id}", RECOVERY))
+        if _throttle(b) != _throttle(prev):
+            leader, follower = _throttle(b)
+            if leader is None and follower is None:
+                out.append(Marker(t, f"unthrottle b{b.id}", RECOVERY))
+            else:
+                top = max(x for x in (leader, follower) if x is not None)
+                out.append(Marker(t, f"throttle b{b.id} {top / 1e6:g}MB/s", THROTTLE))
+    return out
+
+
+class MarkerLayer:
+    """Draws markers on several PlotItems (one InfiniteLine per plot per marker)."""
+
+    def __init__(self, plots: Iterable[Any], limit: int = 60) -> None:
+        self.plots = list(plots)
+        self.limit = limit
+        self.markers: deque[tuple[Marker, list[Any]]] = deque()
+
+    def add(self, marker: Marker) -> None:
+        pen = pg.mkPen(COLORS.get(marker.kind, "#64748b"), width=1.5,
+                       style=pg.QtCore.Qt.PenStyle.DashLine)
+        lines = []
+        for plot in self.plots:
+            line = pg.InfiniteLine(pos=marker.t, angle=90, movable=False, pen=pen,
+                                   label=marker.label, labelOpts={
+                                       "position": 0.95, "color": COLORS.get(marker.kind),
+                                       "rotateAxis": (1, 0), "anchors": [(1, 0), (1, 0)]})
+            line.setZValue(-5)
+            plot.addItem(line, ignoreBounds=True)
+            lines.append(line)
+        self.markers.append((marker, lines))
+        while len(self.markers) > self.limit:
+            self._remove(self.markers.popleft()[1])
+
+    def prune(self, before: float) -> None:
+        """Drop markers older than ``before`` (scrolled out of the window)."""
+        while self.markers and self.markers[0][0].t < before:
+            self._remove(self.markers.popleft()[1])
+
+    def _remove(self, lines: list[Any]) -> None:
+        for plot, line in zip(self.plots, lines, strict=True):
+            plot.removeItem(line)
+
+    def labels(self) -> list[str]:
+        return [m.label for m, _ in self.markers]
