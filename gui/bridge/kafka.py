@@ -394,14 +394,14 @@ class KafkaBackend:
 
     async def reset_offsets(self, group_id: str, topic: str, partitions: list[int] | None,
                             to: str, value: int | None) -> dict[int, int]:
+        """Kafka's rule: only an inactive (Empty/Dead) group; else GroupNotInactiveError with
+        kafka-consumer-groups.sh's message, naming the members. (Groups whose members are a
+        running scenario's consumers go through gui.bridge.scenarios instead.)"""
         assert self.admin is not None
-        target: Any = {"earliest": "earliest", "latest": "latest"}.get(to)
-        if to == "timestamp":
-            target = int(value or 0)
-        elif to == "offset":
-            target = ("offset", int(value or 0))
-        result = await self.admin.reset_consumer_group_offsets(group_id, topic, target,
-                                                               partitions)
+        from core.admin.offsets_io import reset_offsets, reset_target
+
+        result = await reset_offsets(self.admin, group_id, topic, reset_target(to, value),
+                                     partitions)
         return {p: off for (_t, p), off in result.items()}
 
     async def broker_action(self, action: str, broker_id: int | None) -> str:
