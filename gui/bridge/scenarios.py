@@ -4,11 +4,18 @@ The run happens on the session's AsyncBridge loop (never in the Qt thread); ever
 event is posted back to Qt as ``event(ScenarioEvent)``, then ``finished(ScenarioSummary)``
 or ``failed(message)``. Process faults go to the supervisor when the console owns or is
 attached to a kaflab serve (Capabilities.supervised); otherwise they are skipped and logged.
+
+One controller per Session (:func:`controller_for`), so the Consumer groups page knows which
+groups' members are the running scenario's consumers (:meth:`ScenarioController.owns_group`)
+and can reset those groups' offsets through it: the runner stops its consumers, waits for the
+group to be Empty, resets and restarts them (:meth:`ScenarioController.reset_offsets`).
 """
 
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,23 @@ from core.scenarios.runner import ScenarioEvent, ScenarioRunner, ScenarioSummary
 log = logging.getLogger(__name__)
 
 __all__ = ["ScenarioController", "ScenarioError", "ScenarioEvent", "ScenarioSummary",
-           "bundled_files", "read_scenario"]
+           "bundled_files", "controller_for", "read_scenario"]
+
+_CONTROLLERS: weakref.WeakKeyDictionary[Any, ScenarioController] = weakref.WeakKeyDictionary()
+
+
+def controller_for(session: Any) -> ScenarioController:
+    """The session's one ScenarioController (created on first use)."""
+    try:
+        controller = _CONTROLLERS.get(session)
+        if controller is None:
+            controller = _CONTROLLERS[session] = ScenarioController(session)
+    except TypeError:  # a session object that cannot be weakly referenced
+        controller = getattr(session, "_scenario_controller", None)
+        if controller is None:
+            controller = ScenarioController(session)
+            session._scenario_controller = controller
+    return controller
 
 
 def bundled_files() -> list[Path]:
@@ -41,12 +64,16 @@ class ScenarioController(QObject):
     finished = Signal(object)  # ScenarioSummary
     failed = Signal(str)
     running_changed = Signal(bool)
+    #: the groups whose consumers the running scenario owns changed (frozenset of group ids)
+    owned_changed = Signal(object)
 
     def __init__(self, session: Any) -> None:
         super().__init__()
         self.session = session
         self.runner: ScenarioRunner | None = None
         self._future: Any = None
+        #: read in the Qt thread; replaced (never mutated) when a run starts or ends
+        self.owned_groups: frozenset[str] = frozenset()
 
     @property
     def running(self) -> bool:
@@ -80,8 +107,43 @@ class ScenarioController(QObject):
             return await self.runner.run()
 
         self.running_changed.emit(True)
+        self._set_owned(frozenset(c.group for c in scenario.consumers))
         self._future = bridge.call(go(), self._on_done, self._on_failed)
         return True
+
+    def _set_owned(self, groups: frozenset[str]) -> None:
+        self.owned_groups = groups
+        self.owned_changed.emit(groups)
+
+    def owns_group(self, group_id: str) -> bool:
+        """True while the running scenario has consumers in ``group_id`` (Qt thread)."""
+        return self.running and group_id in self.owned_groups
+
+    def reset_offsets(self, group_id: str, topic: str, partitions: list[int] | None, to: str,
+                      value: int | None, on_progress: Callable[[str], None] | None = None,
+                      **kw: Any) -> Any:
+        """Reset a group of the running scenario: its consumers are stopped, the group awaited
+        Empty, the offsets reset, the consumers restarted; members the console does not own
+        make it fail (GroupNotInactiveError naming them), changing nothing. Runs on the
+        bridge loop as a Session action (busy indicator, refresh); ``on_progress(text)`` and
+        ``on_ok({partition: offset})`` / ``on_err(exc)`` are called in the Qt thread."""
+        bridge = self.session.bridge
+
+        def progress(text: str) -> None:
+            if on_progress is not None:
+                bridge.post(on_progress, text)
+
+        async def go() -> dict[int, int]:
+            runner = self.runner
+            if runner is None or not runner.owns_group(group_id):
+                # the run ended meanwhile: the plain (inactive groups only) reset
+                return await self.session.backend.reset_offsets(group_id, topic, partitions,
+                                                                to, value)
+            result = await runner.reset_offsets(group_id, topic, to, value, partitions,
+                                                progress=progress)
+            return {p: off for (_t, p), off in result.items()}
+
+        return self.session.run(f"Resetting offsets of {group_id}", go(), **kw)
 
     def stop(self) -> None:
         """Ask the running scenario to stop (it cleans up and still reports a summary)."""
@@ -100,10 +162,12 @@ class ScenarioController(QObject):
 
     def _on_done(self, summary: ScenarioSummary) -> None:
         self.runner = None
+        self._set_owned(frozenset())
         self.running_changed.emit(False)
         self.finished.emit(summary)
 
     def _on_failed(self, exc: BaseException) -> None:
         self.runner = None
+        self._set_owned(frozenset())
         self.running_changed.emit(False)
         self.failed.emit(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)

@@ -1,4 +1,10 @@
-"""Consumer groups page: groups, and the selected group's members and offsets with lag."""
+"""Consumer groups page: groups, and the selected group's members and offsets with lag.
+
+Reset offsets follows Kafka: only while the group is inactive (Empty/Dead). The exception is a
+group whose members are the running scenario's consumers (the console's own): the reset then
+stops them, waits for the group to be Empty, resets and restarts them, with progress shown
+under the table; a member the console does not own makes it refuse, naming that member.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
+    QLabel,
     QLineEdit,
     QMessageBox,
     QSplitter,
@@ -15,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.bridge.scenarios import controller_for
 from gui.models.groups import GroupsModel, MembersModel, OffsetsModel
 from gui.views.common import (
     button,
@@ -45,9 +53,11 @@ class GroupsView(QWidget):
         self.filter.setPlaceholderText("Filter groups…   (Ctrl+F)")
         self.filter.setClearButtonEnabled(True)
         self.filter.setMinimumWidth(280)
+        self.scenarios = controller_for(session)
         self.reset_button = button("Reset offsets…",
                                    tooltip="Move the group's committed offsets "
                                            "(only while the group is Empty)")
+        self.reset_button.setObjectName("group_reset")
         self.delete_button = button("Delete group", danger=True,
                                     tooltip="Delete the group and its committed offsets "
                                             "(only while the group is Empty)")
@@ -78,6 +88,10 @@ class GroupsView(QWidget):
         bl.setContentsMargins(0, 0, 0, 0)
         bl.addWidget(self.detail_title)
         bl.addWidget(self.tabs)
+        self.reset_status = QLabel("")
+        self.reset_status.setObjectName("group_reset_status")
+        self.reset_status.setWordWrap(True)
+        bl.addWidget(self.reset_status)
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("GroupsSplit")
         self.splitter.addWidget(self.table)
@@ -86,6 +100,9 @@ class GroupsView(QWidget):
         self.snapshot: Any = None
         self.reset_button.clicked.connect(self._reset)
         self.delete_button.clicked.connect(self._delete)
+        self.scenarios.owned_changed.connect(lambda _groups: self._refresh_detail())
+        #: the last reset's outcome: {partition: offset} or the exception (tests, status)
+        self.last_reset: Any = None
         self._selection_changed()
 
     def on_snapshot(self, snap: Any) -> None:
@@ -128,10 +145,18 @@ class GroupsView(QWidget):
         empty = group is not None and group.state in ("Empty", "Dead")
         why = "" if empty else ("Select a group first." if group is None else
                                 f"The group is {group.state}: stop its consumers first.")
-        for b, tip in ((self.reset_button, "Move the group's committed offsets"),
-                       (self.delete_button, "Delete the group and its committed offsets")):
-            b.setEnabled(empty)
-            b.setToolTip(tip + (f"\n\n{why}" if why else ""))
+        self.delete_button.setEnabled(empty)
+        self.delete_button.setToolTip("Delete the group and its committed offsets"
+                                      + (f"\n\n{why}" if why else ""))
+        owned = group is not None and not empty and self.scenarios.owns_group(group.group_id)
+        tip = "Move the group's committed offsets"
+        if owned:
+            tip += ("\n\nIts members are the running scenario's consumers: the console stops "
+                    "them, waits for the group to be Empty, resets, and restarts them.")
+        elif why:
+            tip += f"\n\n{why}"
+        self.reset_button.setEnabled(empty or owned)
+        self.reset_button.setToolTip(tip)
 
     def _reset(self) -> None:
         group = self.current_group()
@@ -145,10 +170,31 @@ class GroupsView(QWidget):
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         topic, parts, to, value = dialog.values()
-        self.session.reset_offsets(
-            group.group_id, topic, parts, to, value,
-            on_err=lambda exc: show_error(self, f"Could not reset offsets of {group.group_id}",
-                                          exc))
+        self.reset_group_offsets(group.group_id, topic, parts, to, value)
+
+    def reset_group_offsets(self, group_id: str, topic: str, partitions: list[int] | None,
+                            to: str, value: int | None) -> Any:
+        """Reset (off the Qt thread): through the scenario controller when the running
+        scenario owns the group's consumers, else the plain reset (inactive groups only)."""
+        self.last_reset = None
+        self.reset_status.setText(f"Resetting offsets of {group_id} on {topic} to {to}…")
+
+        def ok(result: dict[int, int]) -> None:
+            self.last_reset = result
+            moved = ", ".join(f"{p}→{o}" for p, o in sorted(result.items()))
+            self.reset_status.setText(f"Offsets of {group_id} on {topic} reset to {to}: {moved}")
+
+        def err(exc: BaseException) -> None:
+            self.last_reset = exc
+            self.reset_status.setText(f"Offsets of {group_id} not reset: {exc}")
+            show_error(self, f"Could not reset offsets of {group_id}", exc)
+
+        if self.scenarios.owns_group(group_id):
+            return self.scenarios.reset_offsets(
+                group_id, topic, partitions, to, value, on_ok=ok, on_err=err,
+                on_progress=lambda text: self.reset_status.setText(f"Reset {group_id}: {text}"))
+        return self.session.reset_offsets(group_id, topic, partitions, to, value,
+                                          on_ok=ok, on_err=err)
 
     def _delete(self) -> None:
         group = self.current_group()

@@ -26,6 +26,7 @@ from gui.bridge.scenarios import (
     ScenarioEvent,
     ScenarioSummary,
     bundled_files,
+    controller_for,
     read_scenario,
 )
 from gui.views.common import button, hbox, page_header, section
@@ -41,7 +42,7 @@ class ScenariosView(QWidget):
     def __init__(self, session: Any) -> None:
         super().__init__()
         self.session = session
-        self.controller = ScenarioController(session)
+        self.controller: ScenarioController = controller_for(session)
         self.scenario: Any = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
