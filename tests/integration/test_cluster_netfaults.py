@@ -1,0 +1,240 @@
+"""Network faults through the supervisor's proxies on a real 3-broker `serve` cluster.
+
+Every byte to a broker crosses its proxy (clients, replication, Raft, heartbeats), so:
+latency shows in round trips; `drop` makes clients and peers lose a partition leader and fail
+over; `isolate` cuts the leader off from the other brokers only: the controller fences it (no
+heartbeats arrive), leadership moves, an acks=all producer carries on with the new leader while
+clients can still reach the old one, and after `clear` it rejoins and the ISR heals. Every
+acknowledged record is read back, once. The cluster (LocalCluster: a `serve` subprocess) is
+ended by PID in the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.cluster import LocalCluster, free_base_port, read_cluster_json
+from core.cluster.kafka_probe import probe_api_versions, probe_registered
+from core.cluster.supervisor import MAIN_PY
+from tests.fixtures import wait_for
+
+confluent_kafka = pytest.importorskip("confluent_kafka")
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+pytestmark = pytest.mark.timeout(300)
+
+CONFIG = {
+    "min.insync.replicas": "2",
+    "replica.lag.time.max.ms": "3000",
+    "broker.session.timeout.ms": "6000",
+    "broker.heartbeat.interval.ms": "1000",
+    "group.initial.rebalance.delay.ms": "0",
+    "offsets.topic.num.partitions": "3",
+    "auto.create.topics.enable": "false",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    local = LocalCluster(tmp_path_factory.mktemp("netfaults") / "c", brokers=3,
+                         port=free_base_port(3), config=CONFIG, ready_timeout=120)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()
+
+
+def ctl(cluster: LocalCluster, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(MAIN_PY), "ctl", "--data-dir",
+                             str(cluster.data_dir), *args],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def public_port(cluster: LocalCluster, broker_id: int) -> int:
+    return cluster.port + broker_id - 1
+
+
+def ping_seconds(port: int, timeout: float = 5.0) -> float | None:
+    """Seconds for connect + ApiVersions through the proxy, None if it failed."""
+    started = time.monotonic()
+    ok = asyncio.run(probe_api_versions("127.0.0.1", port, timeout=timeout))
+    return time.monotonic() - started if ok else None
+
+
+def partition_state(admin: AdminClient, topic: str, partition: int) -> tuple[int, list[int]]:
+    meta = admin.list_topics(topic, timeout=5).topics[topic].partitions[partition]
+    return meta.leader, list(meta.isrs)
+
+
+def healthy(cluster: LocalCluster) -> None:
+    """Clear every fault and wait for all brokers registered and every ISR full."""
+    for broker_id in (1, 2, 3):
+        cluster.control.netfault_sync(broker_id, "clear")
+    wait_for(lambda: all(asyncio.run(probe_registered("127.0.0.1", public_port(cluster, b)))
+                         == {1, 2, 3} for b in (1, 2, 3)), 60, "every broker registered")
+
+
+def test_latency_shows_in_round_trips_and_status(cluster: LocalCluster) -> None:
+    port = public_port(cluster, 2)
+    base = sorted(t for t in (ping_seconds(port) for _ in range(5)) if t is not None)
+    assert len(base) == 5
+    assert "broker 2: +200 ms" in ctl(cluster, "netfault", "2", "latency", "200")
+    try:
+        doc = read_cluster_json(cluster.data_dir) or {}
+        entry = next(b for b in doc["brokers"] if b["id"] == 2)
+        assert entry["netfault"]["latency_ms"] == 200 and doc["fault_proxies"] is True
+        assert "+200 ms" in ctl(cluster, "status")
+        slow = sorted(t for t in (ping_seconds(port) for _ in range(5)) if t is not None)
+        assert len(slow) == 5
+        assert slow[2] - base[2] >= 0.18, (base, slow)
+        assert slow[2] < base[2] + 1.0, (base, slow)
+        # the other brokers are not slowed by broker 2's fault
+        other = sorted(t for t in (ping_seconds(public_port(cluster, 1)) for _ in range(3))
+                       if t is not None)
+        assert other[1] < base[2] + 0.15, (base, other)
+    finally:
+        assert "cleared" in ctl(cluster, "netfault", "2", "clear")
+    after = sorted(t for t in (ping_seconds(port) for _ in range(5)) if t is not None)
+    assert after[2] < base[2] + 0.1, (base, after)
+    doc = read_cluster_json(cluster.data_dir) or {}
+    assert all(b["netfault"] is None for b in doc["brokers"])
+
+
+class AckedProducer:
+    """An idempotent acks=all confluent-kafka producer writing "seq" values to one partition."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+        self.acked: list[int] = []
+        self.errors: list[str] = []
+        self.producer = confluent_kafka.Producer({
+            "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+            "linger.ms": 5, "request.timeout.ms": 5000, "message.timeout.ms": 120000,
+            "topic.metadata.refresh.interval.ms": 1000, "socket.timeout.ms": 5000,
+            "error_cb": lambda err: self.errors.append(err.name())})
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _delivered(self, err: Any, msg: Any) -> None:
+        if err is None:
+            self.acked.append(int(msg.value()))
+
+    def _run(self) -> None:
+        seq = 0
+        while not self._stop.is_set():
+            try:
+                self.producer.produce(self.topic, str(seq).encode(), partition=self.partition,
+                                      on_delivery=self._delivered)
+                seq += 1
+            except BufferError:
+                pass
+            self.producer.poll(0.01)
+        self.producer.flush(120)
+
+    def __enter__(self) -> AckedProducer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(150)
+
+
+def read_partition(bootstrap: str, topic: str, partition: int) -> list[bytes]:
+    consumer = confluent_kafka.Consumer({"bootstrap.servers": bootstrap, "group.id": "verify",
+                                         "enable.auto.commit": False,
+                                         "enable.partition.eof": True})
+    try:
+        tp = confluent_kafka.TopicPartition(topic, partition)
+        _low, high = consumer.get_watermark_offsets(tp, timeout=15)
+        consumer.assign([confluent_kafka.TopicPartition(topic, partition, 0)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + 60
+        while len(values) < high and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error() is None:
+                    values.append(msg.value())
+        return values
+    finally:
+        consumer.close()
+
+
+@pytest.mark.parametrize("fault", ["isolate", "drop"])
+def test_partition_leader_cut_off_fails_over_and_heals(cluster: LocalCluster, fault: str) -> None:
+    assert cluster.bootstrap is not None
+    healthy(cluster)
+    topic = f"cut-{fault}"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, 3, 3, config={"min.insync.replicas": "2"})])[topic] \
+        .result(30)
+    wait_for(lambda: all(len(partition_state(admin, topic, p)[1]) == 3 for p in range(3)),
+             30, "full ISRs")
+    controller = int((read_cluster_json(cluster.data_dir) or {})["controller_id"])
+    partition, victim = next((p, partition_state(admin, topic, p)[0]) for p in range(3)
+                             if partition_state(admin, topic, p)[0] != controller)
+    others = [b for b in (1, 2, 3) if b != victim]
+    # a view of the cluster that does not depend on the victim's (frozen) metadata
+    survivors = AdminClient({"bootstrap.servers": ",".join(
+        f"127.0.0.1:{public_port(cluster, b)}" for b in others)})
+
+    with AckedProducer(cluster.bootstrap, topic, partition) as producer:
+        wait_for(lambda: len(producer.acked) >= 200, 30, "records acknowledged before")
+        message = cluster.control.netfault_sync(victim, fault)
+        assert f"broker {victim}: {fault}" in message
+        cut_at = time.monotonic()
+        # the controller fences the victim (no heartbeat gets through) and moves leadership
+        wait_for(lambda: partition_state(survivors, topic, partition)[0] in others, 45,
+                 f"leadership of {topic}-{partition} moving off broker {victim}")
+        moved_after = time.monotonic() - cut_at
+        registered = asyncio.run(probe_registered("127.0.0.1", public_port(cluster, controller)))
+        assert registered is not None and victim not in registered, registered
+        if fault == "isolate":  # clients still reach the partitioned broker...
+            assert ping_seconds(public_port(cluster, victim)) is not None
+        else:  # ...unlike a dropped one
+            assert ping_seconds(public_port(cluster, victim), timeout=2.0) is None
+        # the acks=all producer carries on with the new leader
+        acked_then = len(producer.acked)
+        wait_for(lambda: len(producer.acked) >= acked_then + 200, 60,
+                 "records acknowledged by the new leader")
+        assert "cleared" in cluster.control.netfault_sync(victim, "clear")
+        wait_for(lambda: len(partition_state(admin, topic, partition)[1]) == 3, 60,
+                 f"broker {victim} back in the ISR of {topic}-{partition}")
+        wait_for(lambda: len(producer.acked) >= acked_then + 400, 60, "records after healing")
+    assert producer.acked, producer.errors
+    values = read_partition(cluster.bootstrap, topic, partition)
+    seen = [int(v) for v in values]
+    assert len(seen) == len(set(seen)), "duplicates in the log"
+    missing = set(producer.acked) - set(seen)
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+    print(json.dumps({"fault": fault, "victim": victim, "leader_moved_s": round(moved_after, 2),
+                      "acked": len(producer.acked), "in_log": len(seen)}))
+
+
+def test_netfault_refused_without_proxies_and_for_bad_input(cluster: LocalCluster,
+                                                            tmp_path: Path) -> None:
+    with pytest.raises(Exception, match="unknown network fault"):
+        cluster.control.netfault_sync(1, "unplug")
+    with pytest.raises(Exception, match="latency needs"):
+        cluster.control.netfault_sync(1, "latency")
+    with pytest.raises(Exception, match="no broker 9"):
+        cluster.control.netfault_sync(9, "drop")
+    with LocalCluster(tmp_path / "direct", brokers=1, port=free_base_port(1),
+                      config={"offsets.topic.num.partitions": "1"},
+                      extra_args=["--no-fault-proxies"]) as direct:
+        with pytest.raises(Exception, match="--no-fault-proxies"):
+            direct.control.netfault_sync(1, "drop")
+        doc = read_cluster_json(direct.data_dir) or {}
+        assert doc["fault_proxies"] is False and doc["brokers"][0]["listen_port"] is None
