@@ -44,6 +44,7 @@ SERVE_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"broker \d+ is up"), "broker-up"),
     (re.compile(r"controller is now"), "controller"),
     (re.compile(r"told controller \d+ that broker \d+ died"), "fencing"),
+    (re.compile(r"network fault"), "network-fault"),
 )
 _BROKER_IN_TEXT = re.compile(r"broker (\d+)")
 

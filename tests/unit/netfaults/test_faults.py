@@ -64,3 +64,14 @@ def test_changes_are_announced_and_bad_faults_refused() -> None:
         table.apply(1, "unplug")
     with pytest.raises(ValueError):
         table.apply(1, "latency", None)
+
+
+def test_supervisor_fault_lines_become_timeline_fault_events() -> None:
+    from core.timeline.logs import parse_serve_line
+
+    for line, broker in (("kaflab serve: network fault on broker 2: isolate "
+                          "(cut off from the other brokers)", 2),
+                         ("kaflab serve: network fault on broker 3 cleared", 3)):
+        event = parse_serve_line(line, 1.0)
+        assert event is not None and event.kind == "network-fault"
+        assert event.broker == broker and event.is_fault
