@@ -6,6 +6,11 @@ epoch (KRaft's LeaderChangeMessage) and are never surfaced to the state machine.
 
 `EpochCache` mirrors Kafka's LeaderEpochFileCache: the first offset of every epoch in the
 log, which answers `end_offset_for_epoch`, the question behind KIP-595's divergence check.
+
+Snapshots (KIP-630): the log may start at a `start_offset` > 0 once a snapshot ending there
+covers the entries before it. The log then remembers that snapshot's epoch (the epoch of entry
+start_offset - 1) as its *base*, so that `last_epoch`, `epoch_at(start_offset - 1)` and
+`end_offset_for_epoch` still answer for the prefix the snapshot replaced.
 """
 
 from __future__ import annotations
@@ -56,6 +61,18 @@ class RaftLog(Protocol):
         """(largest epoch <= epoch in the log, that epoch's end offset); (0, 0) if none."""
         ...
 
+    def start_offset(self) -> int:
+        """The log start offset: entries before it were replaced by a snapshot (0 if none)."""
+        ...
+
+    def delete_before(self, offset: int) -> None:
+        """Drop every entry below offset (a durable snapshot ends there); start = offset."""
+        ...
+
+    def truncate_fully_and_start_at(self, offset: int, epoch: int) -> None:
+        """Drop every entry; the log restarts empty at offset, after a snapshot of epoch."""
+        ...
+
 
 class EpochCache:
     """First offset of each epoch present in a log (epochs strictly increase)."""
@@ -63,13 +80,16 @@ class EpochCache:
     def __init__(self) -> None:
         self._epochs: list[int] = []
         self._starts: list[int] = []
+        #: the snapshot the log starts after: (its end offset, its epoch); (0, 0) for none
+        self.base_offset = 0
+        self.base_epoch = 0
 
     def assign(self, epoch: int, offset: int) -> None:
         """Record that the entry at offset has this epoch (called for every appended entry)."""
         if self._epochs and self._epochs[-1] == epoch:
             return
-        if self._epochs and epoch < self._epochs[-1]:
-            raise ValueError(f"epoch {epoch} after epoch {self._epochs[-1]} at offset {offset}")
+        if epoch < self.last_epoch():
+            raise ValueError(f"epoch {epoch} after epoch {self.last_epoch()} at offset {offset}")
         self._epochs.append(epoch)
         self._starts.append(offset)
 
@@ -79,12 +99,29 @@ class EpochCache:
             self._starts.pop()
             self._epochs.pop()
 
+    def truncate_from_start(self, offset: int, base_epoch: int) -> None:
+        """Entries below offset are gone (a snapshot of base_epoch ends there): as Kafka's
+        truncateFromStart, the epoch covering offset now starts at offset."""
+        while len(self._starts) >= 2 and self._starts[1] <= offset:
+            del self._starts[0], self._epochs[0]
+        if self._starts and self._starts[0] < offset:
+            self._starts[0] = offset
+        self.base_offset, self.base_epoch = offset, base_epoch
+
+    def reset(self, offset: int, base_epoch: int) -> None:
+        """Forget every epoch: the log restarts empty at offset after a snapshot."""
+        self._epochs.clear()
+        self._starts.clear()
+        self.base_offset, self.base_epoch = offset, base_epoch
+
     def last_epoch(self) -> int:
-        return self._epochs[-1] if self._epochs else 0
+        return self._epochs[-1] if self._epochs else self.base_epoch
 
     def end_offset_for_epoch(self, epoch: int, log_end_offset: int) -> tuple[int, int]:
         index = bisect.bisect_right(self._epochs, epoch) - 1
         if index < 0:
+            if self.base_offset > 0 and epoch >= self.base_epoch:
+                return self.base_epoch, self.base_offset  # the snapshot's epoch ends there
             return 0, 0
         end = self._starts[index + 1] if index + 1 < len(self._starts) else log_end_offset
         return self._epochs[index], end
@@ -95,36 +132,67 @@ class MemoryLog:
 
     def __init__(self) -> None:
         self._entries: list[LogEntry] = []
+        self._start = 0
         self._epochs = EpochCache()
 
+    def start_offset(self) -> int:
+        return self._start
+
     def end_offset(self) -> int:
-        return len(self._entries)
+        return self._start + len(self._entries)
 
     def last_epoch(self) -> int:
         return self._epochs.last_epoch()
 
     def append(self, entries: Sequence[LogEntry]) -> int:
-        base = len(self._entries)
+        base = self.end_offset()
         for i, entry in enumerate(entries):
             self._epochs.assign(entry.epoch, base + i)
             self._entries.append(entry)
         return base
 
     def read(self, start: int, max_entries: int) -> list[LogEntry]:
-        return self._entries[start:start + max_entries]
+        if start < self._start:
+            raise ValueError(f"read at {start} below the log start offset {self._start}")
+        index = start - self._start
+        return self._entries[index:index + max_entries]
 
     def epoch_at(self, offset: int) -> int | None:
-        if 0 <= offset < len(self._entries):
-            return self._entries[offset].epoch
-        return None
+        return _epoch_at(self._entries, self._start, self._epochs, offset)
 
     def truncate(self, end_offset: int) -> None:
-        del self._entries[end_offset:]
-        self._epochs.truncate(end_offset)
+        del self._entries[max(end_offset - self._start, 0):]
+        self._epochs.truncate(max(end_offset, self._start))
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
-        return self._epochs.end_offset_for_epoch(epoch, len(self._entries))
+        return self._epochs.end_offset_for_epoch(epoch, self.end_offset())
+
+    def delete_before(self, offset: int) -> None:
+        if offset <= self._start:
+            return
+        if offset > self.end_offset():
+            raise ValueError(f"delete_before({offset}) past the log end {self.end_offset()}")
+        epoch = self.epoch_at(offset - 1)
+        assert epoch is not None
+        del self._entries[:offset - self._start]
+        self._start = offset
+        self._epochs.truncate_from_start(offset, epoch)
+
+    def truncate_fully_and_start_at(self, offset: int, epoch: int) -> None:
+        self._entries.clear()
+        self._start = offset
+        self._epochs.reset(offset, epoch)
 
     def entries(self) -> list[LogEntry]:
-        """A copy of every entry (for tests and the simulation's invariant checks)."""
+        """A copy of every entry from the start offset (tests, the simulation's checks)."""
         return list(self._entries)
+
+
+def _epoch_at(entries: Sequence[LogEntry], start: int, epochs: EpochCache,
+              offset: int) -> int | None:
+    """The epoch of the entry at offset; for start - 1, the epoch of the snapshot there."""
+    if start <= offset < start + len(entries):
+        return entries[offset - start].epoch
+    if offset == start - 1 and start > 0:
+        return epochs.base_epoch
+    return None

@@ -95,6 +95,35 @@ class FetchResponse:
     records: tuple[LogEntry, ...] = ()
     diverging_epoch: int = -1  # kio: diverging_epoch.epoch
     diverging_end_offset: int = -1  # kio: diverging_epoch.end_offset
+    #: KIP-630: fetch_offset is below the leader's log start; fetch this snapshot instead
+    snapshot_end_offset: int = -1  # kio: snapshot_id.end_offset
+    snapshot_epoch: int = -1  # kio: snapshot_id.epoch
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshotRequest:
+    """A follower downloads the leader's snapshot from byte `position` (kio: FetchSnapshot)."""
+
+    replica_id: int
+    current_leader_epoch: int
+    snapshot_end_offset: int  # kio: snapshot_id.end_offset
+    snapshot_epoch: int  # kio: snapshot_id.epoch
+    position: int
+    max_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchSnapshotResponse:
+    """A chunk of the snapshot: `unaligned_records` are its bytes from `position` on."""
+
+    error_code: ErrorCode
+    leader_id: int  # kio: current_leader.leader_id
+    leader_epoch: int  # kio: current_leader.leader_epoch
+    snapshot_end_offset: int
+    snapshot_epoch: int
+    size: int  # the snapshot's total size in bytes
+    position: int
+    unaligned_records: bytes = b""
 
 
 RaftMessage = (
@@ -106,6 +135,8 @@ RaftMessage = (
     | EndQuorumEpochResponse
     | FetchRequest
     | FetchResponse
+    | FetchSnapshotRequest
+    | FetchSnapshotResponse
 )
 
 

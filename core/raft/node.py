@@ -13,6 +13,13 @@ passes (long polling). The high watermark (exclusive end of committed entries) i
 largest offset a majority of voters have, once it covers the leader's own epoch-start
 entry (the leader-change control entry, as KRaft's LeaderChangeMessage).
 
+Snapshots (KIP-630): the state machine hands the node a snapshot of its state at an applied
+offset (create_snapshot); the node stores it and deletes the log before it. A follower whose
+fetch offset is below the leader's log start gets the snapshot's id in the Fetch response
+instead of entries, downloads it chunk by chunk with FetchSnapshot, installs it (its log
+restarts empty at the snapshot's end offset) and fetches on from there. The state machine
+learns it must reload from a snapshot through poll_snapshot(), before poll_committed().
+
 Randomness (election jitter, discovery targets) comes only from the `rng` passed in, so a
 seeded simulation replays exactly.
 """
@@ -36,11 +43,14 @@ from core.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     Outbound,
     RaftMessage,
     VoteRequest,
     VoteResponse,
 )
+from core.raft.snapshot import SnapshotDownload, SnapshotId, SnapshotStore
 from core.raft.state import (
     CandidateState,
     FollowerState,
@@ -109,6 +119,8 @@ class RaftNode:
         request_timeout_ms: int = 500,
         retry_backoff_ms: int = 100,
         max_fetch_entries: int = 500,
+        snapshots: SnapshotStore | None = None,
+        snapshot_chunk_bytes: int = 1024 * 1024,
     ) -> None:
         if fetch_max_wait_ms + request_timeout_ms >= fetch_timeout_ms:
             raise ValueError("fetch_timeout_ms must exceed fetch_max_wait_ms + request_timeout_ms")
@@ -131,6 +143,13 @@ class RaftNode:
         self._now = 0
         self._started = False
         self._outbox: list[Outbound] = []
+        self.snapshots = snapshots
+        self.snapshot_chunk_bytes = snapshot_chunk_bytes
+        self._snapshot_to_load: SnapshotId | None = None
+        self._download: SnapshotDownload | None = None
+        self._serving: dict[SnapshotId, int] = {}  # snapshot -> when a chunk was last served
+        self.stats = {"snapshots_created": 0, "snapshots_fetched": 0, "snapshot_chunks_sent": 0}
+        self._restore_snapshot()
 
     # ------------------------------------------------------------------ public API
 
@@ -213,10 +232,45 @@ class RaftNode:
         out, self._outbox = self._outbox, []
         return out
 
+    @property
+    def applied_offset(self) -> int:
+        """Exclusive end of the entries poll_committed() has returned (or a snapshot covered)."""
+        return self._applied
+
+    def poll_snapshot(self) -> SnapshotId | None:
+        """The snapshot the state machine must load (replacing its state) before it applies
+        poll_committed()'s entries: after a restart with a snapshot, or after one was fetched
+        from the leader. Returned once."""
+        snapshot, self._snapshot_to_load = self._snapshot_to_load, None
+        return snapshot
+
+    def create_snapshot(self, end_offset: int, records: Sequence[bytes]) -> SnapshotId:
+        """Store `records`, the state machine's state after every committed entry below
+        end_offset (<= applied_offset), as a durable snapshot; then delete the log before it
+        (the log start offset advances). Returns the snapshot's id."""
+        if self.snapshots is None:
+            raise RuntimeError("this node has no snapshot store")
+        latest = self.snapshots.latest()
+        if not (self.log.start_offset() < end_offset <= min(self._applied, self._hw)):
+            raise ValueError(f"snapshot at {end_offset} outside the applied, committed log "
+                             f"[{self.log.start_offset()}, {min(self._applied, self._hw)}]")
+        if latest is not None and end_offset <= latest.end_offset:
+            raise ValueError(f"snapshot at {end_offset} not after the latest {latest}")
+        epoch = self.log.epoch_at(end_offset - 1)
+        assert epoch is not None
+        snapshot_id = SnapshotId(end_offset, epoch)
+        horizon = self._now - self.fetch_timeout_ms
+        self._serving = {s: t for s, t in self._serving.items() if t >= horizon}
+        self.snapshots.write(snapshot_id, records, keep=self._serving.keys())
+        self.log.delete_before(end_offset)
+        self.stats["snapshots_created"] += 1
+        return snapshot_id
+
     def poll_committed(self) -> list[CommittedEntry]:
         """Committed data entries not returned before, in offset order (control entries skipped).
 
-        A restarted node starts again from offset 0: its state machine replays the log.
+        A restarted node starts again from its latest snapshot (see poll_snapshot), or from
+        offset 0 without one: its state machine replays the log after it.
         """
         out: list[CommittedEntry] = []
         while self._applied < self._hw:
@@ -255,6 +309,20 @@ class RaftNode:
             self._started = True
             self._restore()
 
+    def _restore_snapshot(self) -> None:
+        """Start from the latest snapshot: the log must continue it, or it is reset to it."""
+        latest = self.snapshots.latest() if self.snapshots is not None else None
+        log = self.log
+        if latest is None:
+            return
+        end, epoch = latest
+        if end < log.start_offset() or end > log.end_offset() or log.epoch_at(end - 1) != epoch:
+            # the log does not continue the snapshot: a crash before an installed snapshot
+            # truncated it, or the snapshot at the log start was lost (corrupt)
+            log.truncate_fully_and_start_at(end, epoch)
+        self._applied = self._hw = end
+        self._snapshot_to_load = latest
+
     def _restore(self) -> None:
         persisted = self._quorum.persisted
         leader = persisted.leader_id
@@ -282,18 +350,26 @@ class RaftNode:
 
     # ------------------------------------------------------------------ transitions
 
+    def _abort_download(self) -> None:
+        if self._download is not None:
+            self._download.abort()
+            self._download = None
+
     def _become_unattached(self, epoch: int, voted_for: int | None = None) -> None:
+        self._abort_download()
         deadline = self._now + self._election_timeout()
         self._quorum.transition(UnattachedState(epoch, voted_for, deadline, discover_at=self._now))
         if not self.is_voter:
             self._discover()
 
     def _become_follower(self, epoch: int, leader_id: int, voted_for: int | None) -> None:
+        self._abort_download()
         role = FollowerState(epoch, leader_id, voted_for, self._now + self.fetch_timeout_ms)
         self._quorum.transition(role)
         self._send_fetch(role)
 
     def _become_candidate(self) -> None:
+        self._abort_download()
         role = CandidateState(
             self._quorum.epoch + 1, self.node_id, self._now + self._election_timeout(),
             granted={self.node_id}, last_sent=self._now,
@@ -313,6 +389,7 @@ class RaftNode:
         role.last_sent = self._now
 
     def _become_leader(self, epoch: int) -> None:
+        self._abort_download()
         start = self.log.end_offset()
         voters = {v: ReplicaState(v) for v in self.voters}
         role = LeaderState(epoch, self.node_id, start, self._now, voters, last_begin_sent=self._now)
@@ -386,9 +463,9 @@ class RaftNode:
             return
         if role.inflight_since is None:
             if self._now >= role.next_fetch_at:
-                self._send_fetch(role)
+                self._send_next(role)
         elif self._now - role.inflight_since >= self.fetch_max_wait_ms + self.request_timeout_ms:
-            self._send_fetch(role)
+            self._send_next(role)
 
     def _tick_candidate(self, role: CandidateState) -> None:
         if self._now >= role.election_deadline:
@@ -400,7 +477,7 @@ class RaftNode:
         for src, (request, until) in list(role.parked.items()):
             if self._now >= until:
                 del role.parked[src]
-                self._reply_fetch(src, request, records=self._read(request.fetch_offset))
+                self._answer_fetch(src, request)
         # check quorum: a leader cut off from a majority steps down (Kafka: 1.5 x fetch timeout)
         horizon = self._now - self.fetch_timeout_ms * 3 // 2
         alive = sum(
@@ -525,6 +602,9 @@ class RaftNode:
         replica.last_fetch_ms = self._now
         replica.acked_epoch = True
         role.parked.pop(src, None)
+        if self._needs_snapshot(request.fetch_offset, request.last_fetched_epoch):
+            self._reply_snapshot(src, request)
+            return
         if request.fetch_offset > 0 or request.last_fetched_epoch > 0:
             epoch, end = self.log.end_offset_for_epoch(request.last_fetched_epoch)
             if epoch != request.last_fetched_epoch or end < request.fetch_offset:
@@ -540,8 +620,68 @@ class RaftNode:
             until = self._now + min(request.max_wait_ms, self.fetch_max_wait_ms)
             role.parked[src] = (request, until)
 
+    def _needs_snapshot(self, fetch_offset: int, last_fetched_epoch: int) -> bool:
+        """KIP-630 (Kafka's validateOffsetAndEpoch): the fetcher's position is not in our log
+        any more (below the log start, or an epoch older than the snapshot at the start)."""
+        start = self.log.start_offset()
+        if start == 0 or self.snapshots is None or self.snapshots.latest() is None:
+            return False
+        base_epoch = self.log.epoch_at(start - 1)
+        return (fetch_offset < start
+                or (fetch_offset == start and last_fetched_epoch != base_epoch)
+                or last_fetched_epoch < (base_epoch or 0))
+
+    def _reply_snapshot(self, dest: int, request: FetchRequest) -> None:
+        assert self.snapshots is not None
+        latest = self.snapshots.latest()
+        assert latest is not None
+        self._send(dest, FetchResponse(
+            NONE, self._leader_or_none(), self.epoch, self._hw, request.fetch_offset,
+            request.last_fetched_epoch, snapshot_end_offset=latest.end_offset,
+            snapshot_epoch=latest.epoch))
+
+    def _answer_fetch(self, dest: int, request: FetchRequest) -> None:
+        """Answer a parked fetch: entries, or the snapshot if the log start moved past it."""
+        if self._needs_snapshot(request.fetch_offset, request.last_fetched_epoch):
+            self._reply_snapshot(dest, request)
+        else:
+            self._reply_fetch(dest, request, records=self._read(request.fetch_offset))
+
     def _read(self, offset: int) -> tuple[LogEntry, ...]:
         return tuple(self.log.read(offset, self.max_fetch_entries))
+
+    def _on_fetch_snapshot_request(self, src: int, request: FetchSnapshotRequest) -> None:
+        role = self._quorum.role
+
+        def reply(error: ErrorCode, size: int = -1, data: bytes = b"") -> None:
+            self._send(src, FetchSnapshotResponse(
+                error, self._leader_or_none(), self.epoch, request.snapshot_end_offset,
+                request.snapshot_epoch, size, request.position, data))
+
+        if not isinstance(role, LeaderState):
+            reply(ErrorCode.not_leader_or_follower)
+            return
+        if request.current_leader_epoch != role.epoch:
+            reply(ErrorCode.fenced_leader_epoch if request.current_leader_epoch < role.epoch
+                  else ErrorCode.unknown_leader_epoch)
+            return
+        replica = role.voters.get(src) or role.observers.setdefault(src, ReplicaState(src))
+        replica.last_fetch_ms = self._now
+        replica.acked_epoch = True
+        snapshot_id = SnapshotId(request.snapshot_end_offset, request.snapshot_epoch)
+        size = self.snapshots.size(snapshot_id) if self.snapshots is not None else None
+        if size is None:
+            reply(ErrorCode.snapshot_not_found)
+            return
+        if not 0 <= request.position < size:
+            reply(ErrorCode.position_out_of_range, size)
+            return
+        assert self.snapshots is not None
+        chunk = self.snapshots.read_chunk(snapshot_id, request.position,
+                                          max(1, min(request.max_bytes, self.snapshot_chunk_bytes)))
+        self.stats["snapshot_chunks_sent"] += 1
+        self._serving[snapshot_id] = self._now
+        reply(NONE, size, chunk)
 
     def _reply_fetch(
         self,
@@ -568,7 +708,7 @@ class RaftNode:
     def _complete_parked(self, role: LeaderState) -> None:
         parked, role.parked = role.parked, {}
         for src, (request, _until) in parked.items():
-            self._reply_fetch(src, request, records=self._read(request.fetch_offset))
+            self._answer_fetch(src, request)
 
     # ------------------------------------------------------------------ fetch (follower side)
 
@@ -582,6 +722,17 @@ class RaftNode:
         role.inflight_since = self._now
         self._send(role.leader_id, self._fetch_request(role.epoch, self.fetch_max_wait_ms))
 
+    def _send_next(self, role: FollowerState) -> None:
+        """(Re)send what we wait for: the next snapshot chunk while downloading, else Fetch."""
+        if self._download is None:
+            self._send_fetch(role)
+            return
+        role.inflight_since = self._now
+        snapshot_id = self._download.snapshot_id
+        self._send(role.leader_id, FetchSnapshotRequest(
+            self.node_id, role.epoch, snapshot_id.end_offset, snapshot_id.epoch,
+            self._download.size, self.snapshot_chunk_bytes))
+
     def _on_fetch_response(self, src: int, response: FetchResponse) -> None:
         self._observe(response.leader_epoch, response.leader_id)
         role = self._quorum.role
@@ -594,6 +745,7 @@ class RaftNode:
             or response.leader_epoch != role.epoch
             or response.fetch_offset != self.log.end_offset()
             or response.last_fetched_epoch != self.log.last_epoch()
+            or self._download is not None
         ):
             return  # not an answer to our current request: stale, duplicated or misdirected
         role.inflight_since = None
@@ -601,6 +753,14 @@ class RaftNode:
             role.next_fetch_at = self._now + self.retry_backoff_ms
             return
         role.fetch_deadline = self._now + self.fetch_timeout_ms
+        if response.snapshot_end_offset >= 0 and response.snapshot_epoch >= 0:
+            if self.snapshots is None:
+                role.next_fetch_at = self._now + self.retry_backoff_ms
+                return
+            self._download = self.snapshots.begin_download(
+                SnapshotId(response.snapshot_end_offset, response.snapshot_epoch))
+            self._send_next(role)
+            return
         if response.diverging_epoch >= 0:
             self._truncate_to(response.diverging_epoch, response.diverging_end_offset)
         else:
@@ -610,6 +770,55 @@ class RaftNode:
             if high_watermark > self._hw:
                 self._hw = high_watermark
         self._send_fetch(role)
+
+    def _on_fetch_snapshot_response(self, src: int, response: FetchSnapshotResponse) -> None:
+        self._observe(response.leader_epoch, response.leader_id)
+        role = self._quorum.role
+        download = self._download
+        if (
+            not isinstance(role, FollowerState)
+            or download is None
+            or src != role.leader_id
+            or response.leader_epoch != role.epoch
+            or (response.snapshot_end_offset, response.snapshot_epoch) != download.snapshot_id
+            or response.position != download.size
+        ):
+            return  # stale, duplicated or misdirected
+        role.inflight_since = None
+        if response.error_code != NONE:
+            # the snapshot was replaced by a newer one (or we asked for a bad position):
+            # start over from a Fetch, which names the leader's latest snapshot
+            self._abort_download()
+            role.next_fetch_at = self._now + self.retry_backoff_ms
+            return
+        role.fetch_deadline = self._now + self.fetch_timeout_ms
+        if response.unaligned_records:
+            download.append(response.unaligned_records)
+        if download.size < response.size:
+            if not response.unaligned_records:
+                role.next_fetch_at = self._now + self.retry_backoff_ms
+                return
+            self._send_next(role)
+            return
+        self._download = None
+        if download.size != response.size or not download.complete():
+            download.abort()
+            role.next_fetch_at = self._now + self.retry_backoff_ms
+            return
+        self._install_snapshot(download.snapshot_id)
+        self._send_fetch(role)
+
+    def _install_snapshot(self, snapshot_id: SnapshotId) -> None:
+        """Kafka's truncateToLatestSnapshot: the log restarts at the snapshot's end offset and
+        the state machine reloads from the snapshot."""
+        end, epoch = snapshot_id
+        if end < self._hw:
+            raise AssertionError(
+                f"node {self.node_id}: snapshot {snapshot_id} below high watermark {self._hw}")
+        self.log.truncate_fully_and_start_at(end, epoch)
+        self._applied = self._hw = end
+        self._snapshot_to_load = snapshot_id
+        self.stats["snapshots_fetched"] += 1
 
     def _truncate_to(self, epoch: int, end_offset: int) -> None:
         """Kafka's truncateToEndOffset: cut at the leader's end of `epoch` or our own."""
@@ -640,4 +849,6 @@ _HANDLERS = {
     EndQuorumEpochResponse: RaftNode._on_end_quorum_epoch_response,
     FetchRequest: RaftNode._on_fetch_request,
     FetchResponse: RaftNode._on_fetch_response,
+    FetchSnapshotRequest: RaftNode._on_fetch_snapshot_request,
+    FetchSnapshotResponse: RaftNode._on_fetch_snapshot_response,
 }

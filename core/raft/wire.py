@@ -3,7 +3,8 @@
 The metadata log is the single partition `__cluster_metadata-0` (topic id
 AAAAAAAAAAAAAAAAAAAAAQ, i.e. UUID int 1, in Fetch). Versions: Vote v0, BeginQuorumEpoch v0,
 EndQuorumEpoch v0, Fetch v18 (replica_state, last_fetched_epoch, the KIP-1166 high_watermark,
-diverging_epoch and current_leader tagged fields). Fetched entries travel as RecordBatch v2:
+diverging_epoch, current_leader and snapshot_id tagged fields), FetchSnapshot v1 (KIP-630).
+Fetched entries travel as RecordBatch v2:
 one batch per run of entries with the same epoch and kind, partition_leader_epoch = epoch,
 the entry bytes as record values, control batches for leader-change entries.
 
@@ -23,6 +24,8 @@ from kio.schema.end_quorum_epoch.v0 import response as end_resp
 from kio.schema.errors import ErrorCode
 from kio.schema.fetch.v18 import request as fetch_req
 from kio.schema.fetch.v18 import response as fetch_resp
+from kio.schema.fetch_snapshot.v1 import request as snap_req
+from kio.schema.fetch_snapshot.v1 import response as snap_resp
 from kio.schema.vote.v0 import request as vote_req
 from kio.schema.vote.v0 import response as vote_resp
 
@@ -35,6 +38,8 @@ from core.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     RaftMessage,
     VoteRequest,
     VoteResponse,
@@ -140,8 +145,24 @@ def to_kio(message: RaftMessage, *, cluster_id: str | None = None) -> Any:
             if message.diverging_epoch >= 0:
                 partition["diverging_epoch"] = {"epoch": message.diverging_epoch,
                                                 "end_offset": message.diverging_end_offset}
+            if message.snapshot_end_offset >= 0:
+                partition["snapshot_id"] = {"end_offset": message.snapshot_end_offset,
+                                            "epoch": message.snapshot_epoch}
             return build(fetch_resp.FetchResponse, throttle_time=0, error_code=0, responses=[
                 {"topic_id": METADATA_TOPIC_ID, "partitions": [partition]}])
+        case FetchSnapshotRequest():
+            return build(snap_req.FetchSnapshotRequest, cluster_id=cluster_id,
+                         replica_id=message.replica_id, max_bytes=message.max_bytes,
+                         topics=[{"name": METADATA_TOPIC, "partitions": [{
+                             "partition": METADATA_PARTITION,
+                             "current_leader_epoch": message.current_leader_epoch,
+                             "snapshot_id": {"end_offset": message.snapshot_end_offset,
+                                             "epoch": message.snapshot_epoch},
+                             "position": message.position}]}])
+        case FetchSnapshotResponse():
+            return build(snap_resp.FetchSnapshotResponse, throttle_time=0, error_code=0,
+                         topics=[{"name": METADATA_TOPIC,
+                                  "partitions": [fetch_snapshot_partition(message)]}])
     raise TypeError(f"not a raft message: {message!r}")
 
 
@@ -182,9 +203,41 @@ def from_kio(entity: Any, request: FetchRequest | None = None) -> RaftMessage:
                 error, p.current_leader.leader_id, p.current_leader.leader_epoch,
                 p.high_watermark, request.fetch_offset, request.last_fetched_epoch,
                 decode_entries(p.records), p.diverging_epoch.epoch,
-                p.diverging_epoch.end_offset)
+                p.diverging_epoch.end_offset, p.snapshot_id.end_offset, p.snapshot_id.epoch)
+        case snap_req.FetchSnapshotRequest():
+            p = entity.topics[0].partitions[0]
+            return FetchSnapshotRequest(entity.replica_id, p.current_leader_epoch,
+                                        p.snapshot_id.end_offset, p.snapshot_id.epoch,
+                                        p.position, entity.max_bytes)
+        case snap_resp.FetchSnapshotResponse():
+            return fetch_snapshot_response(entity)
     raise TypeError(f"not a raft entity: {type(entity).__name__}")
 
 
 def _error(entity: Any, partition: Any) -> ErrorCode:
     return entity.error_code if entity.error_code != ErrorCode.none else partition.error_code
+
+
+def fetch_snapshot_partition(message: FetchSnapshotResponse) -> dict[str, Any]:
+    """FetchSnapshotResponse.PartitionSnapshot fields for a core.raft message (any version)."""
+    return {"index": METADATA_PARTITION, "error_code": message.error_code,
+            "snapshot_id": {"end_offset": message.snapshot_end_offset,
+                            "epoch": message.snapshot_epoch},
+            "current_leader": {"leader_id": message.leader_id,
+                               "leader_epoch": message.leader_epoch},
+            "size": message.size, "position": message.position,
+            "unaligned_records": message.unaligned_records}
+
+
+def fetch_snapshot_response(entity: Any) -> FetchSnapshotResponse:
+    """The core.raft message for a kio FetchSnapshotResponse (v0 or v1)."""
+    if entity.error_code != ErrorCode.none or not entity.topics \
+            or not entity.topics[0].partitions:
+        code = entity.error_code if entity.error_code != ErrorCode.none \
+            else ErrorCode.unknown_server_error
+        return FetchSnapshotResponse(code, -1, -1, -1, -1, -1, -1)
+    p = entity.topics[0].partitions[0]
+    return FetchSnapshotResponse(
+        p.error_code, p.current_leader.leader_id, p.current_leader.leader_epoch,
+        p.snapshot_id.end_offset, p.snapshot_id.epoch, p.size, p.position,
+        bytes(p.unaligned_records or b""))

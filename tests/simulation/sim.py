@@ -12,6 +12,13 @@ a crashed node loses everything but its log and quorum store, which survive the 
   * leader completeness: every committed entry is in the log of every later leader;
   * state machine safety: the sequences poll_committed() returns on every node (incarnation)
     are prefixes of one another, and high watermarks never go back.
+
+With `snapshot_every=N` every node's state machine (the list of committed entries) snapshots
+itself once its log holds N applied entries past the log start (KIP-630), which deletes the
+log prefix; nodes that fall behind the leader's log start then catch up through FetchSnapshot
+(in chunks of `snapshot_chunk_bytes`, a node option). A snapshot loaded by a node (after a
+restart, or fetched) must be exactly a prefix of what was committed, and the checks above
+only look at entries a log still holds.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import random
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +34,7 @@ from typing import Any
 from core.raft.log import LogEntry, MemoryLog
 from core.raft.messages import Outbound
 from core.raft.node import CommittedEntry, NotLeader, RaftNode
+from core.raft.snapshot import MemorySnapshotStore
 from core.raft.store import ElectionState, MemoryQuorumStore
 
 
@@ -100,6 +109,12 @@ class Checker:
                 self.commit_epoch.append(epoch)
             delivered.append(entry)
 
+    def on_snapshot_loaded(self, node_id: int, entries: list[CommittedEntry]) -> None:
+        """A state machine loaded a snapshot: it must be a prefix of the committed entries."""
+        if entries != self.committed[:len(entries)]:
+            raise SafetyViolation(f"node {node_id} loaded a snapshot that is not a prefix of "
+                                  f"the committed entries ({len(entries)} entries)")
+
     def check_leader(self, node: RaftNode) -> None:
         """Leader completeness for a node that is leader now."""
         key = (node.node_id, node.epoch)
@@ -108,6 +123,8 @@ class Checker:
         self.leaders_checked.add(key)
         for entry, epoch in zip(self.committed, self.commit_epoch, strict=True):
             offset = entry.offset
+            if offset < node.log.start_offset():
+                continue  # covered by the leader's snapshot (checked when it was loaded)
             if epoch < node.epoch and node.log.epoch_at(offset) != entry.epoch:
                 raise SafetyViolation(
                     f"leader completeness: leader {node.node_id} of epoch {node.epoch} lacks "
@@ -153,6 +170,7 @@ class Simulation:
         faults: Faults | None = None,
         tick_ms: int = 10,
         node_options: dict[str, Any] | None = None,
+        snapshot_every: int | None = None,
     ) -> None:
         self.rng = random.Random(seed)
         self.seed = seed
@@ -164,6 +182,8 @@ class Simulation:
         self.checker = Checker()
         self.logs = {i: CheckedLog(self.checker) for i in self.ids}
         self.stores = {i: CheckedStore(i, self.checker) for i in self.ids}
+        self.snapshot_every = snapshot_every
+        self.snapshot_stores = {i: MemorySnapshotStore() for i in self.ids}
         self.nodes: dict[int, RaftNode | None] = {}
         self.delivered: dict[int, list[CommittedEntry]] = {}
         self.hw_seen: dict[int, int] = {}
@@ -175,7 +195,8 @@ class Simulation:
         self.appended: list[bytes] = []
         self.chaos = True
         self.stats: dict[str, int] = {"crashes": 0, "partitions": 0, "resigns": 0,
-                                      "messages": 0, "dropped": 0, "appends": 0}
+                                      "messages": 0, "dropped": 0, "appends": 0,
+                                      "snapshots": 0, "snapshot_loads": 0}
         for i in self.ids:
             self._start(i)
         self._schedule(0, self._tick_all)
@@ -190,7 +211,8 @@ class Simulation:
     def _start(self, node_id: int) -> None:
         self.nodes[node_id] = RaftNode(
             node_id, self.voter_ids, self.logs[node_id], self.stores[node_id],
-            rng=random.Random(self.rng.getrandbits(64)), **self.node_options,
+            rng=random.Random(self.rng.getrandbits(64)),
+            snapshots=self.snapshot_stores[node_id], **self.node_options,
         )
         self.delivered[node_id] = []
         self.hw_seen[node_id] = 0
@@ -337,9 +359,21 @@ class Simulation:
                 raise SafetyViolation(f"node {node_id}: high watermark went back to {hw}")
             self.hw_seen[node_id] = hw
             self.checker.committed_end = max(self.checker.committed_end, hw)
+            snapshot = node.poll_snapshot()
+            if snapshot is not None:
+                records = self.snapshot_stores[node_id].read_records(snapshot)
+                loaded = [_decode_entry(r) for r in records]
+                self.checker.on_snapshot_loaded(node_id, loaded)
+                self.delivered[node_id] = loaded
+                self.stats["snapshot_loads"] += 1
             new = node.poll_committed()
             if new:
                 self.checker.on_committed(node_id, node.epoch, self.delivered[node_id], new)
+            every = self.snapshot_every
+            if every and node.applied_offset - node.log.start_offset() >= every:
+                node.create_snapshot(node.applied_offset,
+                                     [_encode_entry(e) for e in self.delivered[node_id]])
+                self.stats["snapshots"] += 1
             if node.is_leader:
                 self.checker.check_leader(node)
         if len(self.checker.committed) > known:
@@ -355,19 +389,20 @@ class Simulation:
 
     def check_logs(self) -> None:
         """Full pairwise log matching scan (slower; at the end of a run)."""
-        logs = {i: log.entries() for i, log in self.logs.items()}
+        logs = {i: (log.start_offset(), log.entries()) for i, log in self.logs.items()}
         for a in self.ids:
             for b in self.ids:
                 if a >= b:
                     continue
-                la, lb = logs[a], logs[b]
-                common = min(len(la), len(lb))
-                last_match = -1
-                for off in range(common - 1, -1, -1):
-                    if la[off].epoch == lb[off].epoch:
+                (sa, la), (sb, lb) = logs[a], logs[b]
+                first = max(sa, sb)
+                common = min(sa + len(la), sb + len(lb))
+                last_match = first - 1
+                for off in range(common - 1, first - 1, -1):
+                    if la[off - sa].epoch == lb[off - sb].epoch:
                         last_match = off
                         break
-                if la[:last_match + 1] != lb[:last_match + 1]:
+                if la[first - sa:last_match + 1 - sa] != lb[first - sb:last_match + 1 - sb]:
                     raise SafetyViolation(f"log matching: nodes {a} and {b} differ before "
                                           f"offset {last_match}")
 
@@ -379,3 +414,15 @@ class Simulation:
             if node.is_leader and node.epoch == top:
                 return node
         return None
+
+
+_ENTRY = struct.Struct(">qi")
+
+
+def _encode_entry(entry: CommittedEntry) -> bytes:
+    return _ENTRY.pack(entry.offset, entry.epoch) + entry.data
+
+
+def _decode_entry(record: bytes) -> CommittedEntry:
+    offset, epoch = _ENTRY.unpack_from(record)
+    return CommittedEntry(offset, epoch, record[_ENTRY.size:])

@@ -16,6 +16,8 @@ from core.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     VoteRequest,
     VoteResponse,
 )
@@ -39,6 +41,10 @@ MESSAGES = [
         LogEntry(7, b"c"), LogEntry(7, b""))),
     FetchResponse(ErrorCode.none, 1, 7, 8, 10, 6, (), 5, 8),
     FetchResponse(ErrorCode.not_leader_or_follower, 3, 8, 0, 10, 6),
+    FetchResponse(ErrorCode.none, 1, 7, 40, 10, 6, snapshot_end_offset=30, snapshot_epoch=5),
+    FetchSnapshotRequest(2, 7, 30, 5, 4096, 1 << 20),
+    FetchSnapshotResponse(ErrorCode.none, 1, 7, 30, 5, 9000, 4096, b"\x00chunk\xff"),
+    FetchSnapshotResponse(ErrorCode.snapshot_not_found, 1, 7, 30, 5, -1, 0),
 ]
 
 
@@ -63,4 +69,4 @@ def test_round_trip_through_kio_serializers(message) -> None:
 
 def test_fetch_response_needs_its_request() -> None:
     with pytest.raises(ValueError):
-        from_kio(to_kio(MESSAGES[-1]))
+        from_kio(to_kio(MESSAGES[11]))
