@@ -5,6 +5,8 @@
     data replay --topic SRC --from-time T --to-time T --to DEST [--speed X] [--save FILE]
     data replay --input FILE --to DEST [--speed X]
     data offsets-save --group G -o FILE          data offsets-restore -i FILE [--group G]
+    data offsets-reset --group G --topic T[:P,P] (--to-earliest | --to-latest |
+                --to-offset N | --to-datetime T) [--execute]
     data snapshot-save --data-dir D -o DIR       data snapshot-restore --data-dir D -i DIR
     data script [--shell FILE] [--python FILE]
     data reassign --topic T --partition P --replicas 2,3 [--cancel] [--no-wait]
@@ -28,7 +30,8 @@ from typing import Any
 from core.admin.client import AdminClient
 from core.common.errors import KafkaError
 
-COMMANDS = ("export", "replay", "offsets-save", "offsets-restore", "snapshot-save",
+COMMANDS = ("export", "replay", "offsets-save", "offsets-restore", "offsets-reset",
+            "snapshot-save",
             "snapshot-restore", "script", "reassign", "decommission", "rolling-restart")
 
 
@@ -84,6 +87,18 @@ def parser() -> argparse.ArgumentParser:
     c = cmd("offsets-restore", "commit saved offsets (the group must be empty)")
     c.add_argument("-i", "--input", required=True)
     c.add_argument("--group", help="default: the group saved in the file")
+    c = cmd("offsets-reset", "reset a group's offsets on a topic, as kafka-consumer-groups.sh "
+                             "--reset-offsets (only while the group is inactive)")
+    c.add_argument("--group", required=True)
+    c.add_argument("--topic", required=True, help="TOPIC or TOPIC:P,P (partitions)")
+    to = c.add_mutually_exclusive_group(required=True)
+    to.add_argument("--to-earliest", action="store_true")
+    to.add_argument("--to-latest", action="store_true")
+    to.add_argument("--to-offset", type=int)
+    to.add_argument("--to-datetime", help="epoch ms or ISO 8601")
+    c.add_argument("--execute", action="store_true",
+                   help="commit the new offsets (without it: a dry run, as Kafka's tool)")
+    c.add_argument("--dry-run", action="store_true", help="only show the new offsets")
 
     c = cmd("snapshot-save", "copy every broker's data (brokers paused)", data_dir=True)
     c.add_argument("-o", "--output", required=True)
@@ -189,6 +204,8 @@ async def _run(args: argparse.Namespace) -> int:
             from core.admin.offsets_io import restore_offsets
             offsets = await restore_offsets(admin, args.input, args.group)
             print(f"restored {len(offsets)} offset(s)")
+        elif action == "offsets-reset":
+            return await _offsets_reset(admin, args)
         elif action == "script":
             from core.admin.topology_script import collect, python_script, shell_script
             topics = await collect(admin)
@@ -233,6 +250,34 @@ async def _run(args: argparse.Namespace) -> int:
                 admin, _control(args), args.broker, timeout_per_broker=args.timeout,
                 on_progress=lambda d, t, m: print(f"[{d}/{t}] {m}", file=sys.stderr))
             print(f"restarted broker(s) {done}")
+    return 0
+
+
+async def _offsets_reset(admin: AdminClient, args: argparse.Namespace) -> int:
+    """kafka-consumer-groups.sh --reset-offsets: the plan as a table; committed only with
+    --execute; refused with Kafka's message while the group is active."""
+    from core.admin.offsets_io import reset_offsets, reset_target
+
+    topic, _sep, parts_text = args.topic.partition(":")
+    parts = [int(p) for p in parts_text.split(",") if p.strip()] if parts_text else None
+    if args.to_earliest:
+        target = reset_target("earliest")
+    elif args.to_latest:
+        target = reset_target("latest")
+    elif args.to_offset is not None:
+        target = reset_target("offset", args.to_offset)
+    else:
+        target = reset_target("timestamp", parse_time(args.to_datetime))
+    execute = args.execute and not args.dry_run
+    if not execute and not args.dry_run:
+        print("WARN: No action will be performed as the --execute option is missing "
+              "(a dry run, as kafka-consumer-groups.sh does): add --execute to commit.",
+              file=sys.stderr)
+    offsets = await reset_offsets(admin, args.group, topic, target, parts,
+                                  dry_run=not execute)
+    print(f"\n{'GROUP':<30} {'TOPIC':<30} {'PARTITION':<10} {'NEW-OFFSET':<10}")
+    for (t, p), off in sorted(offsets.items()):
+        print(f"{args.group:<30} {t:<30} {p:<10} {off:<10}")
     return 0
 
 

@@ -93,18 +93,43 @@ async def _state(admin: AdminClient, group: str) -> GroupInfo:
     return (await admin.describe_groups([group]))[group]
 
 
+async def plan_offsets(admin: AdminClient, topic: str, to: OffsetSpec | tuple[str, int],
+                       partitions: Iterable[int] | None = None) -> dict[tuple[str, int], int]:
+    """The offsets a reset would commit (kafka-consumer-groups.sh --dry-run): earliest /
+    latest / the first offset at or after a timestamp (latest when none) / ("offset", n)."""
+    parts = list(partitions) if partitions is not None else await admin.partitions_of(topic)
+    tps = [(topic, p) for p in parts]
+    if isinstance(to, tuple):
+        kind, value = to
+        if kind != "offset":
+            raise ValueError(f"bad reset target {to!r}")
+        return dict.fromkeys(tps, int(value))
+    found = await admin.list_offsets(tps, to)
+    out = {}
+    latest = None
+    for tp in tps:
+        offset = found[tp].offset
+        if offset < 0:  # no record at or after the timestamp: latest, as Kafka does
+            latest = latest or await admin.list_offsets(tps, "latest")
+            offset = latest[tp].offset
+        out[tp] = offset
+    return out
+
+
 async def reset_offsets(admin: AdminClient, group: str, topic: str,
                         to: OffsetSpec | tuple[str, int],
                         partitions: Iterable[int] | None = None, *,
                         owner: OwnedConsumers | None = None, progress: Progress | None = None,
-                        empty_timeout: float = 30.0) -> dict[tuple[str, int], int]:
+                        empty_timeout: float = 30.0,
+                        dry_run: bool = False) -> dict[tuple[str, int], int]:
     """Reset ``group``'s offsets on ``topic`` to earliest / latest / a timestamp (ms) /
     ("offset", n), only while the group is inactive (Kafka's rule).
 
     With ``owner``: when every member of the active group is one of the owner's consumers,
     they are stopped, the group is awaited Empty, the offsets are reset and the consumers
     started again (also when the reset fails). Raises GroupNotInactiveError otherwise,
-    without changing anything."""
+    without changing anything. ``dry_run``: the same checks, returns the plan, commits
+    nothing (and stops no consumer)."""
     say = progress or (lambda _text: None)
     info = await _state(admin, group)
     if info.state not in INACTIVE_STATES:
@@ -117,6 +142,8 @@ async def reset_offsets(admin: AdminClient, group: str, topic: str,
             raise GroupNotInactiveError(
                 group, info.state, foreign,
                 "The console stops only the consumers it started; members it does not own")
+        if dry_run:
+            return await plan_offsets(admin, topic, to, partitions)
         stopped = await owner.stop_group(group)
         try:
             say(f"stopped {stopped} consumer(s) of {group}; waiting for the group to be Empty")
@@ -132,6 +159,8 @@ async def reset_offsets(admin: AdminClient, group: str, topic: str,
         finally:
             started = await owner.start_group(group)
             say(f"restarted {started} consumer(s) of {group}")
+    if dry_run:
+        return await plan_offsets(admin, topic, to, partitions)
     say(f"{group} is {info.state}: resetting {topic}")
     return await _reset(admin, group, topic, to, partitions)
 
@@ -140,8 +169,10 @@ async def _reset(admin: AdminClient, group: str, topic: str, to: OffsetSpec | tu
                  partitions: Iterable[int] | None) -> dict[tuple[str, int], int]:
     from core.common.errors import ErrorCode, KafkaError
 
+    target = await plan_offsets(admin, topic, to, partitions)
     try:
-        return await admin.reset_consumer_group_offsets(group, topic, to, partitions)
+        await admin.alter_consumer_group_offsets(group, target)
+        return target
     except KafkaError as exc:  # a member joined between the check and the commit
         if exc.code != ErrorCode.unknown_member_id:
             raise
