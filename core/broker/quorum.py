@@ -16,6 +16,7 @@ from typing import Any
 
 from kio.schema.errors import ErrorCode
 
+from core.broker.peer_watch import PeerWatch
 from core.common.errors import KafkaError, NotControllerError
 from core.network.client import KafkaConnection
 from core.protocol.build import build
@@ -94,6 +95,8 @@ async def register_with_controller(broker: Any, ready_timeout_s: float = 30.0) -
     broker.unfenced = asyncio.Event()
     broker._tasks.append(asyncio.get_running_loop().create_task(_lifecycle_loop(broker)))
     broker._tasks.append(asyncio.get_running_loop().create_task(_controller_duties(broker)))
+    broker.peer_watch = PeerWatch(broker.node_id, lambda: broker.image.brokers)
+    broker._tasks.append(asyncio.get_running_loop().create_task(broker.peer_watch.run()))
     try:
         await asyncio.wait_for(broker.unfenced.wait(), ready_timeout_s)
     except TimeoutError:

@@ -37,6 +37,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                 name = found.name if found else None
             names.append(name)
     allow_auto = getattr(request, "allow_auto_topic_creation", True)
+    unreachable = _unreachable(broker)
     topics = []
     for name in names:
         if name is None:
@@ -50,7 +51,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
                 topics.append(dict(error_code=error, name=name, topic_id=_NULL_UUID,
                                    is_internal=False, partitions=[]))
                 continue
-        topics.append(_describe_topic(image, name))
+        topics.append(_describe_topic(image, name, unreachable))
     brokers = [dict(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
                for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
                if not b.fenced]
@@ -86,7 +87,17 @@ async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> Err
     return None
 
 
-def _describe_topic(image: Any, name: str) -> dict[str, Any]:
+def _unreachable(broker: Any) -> frozenset[int]:
+    """Brokers whose advertised endpoint refuses connections (core.broker.peer_watch)."""
+    watch = getattr(broker, "peer_watch", None)
+    return watch.down_ids() if watch is not None else frozenset()
+
+
+def _describe_topic(image: Any, name: str, unreachable: frozenset[int] = frozenset()
+                    ) -> dict[str, Any]:
+    """One topic's metadata. A leader in `unreachable` (its process is gone but the controller
+    has not fenced it yet) is answered as Kafka answers a leader without a live endpoint:
+    leader -1, LEADER_NOT_AVAILABLE, so clients keep asking instead of retrying a dead node."""
     topic = image.topics.get(name)
     if topic is None:
         return dict(error_code=ErrorCode.unknown_topic_or_partition, name=name,
@@ -95,9 +106,10 @@ def _describe_topic(image: Any, name: str) -> dict[str, Any]:
     for index in sorted(topic.partitions):
         reg = topic.partitions[index]
         offline = [b for b in reg.replicas
-                   if b not in image.brokers or image.brokers[b].fenced]
-        error = ErrorCode.leader_not_available if reg.leader < 0 else ErrorCode.none
-        partitions.append(dict(error_code=error, partition_index=index, leader_id=reg.leader,
+                   if b not in image.brokers or image.brokers[b].fenced or b in unreachable]
+        leader = -1 if reg.leader in unreachable else reg.leader
+        error = ErrorCode.leader_not_available if leader < 0 else ErrorCode.none
+        partitions.append(dict(error_code=error, partition_index=index, leader_id=leader,
                                leader_epoch=reg.leader_epoch, replica_nodes=list(reg.replicas),
                                isr_nodes=list(reg.isr), offline_replicas=offline))
     return dict(error_code=ErrorCode.none, name=name, topic_id=uuid.UUID(topic.topic_id),
