@@ -329,6 +329,10 @@ class ScenarioRunner:
             self.emit("setup", f"group {group}: {n} member(s) subscribed to "
                       f"{', '.join(sorted({s.topic for s in specs}))}")
 
+    def consumed_counts(self) -> dict[str, int]:
+        """Records processed so far per group (re-reads after a reset count again)."""
+        return dict(self._consumed)
+
     # OwnedConsumers (core.admin.offsets_io): what a reset of our groups may stop ---------
     def owned_member_ids(self, group: str) -> set[str]:
         """Every member id this run's consumers of ``group`` have used."""

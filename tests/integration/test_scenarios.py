@@ -10,6 +10,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,137 @@ def test_same_seed_same_schedule_and_network_faults(cluster, tmp_path):
     faults = [[line.split("s ", 1)[1] for line in out.splitlines()
                if line.strip().startswith("t=")] for out in outs]
     assert faults[0] == faults[1] and len(faults[0]) == 3  # same seed: same targets
+
+
+# -- consumer groups: real members, resets -------------------------------------------------
+
+MEMBERS = """
+name: members
+seed: 11
+duration: 14
+topics: [{name: sc-members, partitions: 3, replication_factor: 3}]
+producers: [{name: p, topic: sc-members, rate: 40, key: "k-{counter}", value: "{orders}"}]
+consumers:
+  - {group: members-g, topic: sc-members, members: 2}
+  - {group: members-slow, topic: sc-members, members: 1, processing_ms: 100}
+"""
+
+
+def _describe(bootstrap: str, group: str):
+    from confluent_kafka.admin import AdminClient as CAdmin
+
+    admin = CAdmin({"bootstrap.servers": bootstrap})
+    return admin.describe_consumer_groups([group])[group].result(timeout=10)
+
+
+def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                   timeout=10)
+        return {tp.partition: tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+def test_scenario_consumers_are_group_members(cluster):
+    """DescribeGroups (confluent-kafka's AdminClient) shows the scenario's consumers as the
+    members of a Stable group with the range assignment; the slow group stays slow; the data
+    CLI refuses to reset the active group with Kafka's message, and resets it once Empty."""
+    import yaml
+    from confluent_kafka import ConsumerGroupState
+
+    from core.scenarios.model import parse
+    from core.scenarios.runner import ScenarioRunner
+
+    scenario = parse(yaml.safe_load(MEMBERS))
+    seen: dict[str, object] = {}
+
+    def reset_cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "data", "offsets-reset",
+             "--bootstrap-server", cluster.bootstrap, "--group", "members-g",
+             "--topic", "sc-members", "--to-earliest", *extra],
+            capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+
+    async def watch(runner: ScenarioRunner) -> None:
+        deadline = time.monotonic() + 12
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+            desc = await asyncio.to_thread(_describe, cluster.bootstrap, "members-g")
+            parts = [tp.partition for m in desc.members
+                     for tp in m.assignment.topic_partitions]
+            if desc.state == ConsumerGroupState.STABLE and len(desc.members) == 2 \
+                    and sorted(parts) == [0, 1, 2]:
+                seen["desc"] = desc
+                seen["slow"] = await asyncio.to_thread(_describe, cluster.bootstrap,
+                                                       "members-slow")
+                seen["cli"] = await asyncio.to_thread(reset_cli, "--execute")
+                seen["owned"] = runner.owned_member_ids("members-g")
+                return
+
+    async def main():
+        runner = ScenarioRunner(scenario, cluster.bootstrap)
+        watcher = asyncio.ensure_future(watch(runner))
+        summary = await runner.run()
+        await watcher
+        return summary
+
+    summary = asyncio.run(main())
+    assert "desc" in seen, "members-g never showed 2 Stable members owning all 3 partitions"
+    desc = seen["desc"]
+    by_client = {m.client_id: sorted(tp.partition for tp in m.assignment.topic_partitions)
+                 for m in desc.members}
+    # Kafka's RangeAssignor over members sorted by member id (= client id + uuid): repeatable
+    assert by_client == {"kaflab-scenario-members-g-000": [0, 1],
+                         "kaflab-scenario-members-g-001": [2]}, by_client
+    assert {m.member_id for m in desc.members} <= seen["owned"]
+    slow = seen["slow"]
+    assert len(slow.members) == 1 and len(slow.members[0].assignment.topic_partitions) == 3
+    cli = seen["cli"]
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert ("Assignments can only be reset if the group 'members-g' is inactive, but the "
+            "current state is Stable.") in cli.stderr
+    assert "kaflab-scenario-members-g-000" in cli.stderr  # the members in the way, named
+    assert summary.produced == {"p": 560}
+    assert summary.lag["members-g"] < 60, summary.lines()
+    assert summary.lag["members-slow"] > 250, summary.lines()  # ~10/s of 40/s
+    # the run is over: members left, the group is Empty and the reset goes through
+    assert _describe(cluster.bootstrap, "members-g").state == ConsumerGroupState.EMPTY
+    dry = reset_cli()
+    assert dry.returncode == 0 and "No action will be performed" in dry.stderr
+    assert sum(_committed(cluster.bootstrap, "members-g", "sc-members", 3).values()) > 400
+    done = reset_cli("--execute")
+    assert done.returncode == 0, done.stderr
+    assert "members-g" in done.stdout and "NEW-OFFSET" in done.stdout
+    assert _committed(cluster.bootstrap, "members-g", "sc-members", 3) == {0: 0, 1: 0, 2: 0}
+
+
+def test_reset_step_rewinds_and_consumers_reread(cluster, tmp_path):
+    path = tmp_path / "reset.yaml"
+    path.write_text(textwrap.dedent("""
+        name: reset-step
+        seed: 4
+        duration: 9
+        topics: [{name: sc-reset, partitions: 2, replication_factor: 3}]
+        producers: [{name: p, topic: sc-reset, rate: 100, count: 200, key: "k-{counter}"}]
+        consumers: [{group: rr, topic: sc-reset, members: 2}]
+        faults:
+          - {at: 5, action: reset-offsets, group: rr, to: earliest}
+    """))
+    result = run_cli(str(path), "--data-dir", str(cluster.data_dir), timeout=90)
+    out = result.stdout
+    assert result.returncode == 0, out + result.stderr
+    assert "produced  p: 200 of 200" in out
+    assert "stopped 2 consumer(s) of rr; waiting for the group to be Empty" in out
+    assert "restarted 2 consumer(s) of rr" in out
+    assert "reset-offsets of group rr on sc-reset to earliest: 0->0, 1->0" in out, out
+    consumed = {line.split()[1].rstrip(":"): line for line in out.splitlines()
+                if line.strip().startswith("consumed")}
+    n = int(consumed["rr"].split(":")[1].split(",")[0])
+    assert n >= 400, out  # all 200 before the reset, all 200 again after it
+    assert consumed["rr"].endswith("lag 0"), out
+    assert "actions   1" in out
