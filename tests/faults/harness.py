@@ -15,10 +15,11 @@ Faults (at most one broker is faulty at a time, which is what DESIGN.md "Guarant
 - kill_controller   SIGKILL the active controller; restarted after a hold time
 - pause_follower    SIGSTOP a follower of a busy partition, SIGCONT after a hold time
 - pause_controller  SIGSTOP the active controller, SIGCONT after a hold time
-- isolate_broker    a network partition of one broker. Honest stand-in: SIGSTOP for longer than
-                    the session / replica-lag timeouts (it neither sends nor answers), then SIGCONT.
-                    A real partition (netns/iptables) would let the isolated broker keep running
-                    and, e.g., keep serving stale reads; that is not exercised here.
+- isolate_broker    a network partition of one broker: `ctl netfault N isolate` through the
+                    supervisor's fault proxies stalls every link between N and the other brokers
+                    (replication, Raft, heartbeats; both ways) for longer than the session /
+                    replica-lag timeouts, while N keeps running and clients still reach it; then
+                    `netfault N clear`.
 - restart           controlled restart (SIGTERM, clean shutdown, start) of one broker
 - rolling_restart   controlled restart of every broker in turn, waiting for full ISRs between
 
@@ -337,6 +338,8 @@ class Nemesis:
     def _heal_everything(self) -> None:
         for broker_id, state in self.view.states().items():
             with contextlib.suppress(ClusterControlError):
+                self.control.netfault_sync(broker_id, "clear")
+            with contextlib.suppress(ClusterControlError):
                 if state == "paused":
                     self.control.resume_sync(broker_id)
                 elif state not in ("running", "starting"):
@@ -370,13 +373,20 @@ class Nemesis:
             self.stop.wait(fault.hold)
             fault.healed_at = time.monotonic()
             self.control.start_sync(fault.target)
-        elif kind in ("pause_follower", "pause_controller", "isolate_broker"):
+        elif kind in ("pause_follower", "pause_controller"):
             self.control.pause_sync(fault.target)
             try:
                 self.stop.wait(fault.hold)
             finally:
                 fault.healed_at = time.monotonic()
                 self.control.resume_sync(fault.target)
+        elif kind == "isolate_broker":
+            self.control.netfault_sync(fault.target, "isolate")
+            try:
+                self.stop.wait(fault.hold)
+            finally:
+                fault.healed_at = time.monotonic()
+                self.control.netfault_sync(fault.target, "clear")
         elif kind == "restart":
             self.control.restart_sync(fault.target)
             fault.healed_at = time.monotonic()
@@ -708,10 +718,11 @@ def render_report(results: list[RunResult]) -> str:
                          f"{f.note}")
         lines += ["```", "", "</details>", ""]
     lines += ["## Notes", "",
-              "- `isolate_broker` is a SIGSTOP of one broker for 8-14 s (longer than the",
-              "  replica lag and session timeouts): the honest stand-in for a network partition,",
-              "  since every broker shares 127.0.0.1. A paused broker neither sends nor answers;",
-              "  a truly partitioned one would keep running, which is not covered.",
+              "- `isolate_broker` cuts one broker off from the other brokers for 8-14 s (longer",
+              "  than the replica lag and session timeouts) with `ctl netfault N isolate`: every",
+              "  byte to a broker crosses the supervisor's proxy in front of it, which stalls",
+              "  the links between N and its peers both ways (replication, Raft, heartbeats)",
+              "  while N keeps running and clients still reach it (a partitioned leader).",
               "- The schedule (kinds, hold times, gaps, target picks) is a pure function of the",
               "  seed; targets are resolved from the live cluster (leader of the picked",
               "  partition, active controller), so two runs with one seed inject the same",

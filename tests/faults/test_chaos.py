@@ -1,5 +1,6 @@
 """A short seeded chaos run (tests/faults/harness.py) on a 3-broker cluster: about a minute of
-kills, pauses, a SIGSTOP-isolated broker and restarts under an idempotent acks=all workload.
+kills, pauses, a broker cut off from its peers by the fault proxies (`netfault isolate`) and
+restarts under an idempotent acks=all workload.
 No acknowledged record lost, none duplicated, offsets contiguous, group lag back to 0.
 `make chaos` runs the long version (5 brokers, 10 minutes) and writes docs/reliability.md."""
 
