@@ -9,7 +9,7 @@ Follower replication throttle (KIP-73): a partition in the follower quota's thro
 left out of the next fetch while this replica is out of sync (it had not reached the leader's
 high watermark at its last fetch) and the quota is exceeded (Kafka's shouldFollowerThrottle);
 bytes fetched for throttled partitions are recorded in the quota. With nothing left to fetch
-the fetcher backs off for replica.fetch.backoff.ms, as Kafka's does.
+the fetcher backs off until the quota allows a fetch again (at most replica.fetch.backoff.ms).
 """
 
 from __future__ import annotations
@@ -72,10 +72,15 @@ class ReplicaFetcher:
         return not in_sync and quota.is_quota_exceeded()
 
     async def _back_off(self) -> None:
-        """Nothing to fetch now: wait replica.fetch.backoff.ms or until a partition is added."""
+        """Nothing to fetch now: wait until the follower quota allows a fetch again, at most
+        replica.fetch.backoff.ms (Kafka waits the full back-off, which undershoots the
+        bound), or until a partition is added."""
         self._wakeup.clear()
+        delay = self._backoff_s
+        if self._quota is not None:
+            delay = max(0.01, self._quota.delay_s(self._backoff_s))
         try:
-            await asyncio.wait_for(self._wakeup.wait(), self._backoff_s)
+            await asyncio.wait_for(self._wakeup.wait(), delay)
         except TimeoutError:
             pass
 

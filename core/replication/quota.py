@@ -53,17 +53,19 @@ class SampledRate:
             self._windows.append([now, 0.0])
         self._windows[-1][1] += value
 
-    def measure(self) -> float:
-        """Bytes per second over the retained windows (0 before anything was recorded)."""
+    def measure(self, later_s: float = 0.0) -> float:
+        """Bytes per second over the retained windows (0 before anything was recorded);
+        with `later_s`, what it will read that many seconds from now if nothing is added."""
         now = self._clock()
         self._purge(now)
-        if not self._windows:
+        at = now + later_s
+        windows = [w for w in self._windows if w[0] >= at - self.samples * self.window_s]
+        if not windows:
             return 0.0
-        total = sum(w[1] for w in self._windows)
-        return total / self._elapsed(now)
+        return sum(w[1] for w in windows) / self._elapsed(at, windows[0][0])
 
-    def _elapsed(self, now: float) -> float:
-        elapsed = now - self._windows[0][0]
+    def _elapsed(self, now: float, oldest: float) -> float:
+        elapsed = now - oldest
         full = int(elapsed / self.window_s)
         if full < self.samples - 1:
             elapsed += (self.samples - 1 - full) * self.window_s
@@ -136,6 +138,16 @@ class ReplicationQuota:
         if nbytes:
             self.bytes_total += nbytes
             self._rate.record(nbytes)
+
+    def delay_s(self, max_s: float, step_s: float = 0.05) -> float:
+        """How long until the quota is no longer exceeded (at most `max_s`), if nothing more
+        is recorded: a throttled fetcher waits this long instead of a fixed back-off."""
+        if self.bound == math.inf:
+            return 0.0
+        delay = 0.0
+        while delay < max_s and self._rate.measure(delay) > self.bound:
+            delay += step_s
+        return min(delay, max_s)
 
     def byte_rate(self) -> float:
         """Measured bytes/s of throttled replication (Kafka's `byte-rate` of this quota)."""

@@ -167,3 +167,23 @@ def test_leader_side_throttle_spares_the_isr_and_consumers(tmp_path: Path) -> No
     assert partition.throttle_replica_read(2, data) == data  # in sync: never throttled
     assert partition.throttle_replica_read(-1, data) == data  # a consumer
     assert rm.quotas.leader.bytes_total == 2 * len(data)  # in-sync bytes still count
+
+
+def test_delay_is_the_time_until_the_rate_is_back_within_the_bound() -> None:
+    clock = Clock()
+    quota = ReplicationQuota("follower", 1, samples=3, window_s=1.0, clock=clock)
+    assert quota.delay_s(1.0) == 0.0  # unlimited
+    quota.set_bound(100_000)
+    assert quota.delay_s(1.0) == 0.0
+    quota.record(300_000)  # 150 kB/s over the 2 s minimum
+    assert quota.is_quota_exceeded()
+    assert quota.delay_s(1.0) == 1.0  # capped by replica.fetch.backoff.ms
+    # Kafka's Rate divides by the elapsed time plus the missing whole windows (2.99 s just
+    # before 1 s, 2 s again at 1 s), so 300 kB stay above 100 kB/s until 3 s have passed
+    delay = quota.delay_s(5.0)
+    assert 2.9 <= delay <= 3.1
+    clock.now += 2.5
+    assert quota.is_quota_exceeded()
+    clock.now += delay - 2.5
+    clock.now += delay
+    assert not quota.is_quota_exceeded()
