@@ -244,8 +244,10 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 class SinkProcess:
     """`python -m bench.sink` on a free port (see bench/sink.py), stopped by PID."""
 
-    def __init__(self, batch_records: int = 9000, record_bytes: int = RECORD_BYTES) -> None:
-        self.args = ["--batch-records", str(batch_records), "--record-bytes", str(record_bytes)]
+    def __init__(self, batch_records: int = 9000, record_bytes: int = RECORD_BYTES,
+                 fetch_delay_ms: float = 0.0) -> None:
+        self.args = ["--batch-records", str(batch_records), "--record-bytes", str(record_bytes),
+                     "--fetch-delay-ms", str(fetch_delay_ms)]
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
 

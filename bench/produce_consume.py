@@ -14,13 +14,20 @@ against the loopback sink of bench/sink.py (the ceiling: a server that does no w
   puts time.monotonic_ns() in the value, a consumer in another process subtracts it on receipt
   (the first second is warm-up and dropped); p50 / p99 / max;
 * the broker's CPU during each phase (psutil on its PID: CPU seconds per wall second, 1.0 =
-  one core) and CPU microseconds per record.
+  one core) and CPU microseconds per record;
+* ``--copy-broker``: a second kaflab broker started with KAFLAB_SENDFILE=0 (Fetch records read
+  and copied instead of sent from the segment file), measured in the same runs;
+* ``--sink-delays 0,1,2,4,8``: the librdkafka-defaults consume against sinks that hold each
+  Fetch answer back by that many ms, to show how the default consumer's rate depends on how
+  fast the server answers (see the doc section).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
+import os
 import struct
 import sys
 import tempfile
@@ -172,22 +179,48 @@ def end_to_end(bootstrap: str, topic: str, rate: int, seconds: float,
     return latencies
 
 
-def run(runs: int, records: int, rate: int, seconds: float, e2e_conf: dict[str, Any]
+@contextlib.contextmanager
+def _copy_broker(data_dir: Path) -> Any:
+    """A broker that reads and copies Fetch records (KAFLAB_SENDFILE=0 in its environment)."""
+    old = os.environ.get("KAFLAB_SENDFILE")
+    os.environ["KAFLAB_SENDFILE"] = "0"
+    try:
+        manager = single_broker(data_dir)
+        broker = manager.__enter__()
+    finally:
+        if old is None:
+            os.environ.pop("KAFLAB_SENDFILE", None)
+        else:
+            os.environ["KAFLAB_SENDFILE"] = old
+    try:
+        yield broker
+    finally:
+        manager.__exit__(None, None, None)
+
+
+def run(runs: int, records: int, rate: int, seconds: float, e2e_conf: dict[str, Any],
+        copy_broker: bool = False, sink_delays: tuple[float, ...] = ()
         ) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {}
 
     def add(key: str, value: float) -> None:
         results.setdefault(key, []).append(value)
 
-    with tempfile.TemporaryDirectory(prefix="kaflab-bench-") as tmp, \
-            single_broker(Path(tmp) / "broker") as broker, SinkProcess() as sink:
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kaflab-bench-")))
+        broker = stack.enter_context(single_broker(tmp / "broker"))
+        sink = stack.enter_context(SinkProcess())
+        targets: list[tuple[str, Any]] = [("sink", sink), ("broker", broker)]
+        if copy_broker:
+            targets.append(("copy", stack.enter_context(_copy_broker(tmp / "copy"))))
+        delayed = [(d, stack.enter_context(SinkProcess(fetch_delay_ms=d))) for d in sink_delays]
         for run_no in range(runs):
-            order = [("sink", sink), ("broker", broker)]
+            order = list(targets)
             if run_no % 2:
                 order.reverse()
             for name, target in order:
                 topic = f"pc-{run_no}"
-                if name == "broker":
+                if name != "sink":
                     create_topic(target.bootstrap, topic)
                 with CpuMeter([target.pid]) as cpu:
                     elapsed, failed = produce(target.bootstrap, topic, records)
@@ -205,6 +238,12 @@ def run(runs: int, records: int, rate: int, seconds: float, e2e_conf: dict[str, 
                 print(f"run {run_no + 1} {name}: produce {results[f'{name}.produce'][-1]:,.0f}"
                       f" consume {results[f'{name}.consume'][-1]:,.0f} tuned "
                       f"{results[f'{name}.consume_tuned'][-1]:,.0f} rec/s", flush=True)
+            for delay, delayed_sink in delayed:
+                produce(delayed_sink.bootstrap, "delay", 10)
+                elapsed = consume(delayed_sink.bootstrap, "delay", records)
+                add(f"sink_delay.{delay:g}", records / elapsed)
+                print(f"run {run_no + 1} sink +{delay:g} ms per fetch: consume "
+                      f"{records / elapsed:,.0f} rec/s", flush=True)
             topic = f"e2e-{run_no}"
             create_topic(broker.bootstrap, topic)
             with CpuMeter([broker.pid]) as cpu:
@@ -245,6 +284,24 @@ def report(results: dict[str, list[float]], args: argparse.Namespace, command: s
         [[f"{args.rate:,} records/s for {args.seconds:g} s", fmt(m["e2e.p50"], 2),
           fmt(m["e2e.p99"], 2), fmt(m["e2e.max"], 1), fmt(m["e2e.cpu"], 2), "p99 <= 10 ms",
           ok(m["e2e.p99"], 10.0, higher=False)]])
+    copy = ""
+    if "copy.consume" in m:
+        copy = "\n\n" + markdown_table(
+            ["consume (records/s)", "broker (sendfile)", "broker CPU µs/rec",
+             "broker, KAFLAB_SENDFILE=0 (read + copy)", "CPU µs/rec"],
+            [[title, fmt(m[f"broker.{key}"]), fmt(m[f"broker.{key}.cpu_us"], 3),
+              fmt(m[f"copy.{key}"]), fmt(m[f"copy.{key}.cpu_us"], 3)]
+             for key, title in (("consume", "first read (ranges read + CRC-checked), defaults"),
+                                ("consume_tuned", "re-read (known-good ranges), "
+                                                  "fetch.queue.backoff.ms=10"))])
+    delays = sorted((float(k.split(".", 1)[1]), v) for k, v in results.items()
+                    if k.startswith("sink_delay."))
+    delay_table = ""
+    if delays:
+        delay_table = "\n\n" + markdown_table(
+            ["sink holds each Fetch answer back by", "consume, librdkafka defaults (median)",
+             "runs"],
+            [[f"{d:g} ms", fmt(median(v)), ", ".join(fmt(x) for x in v)] for d, v in delays])
     raw = "\n".join(f"- `{k}`: " + ", ".join(fmt(v, 2 if v < 100 else 0) for v in vals)
                     for k, vals in sorted(results.items()))
     return f"""## Single broker: produce, consume, end-to-end latency
@@ -257,22 +314,31 @@ kaflab broker and the sink back to back (alternating which goes first).
 
 {table}
 
-{lat}
+{lat}{copy}{delay_table}
 
 - The *sink* (bench/sink.py) is a minimal asyncio server built on core.protocol.codec that
   answers ApiVersions/Metadata/Produce/Fetch/FindCoordinator without storing anything (Fetch
   serves one canned 9,000-record batch with its offsets patched): a protocol sink, not a raw
   byte drain (librdkafka needs answers). It is the client's ceiling on this machine.
-- Consume with librdkafka's defaults is bounded by the client, not the broker: the Python
-  application loop drains messages slower than librdkafka fetches them (the broker answers a
-  1 MB fetch in ~1 ms), the local queue passes `queued.min.messages` (100,000) and librdkafka
-  then stops fetching for up to `fetch.queue.backoff.ms` (default 1000 ms in librdkafka 2.x),
-  so the broker sits idle (see its CPU). How many such pauses a 1M-record read hits is a race
-  (counted with `debug=fetch`: 0 to 6, giving 1.7M down to 280k records/s, against the broker
-  and the sink alike), so this row is a lottery on the client's pauses, not a property of the
-  server; the sink, which is slower to serve a fetch than the broker, tends to lose fewer
-  rounds. With `fetch.queue.backoff.ms=10` the same client reads at its own speed: that row
-  is the consumer figure.
+- Consume with librdkafka's defaults is bounded by the client's own pause, not by the
+  broker: librdkafka (rd_kafka_toppar_fetch_decide in rdkafka_fetcher.c) decides before each
+  Fetch whether the partition's local queue already holds `queued.min.messages` (100,000)
+  messages; if so it does not fetch for `fetch.queue.backoff.ms` (1000 ms by default since
+  librdkafka 2.2), and nothing shortens that pause when the application drains the queue. Here
+  the fetcher fills the queue faster (2.2-2.3M records/s in the active phase, one 1 MiB fetch
+  every ~3 ms) than the Python loop drains it (1.4-1.5M/s while both run), so the queue passes
+  100,000 after ~0.15 s and every pause costs a whole second: 1M records take 0.4 s of reading
+  plus 1 s per pause. The faster the server answers, the more pauses: the do-nothing sink,
+  held back by 1 ms per Fetch, is read at ~1.9M records/s with no pause, at 0 ms (it answers
+  in ~5 ms, the broker in ~3 ms) with one pause (~700k), see the sink-delay table. Apache
+  Kafka, which answers such a fetch from the page cache in well under a millisecond, would
+  trigger the same pauses. Nothing in the broker's answers differs in a way that matters (one
+  partition, ≤ 1 MiB of whole batches per response as asked, 8,000-9,000 records per
+  response, HW/LSO/log start as Kafka sends them, no fetch session: librdkafka does not use
+  KIP-227). With `fetch.queue.backoff.ms=10` the same client reads at its own speed.
+- Sendfile: a byte range is read and CRC-checked at its first fetch (so the first read of a
+  topic is read + copy, as before), and sent from the segment file with os.sendfile when it is
+  fetched again (the tuned row is the second read of the topic).
 - End-to-end: the producer uses {e2e_desc(args)}, the consumer librdkafka's defaults
   (fetch.wait.max.ms=500, fetch.min.bytes=1: the broker answers as soon as data arrives).
   Latency = consumer receipt - producer's produce() call, both time.monotonic_ns().
@@ -300,13 +366,18 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser.add_argument("--linger-ms", type=float, default=1.0,
                         help="producer linger.ms for the latency test (default 1)")
     parser.add_argument("--no-doc", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--copy-broker", action="store_true",
+                        help="also measure a broker with KAFLAB_SENDFILE=0 (read and copy)")
+    parser.add_argument("--sink-delays", default="",
+                        help="comma-separated ms: default-consumer runs against delayed sinks")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     facts = machine_facts()
     command = ".venv/bin/python -m bench.produce_consume" + (
         " " + " ".join(argv) if argv else "")
+    delays = tuple(float(d) for d in args.sink_delays.split(",") if d.strip())
     results = run(args.runs, args.records, args.rate, args.seconds,
-                  {"linger.ms": args.linger_ms})
+                  {"linger.ms": args.linger_ms}, args.copy_broker, delays)
     text = report(results, args, command, facts)
     print(text)
     if not args.no_doc:

@@ -1,12 +1,17 @@
 """A loopback Kafka "sink": the ceiling a client reaches against a server that does no work.
 
-Run: ``python -m bench.sink --port P [--batch-records 9000] [--record-bytes 100]``; prints
-``ready port=P`` when listening. It is a tiny asyncio server using core.protocol.codec that
-answers ApiVersions, Metadata (itself as broker 1, leader of partition 0 of every topic asked
-for), Produce (acknowledges everything, stores nothing), Fetch (serves one canned record batch,
-repeated, with its base offset patched to the requested offset: an endless log) and
-FindCoordinator (itself). Nothing is written to disk and no record is looked at, so a client's
-throughput against it is what the client (and loopback TCP) can do on this machine.
+Run: ``python -m bench.sink --port P [--batch-records 9000] [--record-bytes 100]
+[--fetch-delay-ms D]``; prints ``ready port=P`` when listening. It is a tiny asyncio server
+using core.protocol.codec that answers ApiVersions, Metadata (itself as broker 1, leader of
+partition 0 of every topic asked for), Produce (acknowledges everything, stores nothing), Fetch
+(serves one canned record batch, repeated, with its base offset patched to the requested offset:
+an endless log) and FindCoordinator (itself). Nothing is written to disk and no record is looked
+at, so a client's throughput against it is what the client (and loopback TCP) can do on this
+machine.
+
+``--fetch-delay-ms`` holds every Fetch answer back by D ms (responses still leave in request
+order): it models a slower server, to show how a client's throughput depends on how fast the
+server answers (librdkafka's queue backoff, see docs/benchmarks.md "Single broker").
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import struct
 import time
 import uuid
+from collections import deque
 
 from core.protocol.build import build
 from core.protocol.codec import (
@@ -33,8 +39,10 @@ _OFFSET = struct.Struct(">q")
 
 
 class Sink:
-    def __init__(self, host: str, port: int, batch: bytes, batch_records: int) -> None:
+    def __init__(self, host: str, port: int, batch: bytes, batch_records: int,
+                 fetch_delay_s: float = 0.0) -> None:
         self.host = host
+        self.fetch_delay_s = fetch_delay_s
         self.port = port
         self.batch = batch
         self.batch_records = batch_records
@@ -107,6 +115,9 @@ class _Protocol(asyncio.Protocol):
         self.sink = sink
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        #: responses held back by --fetch-delay-ms: (due time, bytes), in request order
+        self.held: deque[tuple[float, bytes]] = deque()
+        self.loop = asyncio.get_event_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -122,16 +133,30 @@ class _Protocol(asyncio.Protocol):
                 break
             frame = bytes(buffer[pos + 4:pos + 4 + size])
             pos += 4 + size
+            delay = self.sink.fetch_delay_s if frame[1] == 1 and frame[0] == 0 else 0.0
             response = self.sink.handle(frame)
             if response and self.transport is not None:
-                self.transport.write(response)
+                if delay or self.held:
+                    due = self.loop.time() + delay
+                    self.held.append((due, response))
+                    self.loop.call_at(due, self._release)
+                else:
+                    self.transport.write(response)
         del buffer[:pos]
 
+    def _release(self) -> None:
+        now = self.loop.time()
+        while self.held and self.held[0][0] <= now:
+            _, response = self.held.popleft()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.write(response)
 
-async def serve(host: str, port: int, batch_records: int, record_bytes: int) -> None:
+
+async def serve(host: str, port: int, batch_records: int, record_bytes: int,
+                fetch_delay_ms: float = 0.0) -> None:
     batch = build_batch([(None, b"x" * record_bytes, ())] * batch_records,
                         timestamp_ms=int(time.time() * 1000))
-    sink = Sink(host, port, batch, batch_records)
+    sink = Sink(host, port, batch, batch_records, fetch_delay_ms / 1000.0)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _Protocol(sink), host, port, reuse_address=True)
     sink.port = server.sockets[0].getsockname()[1]
@@ -146,9 +171,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--batch-records", type=int, default=9000)
     parser.add_argument("--record-bytes", type=int, default=100)
+    parser.add_argument("--fetch-delay-ms", type=float, default=0.0,
+                        help="hold every Fetch answer back this long (models a slower server)")
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(args.host, args.port, args.batch_records, args.record_bytes))
+        asyncio.run(serve(args.host, args.port, args.batch_records, args.record_bytes,
+                          args.fetch_delay_ms))
     except KeyboardInterrupt:
         pass
 

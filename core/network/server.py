@@ -4,12 +4,18 @@ One `KafkaServerProtocol` per connection. Requests are pipelined: each is dispat
 its frame is complete, but responses are written strictly in request order, as Kafka clients
 require. A frame larger than socket.request.max.bytes (or with a negative size) is refused
 before anything is allocated for it, and a malformed frame closes only that connection.
+
+A response part may be a `FileRegion` (Fetch record bytes still in a segment file): it goes from
+the file to the socket with os.sendfile, in order with the parts around it; whatever the
+socket cannot take at once is sent when it becomes writable, and later responses wait for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -20,10 +26,58 @@ log = logging.getLogger(__name__)
 _SIZE = struct.Struct(">i")
 
 #: an encoded response: one buffer, or several written in order (large record bytes are passed
-#: by reference instead of being copied into one buffer), or None for no response
+#: by reference instead of being copied into one buffer, or as a FileRegion to sendfile), or
+#: None for no response
 Response = bytes | list[Any] | None
 #: dispatch(frame, peer) -> awaitable of the encoded response
 Dispatch = Callable[[memoryview, tuple[str, int]], Awaitable[Response]]
+
+
+#: os.sendfile from a file to a socket (Linux, macOS, BSDs); elsewhere regions are read and written
+HAVE_SENDFILE = hasattr(os, "sendfile")
+#: errors meaning "sendfile cannot do this here" (not "the peer went away"): read and write instead
+_SENDFILE_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.ENOTSOCK, errno.EOPNOTSUPP,
+                         getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)}
+
+
+class FileRegion:
+    """``size`` bytes of an open file from ``position``, to be written to a socket without
+    passing through Python (os.sendfile), e.g. a Fetch response's records.
+
+    It holds its own duplicate of the file descriptor, so the bytes stay readable even if the
+    file is closed or unlinked before the response is written. ``len()`` is the byte count, so
+    an encoder can write a length prefix for it and keep the object by reference as one part of
+    the response (core.protocol.codec.encode_response_parts).
+    """
+
+    __slots__ = ("fd", "position", "size")
+
+    def __init__(self, fd: int, position: int, size: int) -> None:
+        self.fd = os.dup(fd)
+        self.position = position
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self) -> bytes:
+        """The region's (remaining) bytes, read with os.pread (the fallback to sendfile)."""
+        data = os.pread(self.fd, self.size, self.position)
+        if len(data) != self.size:
+            raise OSError(errno.EIO, f"file region shrank: {len(data)} of {self.size} bytes")
+        return data
+
+    def close(self) -> None:
+        """Release the duplicate descriptor (idempotent)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FileRegion(fd={self.fd}, position={self.position}, size={self.size})"
 
 
 #: frames up to this size are parsed out of a reusable scratch buffer; a larger frame gets its
@@ -61,6 +115,15 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         self._idle_handle: asyncio.TimerHandle | None = None
         self._last_active = 0.0
         self._loop = asyncio.get_event_loop()
+        #: parts of the response being written that still wait for the socket (a FileRegion
+        #: the socket could not take at once, and what follows it)
+        self._out: deque[Any] = deque()
+        self._sock_fd: int | None = None  # the socket, for os.sendfile
+        self._wait_fd: int | None = None  # a duplicate of it, to wait for writability on
+        self._waiting = False
+        #: bytes sent with os.sendfile / read and written instead (for tests and benchmarks)
+        self.sendfile_bytes = 0
+        self.fallback_bytes = 0
 
     # asyncio callbacks -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -69,6 +132,9 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         peer = transport.get_extra_info("peername")
         self._peer = (peer[0], peer[1]) if peer else ("?", 0)
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
+        sock = transport.get_extra_info("socket")
+        if HAVE_SENDFILE and sock is not None and transport.get_extra_info("sslcontext") is None:
+            self._sock_fd = sock.fileno()
         self._touch()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -79,6 +145,14 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
             fut.cancel()
         self._pending.clear()
         self._frame = None
+        self._stop_waiting()
+        if self._wait_fd is not None:
+            os.close(self._wait_fd)
+            self._wait_fd = None
+        for part in self._out:
+            if isinstance(part, FileRegion):
+                part.close()
+        self._out.clear()
         if self._on_close:
             self._on_close(self)
 
@@ -181,6 +255,8 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         transport = self._transport
         if transport is None or self._closed:
             return
+        if self._out and not self._write_out(transport):
+            return  # still waiting for the socket: later responses wait behind it
         pending = self._pending
         while pending and pending[0].done():
             fut = pending.popleft()
@@ -190,6 +266,11 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
             if response is None:
                 continue
             if isinstance(response, list):
+                if any(type(part) is FileRegion for part in response):
+                    self._out.extend(response)
+                    if not self._write_out(transport):
+                        return
+                    continue
                 # separate writes: each goes straight to the socket while its buffer is
                 # empty (3.11's writelines would join the parts into one copy)
                 for part in response:
@@ -197,6 +278,87 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
             else:
                 transport.write(response)
         self._update_reading()
+
+    def _write_out(self, transport: asyncio.Transport) -> bool:
+        """Write the queued parts in order; False while a FileRegion waits for the socket."""
+        out = self._out
+        while out:
+            part = out[0]
+            if type(part) is FileRegion:
+                if not self._send_region(transport, part):
+                    return False
+                part.close()
+            else:
+                transport.write(part)
+            out.popleft()
+        return True
+
+    def _send_region(self, transport: asyncio.Transport, region: FileRegion) -> bool:
+        """Send a region with os.sendfile as far as the socket takes it; True when done.
+
+        Only once the transport's own buffer is empty (the bytes before the region must go
+        first). Where sendfile is unavailable the region is read and written instead.
+        """
+        if self._sock_fd is None:
+            return self._write_region_copy(transport, region)
+        if transport.get_write_buffer_size():
+            self._wait_writable()
+            return False
+        while region.size:
+            try:
+                sent = os.sendfile(self._sock_fd, region.fd, region.position, region.size)
+            except (BlockingIOError, InterruptedError):
+                self._wait_writable()
+                return False
+            except OSError as exc:
+                if exc.errno in _SENDFILE_UNSUPPORTED and self.sendfile_bytes == 0:
+                    self._sock_fd = None  # this connection cannot sendfile: copy from now on
+                    return self._write_region_copy(transport, region)
+                log.warning("closing connection from %s:%s: sendfile failed: %s",
+                            *self._peer, exc)
+                self.close()
+                return False
+            if sent == 0:  # end of file: the file shrank under the region
+                log.error("closing connection from %s:%s: %r ends early (file truncated)",
+                          *self._peer, region)
+                self.close()
+                return False
+            region.position += sent
+            region.size -= sent
+            self.sendfile_bytes += sent
+        return True
+
+    def _write_region_copy(self, transport: asyncio.Transport, region: FileRegion) -> bool:
+        try:
+            data = region.read()
+        except OSError as exc:
+            log.error("closing connection from %s:%s: cannot read %r: %s", *self._peer,
+                      region, exc)
+            self.close()
+            return False
+        transport.write(data)
+        self.fallback_bytes += len(data)
+        region.size = 0
+        return True
+
+    def _wait_writable(self) -> None:
+        """Call _flush again once the socket can take more (on a duplicate descriptor: the
+        loop refuses a second watcher on a transport's own socket)."""
+        if self._waiting or self._sock_fd is None:
+            return
+        if self._wait_fd is None:
+            self._wait_fd = os.dup(self._sock_fd)
+        self._loop.add_writer(self._wait_fd, self._on_writable)
+        self._waiting = True
+
+    def _on_writable(self) -> None:
+        self._stop_waiting()
+        self._flush()
+
+    def _stop_waiting(self) -> None:
+        if self._waiting and self._wait_fd is not None:
+            self._loop.remove_writer(self._wait_fd)
+        self._waiting = False
 
     def _update_reading(self) -> None:
         if self._transport is None or self._closed:

@@ -1,13 +1,22 @@
 """Fetch (1): consumers and follower replicas, with delayed fetch and fetch sessions.
 
-Record bytes are read from the log as whole batches and passed through untouched.
+Record bytes are read from the log as whole batches and passed through untouched. No batch is
+served unless its CRC32C was checked in this process: the first fetch of a byte range reads it
+and checks every batch (damage is withheld and reported), and the checked ranges of each
+segment file are remembered. A later read of a range known good (another consumer, a re-read,
+a consumer after the followers) is not read at all when it is large: it goes into the response
+as a FileRegion that the listener sends from the segment file to the socket with os.sendfile.
+``KAFLAB_SENDFILE=0`` in the broker's environment turns that off (always read and copy).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import os
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +27,57 @@ from core.broker.fetch_sessions import FINAL_EPOCH, INITIAL_EPOCH, CachedPartiti
 from core.broker.handlers.raft_apis import METADATA_TOPIC, handle_metadata_fetch
 from core.common.errors import CorruptRecordError, KafkaError
 from core.common.types import TopicPartition
+from core.network.server import HAVE_SENDFILE, FileRegion
 from core.protocol.build import build, timedelta_to_ms
-from core.protocol.codec import response_class
+from core.protocol.codec import SPLICE_MIN_BYTES, response_class
 from core.records.batch import intact_prefix
 
 log = logging.getLogger(__name__)
+
+#: serve known-good record ranges of at least SPLICE_MIN_BYTES with sendfile
+SENDFILE = HAVE_SENDFILE and os.environ.get("KAFLAB_SENDFILE", "1") != "0"
+
+
+class CheckedRanges:
+    """Byte ranges of segment files whose batches passed their CRC32C check in this process.
+
+    Per file object (weakly: a closed and dropped segment takes its ranges with it), a short
+    sorted list of disjoint [start, end) ranges; sequential reads merge into one. A file whose
+    list grows past ``max_ranges`` (random reads) starts over.
+    """
+
+    def __init__(self, max_ranges: int = 64) -> None:
+        self._ranges: weakref.WeakKeyDictionary[Any, list[list[int]]] = \
+            weakref.WeakKeyDictionary()
+        self._max = max_ranges
+
+    def covers(self, file: Any, start: int, size: int) -> bool:
+        """Whether [start, start + size) lies inside one checked range of ``file``."""
+        ranges = self._ranges.get(file)
+        if not ranges:
+            return False
+        i = bisect.bisect_right(ranges, [start, 1 << 62]) - 1
+        return i >= 0 and ranges[i][0] <= start and start + size <= ranges[i][1]
+
+    def add(self, file: Any, start: int, size: int) -> None:
+        """Remember that [start, start + size) of ``file`` was checked."""
+        end = start + size
+        ranges = self._ranges.setdefault(file, [])
+        i = bisect.bisect_left(ranges, [start, start])
+        if i > 0 and ranges[i - 1][1] >= start:  # touches the range before: extend it
+            i -= 1
+            ranges[i][1] = max(ranges[i][1], end)
+        else:
+            ranges.insert(i, [start, end])
+        here = ranges[i]
+        while i + 1 < len(ranges) and ranges[i + 1][0] <= here[1]:  # swallow what it reaches
+            here[1] = max(here[1], ranges.pop(i + 1)[1])
+        if len(ranges) > self._max:
+            ranges[:] = [here]
+
+
+#: the broker process's checked ranges (one event loop: no locking needed)
+CHECKED = CheckedRanges()
 
 
 @dataclass(slots=True)
@@ -157,6 +212,18 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     return responses, total, events
 
 
+def _records(tp: TopicPartition, offset: int, piece: Any) -> bytes | FileRegion:
+    """The slice's batches: by reference to the file when they are known good and large
+    enough to be worth a sendfile, else read, CRC-checked (and remembered as checked)."""
+    if SENDFILE and piece.size >= SPLICE_MIN_BYTES and CHECKED.covers(
+            piece.file, piece.position, piece.size):
+        return FileRegion(piece.fileno(), piece.position, piece.size)
+    data = _intact(tp, offset, piece.read_bytes())
+    if len(data) == piece.size:
+        CHECKED.add(piece.file, piece.position, piece.size)
+    return data
+
+
 def _intact(tp: TopicPartition, offset: int, data: bytes) -> bytes:
     """Serve only batches whose checksum still matches; damage on disk is an error, never
     data (Kafka's broker trusts its disk here; consumers with check.crcs=false would not)."""
@@ -192,13 +259,12 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
             partition.record_follower_fetch(replica_id, want.fetch_offset)
         lso = log.last_stable_offset
         limit = None if is_follower else (lso if read_committed else log.high_watermark)
-        data = b""
+        data: bytes | FileRegion = b""
         aborted = None
         if want.fetch_offset != (limit if limit is not None else log.log_end_offset):
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
-            data = piece.read_bytes() if piece.size else b""
-            data = _intact(tp, want.fetch_offset, data)
+            data = _records(tp, want.fetch_offset, piece) if piece.size else b""
             if read_committed and data:
                 aborted = [dict(producer_id=pid, first_offset=first_offset)
                            for pid, first_offset in log.aborted_transactions(
