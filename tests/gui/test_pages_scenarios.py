@@ -113,3 +113,119 @@ def test_timeline_page_records_and_scrubs(session, qtbot):
     wait(qtbot, lambda: "newest of" in view.when.text(), 10, "live again")
     events = [view.events.item(r, 3).text() for r in range(view.events.rowCount())]
     assert any("test marker" in e for e in events)
+
+
+# -- reset offsets of a group whose members are the running scenario's consumers ------------
+
+RESET_SCENARIO = {
+    "name": "gui-reset", "seed": 2, "duration": 120,
+    "topics": [{"name": "gq", "partitions": 2, "replication_factor": 3}],
+    "producers": [{"name": "p", "topic": "gq", "rate": 200, "count": 100, "key": "k-{counter}"}],
+    "consumers": [{"group": "gq-g", "topic": "gq", "members": 2, "processing_ms": 20}],
+}
+
+
+def _committed(bootstrap: str) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "gq-g",
+                         "enable.auto.commit": False})
+    try:
+        found = consumer.committed([TopicPartition("gq", p) for p in (0, 1)], timeout=10)
+        return {tp.partition: tp.offset for tp in found}
+    finally:
+        consumer.close()
+
+
+def test_groups_view_resets_a_running_scenarios_group(session, qtbot):
+    """Reset offsets from the Consumer groups page while the scenario's consumers run: they
+    are stopped, the offsets rewound (a real client's committed()), and they run again; with
+    a foreign (confluent-kafka) member in the group: Kafka's error naming it, nothing changed."""
+    from confluent_kafka import Consumer
+
+    from core.scenarios.model import parse
+    from gui.bridge.scenarios import controller_for
+    from gui.views.groups_view import GroupsView
+
+    bootstrap = session.capabilities.bootstrap
+    view = GroupsView(session)
+    qtbot.addWidget(view)
+    session.snapshot.connect(view.on_snapshot)
+    controller = controller_for(session)
+    summaries: list = []
+    controller.finished.connect(summaries.append)
+    assert controller.run(parse(RESET_SCENARIO))
+    foreign = None
+    try:
+        def group():
+            return view.model.item("gq-g") if view.model.row_of("gq-g") is not None else None
+
+        def caught_up() -> bool:
+            g = group()
+            return (g is not None and g.state == "Stable" and len(g.members) == 2
+                    and sum(o.committed for o in g.offsets) == 100)
+
+        wait(qtbot, caught_up, 60, "2 Stable members having committed all 100 records")
+        assert view.select_group("gq-g")
+        assert view.reset_button.isEnabled()  # Stable, but every member is the console's
+        assert "running scenario's consumers" in view.reset_button.toolTip()
+        consumed = controller.runner.consumed_counts()["gq-g"]
+        assert consumed >= 100
+
+        view.reset_group_offsets("gq-g", "gq", None, "earliest", None)
+        wait(qtbot, lambda: view.last_reset is not None, 60, "the reset")
+        assert view.last_reset == {0: 0, 1: 0}, view.last_reset
+        assert sum(_committed(bootstrap).values()) < 100  # rewound (re-reading takes ~1 s)
+        assert "reset to earliest" in view.reset_status.text()
+        # the consumers run again: members back, everything re-read and committed
+        reset_at = time.time()
+        wait(qtbot, lambda: controller.runner.consumed_counts()["gq-g"] >= consumed + 100
+             and view.snapshot.taken_at > reset_at + 0.5 and caught_up(), 60,
+             "the restarted members to re-read everything")
+        assert controller.running
+
+        # a member the console does not own: refused with Kafka's message, nothing changed
+        foreign = Consumer({"bootstrap.servers": bootstrap, "group.id": "gq-g",
+                            "client.id": "foreign-consumer", "auto.offset.reset": "earliest",
+                            "enable.auto.commit": False})
+        foreign.subscribe(["gq"])
+        wait(qtbot, lambda: (foreign.poll(0.1), group() is not None
+                             and len(group().members) == 3 and group().state == "Stable")[1],
+             60, "the foreign member in a Stable group of 3")
+        before = _committed(bootstrap)
+        assert sum(before.values()) == 100, before
+        assert view.reset_button.isEnabled()
+        view.reset_group_offsets("gq-g", "gq", None, "earliest", None)
+        wait(qtbot, lambda: (foreign.poll(0.05), view.last_reset is not None)[1], 60,
+             "the refused reset")
+        error = str(view.last_reset)
+        assert isinstance(view.last_reset, Exception), error
+        assert ("Assignments can only be reset if the group 'gq-g' is inactive, but the "
+                "current state is Stable.") in error
+        assert "foreign-consumer" in error and "kaflab-scenario" not in error
+        assert _committed(bootstrap) == before
+        g = group()
+        assert g is not None and len(g.members) == 3  # our consumers were not stopped
+
+        # the scenario ends: only the foreign member is left, the button greys out and the
+        # plain reset (KafkaBackend) refuses with the same message
+        controller.stop()
+        wait(qtbot, lambda: (foreign.poll(0.05), bool(summaries))[1], 60, "the run's end")
+        ended_at = time.time()
+        wait(qtbot, lambda: (foreign.poll(0.05), view.snapshot.taken_at > ended_at
+                             and group() is not None and len(group().members) == 1
+                             and group().state == "Stable")[1],
+             60, "the foreign member alone")
+        view._refresh_detail()
+        assert not view.reset_button.isEnabled()
+        view.reset_group_offsets("gq-g", "gq", None, "latest", None)
+        wait(qtbot, lambda: (foreign.poll(0.05), view.last_reset is not None)[1], 30,
+             "the plain reset's refusal")
+        assert "is inactive, but the current state is Stable" in str(view.last_reset)
+        assert _committed(bootstrap) == before
+    finally:
+        if foreign is not None:
+            foreign.close()
+        if controller.running:
+            controller.stop()
+            wait(qtbot, lambda: bool(summaries), 60, "the run's end")
