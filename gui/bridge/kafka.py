@@ -59,13 +59,14 @@ class BackendError(Exception):
 
 def network_support(document: dict[str, Any] | None) -> tuple[bool, str]:
     """Whether the serve behind ``document`` (its status / cluster.json) runs fault proxies."""
-    if not hasattr(ClusterControl, "netfault"):
-        return False, "This kaflab version's supervisor has no network fault proxies."
-    brokers = (document or {}).get("brokers", [])
-    if brokers and any("netfault" in b for b in brokers):
+    proxies = (document or {}).get("fault_proxies")
+    if proxies:
         return True, ""
-    return False, ("The running serve publishes no network fault state (started by an older "
-                   "kaflab?): restart it to get fault proxies.")
+    if proxies is False:
+        return False, ("This serve runs without fault proxies (serve --no-fault-proxies): "
+                       "restart it without that option to inject network faults.")
+    return False, ("The running serve publishes no fault proxies (started by an older "
+                   "kaflab?): restart it to inject network faults.")
 
 
 def netfault_of(entry: dict[str, Any]) -> tuple[str | None, float | None]:
@@ -427,8 +428,8 @@ class KafkaBackend:
         if fault == "latency" and (ms is None or ms < 0):
             raise BackendError("Added latency needs a delay in ms (0 or more).")
         try:
-            return str(await self.control.netfault(broker_id, fault,  # type: ignore[attr-defined]
-                                                   ms=ms if fault == "latency" else None))
+            return await self.control.netfault(broker_id, fault,
+                                               ms=ms if fault == "latency" else None)
         except ClusterControlError as exc:
             raise BackendError(str(exc)) from exc
 

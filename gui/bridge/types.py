@@ -137,11 +137,11 @@ def fault_label(broker: object) -> str:
 
 def _mb(bps: int) -> str:
     mb = bps / 1_000_000
-    return f"{mb:g} MB/s" if mb >= 0.1 else f"{bps:,} B/s"
+    return f"{mb:g}" if mb >= 0.01 else f"{mb:.2g}"
 
 
 def throttle_label(broker: object) -> str:
-    """'leader 10 MB/s · follower 5 MB/s' (or '' when unthrottled) for a broker row."""
+    """'leader 10 · follower 5 MB/s', 'leader 10 MB/s' or '' (decimal MB, as Kafka's docs)."""
     parts = []
     leader = getattr(broker, "leader_throttle_bps", None)
     follower = getattr(broker, "follower_throttle_bps", None)
@@ -149,4 +149,4 @@ def throttle_label(broker: object) -> str:
         parts.append(f"leader {_mb(leader)}")
     if follower is not None:
         parts.append(f"follower {_mb(follower)}")
-    return " \u00b7 ".join(parts)
+    return " \u00b7 ".join(parts) + " MB/s" if parts else ""

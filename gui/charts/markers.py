@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyqtgraph as pg
+from PySide6.QtGui import QFont
 
 FAULT, RECOVERY, THROTTLE = "fault", "recovery", "throttle"
 COLORS = {FAULT: "#ef4444", RECOVERY: "#10b981", THROTTLE: "#f59e0b"}
 _DOWN = {"killed": "kill", "crashed": "crash", "stopped": "stop", "paused": "pause",
          "offline": "offline"}
 _UP = ("running", "online")
+#: label heights (fraction of the plot) used in turn by markers close together in time
+LEVELS = (0.97, 0.74, 0.51, 0.28)
+#: markers closer than this (s) get their labels at different heights
+STAGGER_S = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,16 +91,25 @@ class MarkerLayer:
         self.plots = list(plots)
         self.limit = limit
         self.markers: deque[tuple[Marker, list[Any]]] = deque()
+        self._last: tuple[float, int] = (float("-inf"), -1)  # (time, level) of the last label
+        self._font = QFont()
+        self._font.setPointSizeF(7.5)
 
     def add(self, marker: Marker) -> None:
+        """Draw ``marker`` on every plot (labels of close markers at different heights)."""
         pen = pg.mkPen(COLORS.get(marker.kind, "#64748b"), width=1.5,
                        style=pg.QtCore.Qt.PenStyle.DashLine)
+        last_t, last_level = self._last
+        level = (last_level + 1) % len(LEVELS) if marker.t - last_t < STAGGER_S else 0
+        self._last = (marker.t, level)
         lines = []
         for plot in self.plots:
             line = pg.InfiniteLine(pos=marker.t, angle=90, movable=False, pen=pen,
                                    label=marker.label, labelOpts={
-                                       "position": 0.95, "color": COLORS.get(marker.kind),
+                                       "position": LEVELS[level],
+                                       "color": COLORS.get(marker.kind),
                                        "rotateAxis": (1, 0), "anchors": [(1, 0), (1, 0)]})
+            line.label.setFont(self._font)
             line.setZValue(-5)
             plot.addItem(line, ignoreBounds=True)
             lines.append(line)

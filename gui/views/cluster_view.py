@@ -101,7 +101,7 @@ class ClusterView(QWidget):
         header.moveSection(header.visualIndex(BrokersModel.NETWORK_COLUMN), 3)
         header.moveSection(header.visualIndex(BrokersModel.THROTTLE_COLUMN), 4)
         self.table.setColumnWidth(BrokersModel.NETWORK_COLUMN, 130)
-        self.table.setColumnWidth(BrokersModel.THROTTLE_COLUMN, 120)
+        self.table.setColumnWidth(BrokersModel.THROTTLE_COLUMN, 225)
 
         self.buttons: dict[str, Any] = {}
         for action, text, tip in ACTIONS:

@@ -32,7 +32,7 @@ def test_labels_and_with_faults():
                     leader_throttle_bps=10_000_000, follower_throttle_bps=2_500_000)
     assert isinstance(f, BrokerInfo) and f.id == 2 and f.port == 9093
     assert fault_label(f) == "isolated, +200 ms"
-    assert throttle_label(f) == "leader 10 MB/s \u00b7 follower 2.5 MB/s"
+    assert throttle_label(f) == "leader 10 \u00b7 follower 2.5 MB/s"
     assert fault_label(with_faults(b, network_mode="ok")) == ""
     assert not with_faults(b, network_mode="ok").has_network_fault
 
@@ -137,7 +137,7 @@ def test_throttle_dialog_apply_and_clear(demo_console, qtbot):
     cv.set_throttle(1, ThrottleSpec(10_000_000, 2_500_000, "all"))
     qtbot.waitUntil(lambda: _broker(demo_console, 1).leader_throttle_bps == 10_000_000,
                     timeout=5000)
-    assert _cell(cv, 1, BrokersModel.THROTTLE_COLUMN) == "leader 10 MB/s \u00b7 follower 2.5 MB/s"
+    assert _cell(cv, 1, BrokersModel.THROTTLE_COLUMN) == "leader 10 \u00b7 follower 2.5 MB/s"
     again = cv.throttle_dialog(_broker(demo_console, 1))
     qtbot.addWidget(again)
     assert again.leader.value() == 10 and again.clear_button.isEnabled()

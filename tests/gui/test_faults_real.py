@@ -1,0 +1,274 @@
+"""Issue #8 in the real console against real broker processes: network faults applied and
+cleared from the broker's row reach the supervisor's proxies (ctl status, a real client's
+round trips, the ISR), a replication throttle set from the row is read back with
+confluent-kafka's DescribeConfigs, and the live charts get a marker for each.
+
+The console starts its own 3-broker cluster (LocalCluster -> `serve`, whose default runs a
+fault proxy in front of every broker) under a temporary data dir on free ports, and stops it
+in teardown; LocalCluster.stop (by PID) is the safety net. KAFLAB_SCREENSHOTS=docs/screenshots
+also saves faults-cluster-light.png and faults-charts-light.png.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QSettings
+
+from core.cluster.client import ClusterControl
+from core.cluster.local import free_base_port
+from gui.bridge.backend import ProduceSpec, ThrottleSpec
+from gui.models.cluster import BrokersModel
+from gui.views.common import select_key
+from tests.fixtures import TEST_DEFAULTS
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+SHOTS = os.environ.get("KAFLAB_SCREENSHOTS", "")
+TOPIC = "faults-orders"
+
+
+def pump_until(qtbot, predicate, timeout: float = 30.0, what: str = "") -> None:
+    try:
+        qtbot.waitUntil(lambda: bool(predicate()), timeout=int(timeout * 1000))
+    except Exception as exc:  # a clearer message than pytest-qt's
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}") from exc
+
+
+@pytest.fixture(scope="module")
+def console(qapp, tmp_path_factory) -> Iterator:
+    from gui.app import Console
+    from gui.bridge.kafka import KafkaBackend
+
+    root: Path = tmp_path_factory.mktemp("gui-faults")
+    backend = KafkaBackend(data_dir=root / "cluster", brokers=3, port=free_base_port(3),
+                           config=dict(TEST_DEFAULTS, **{"replica.lag.time.max.ms": "4000"}))
+    settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
+    c = Console(qapp, backend, settings=settings, interval=0.5)
+    c.window.resize(1440, 900)
+    c.start()
+    try:
+        yield c
+    finally:
+        local = backend.local
+        c.close()
+        if local is not None:
+            local.stop()
+
+
+def status_of(console, broker_id: int) -> dict:
+    document = ClusterControl(console.window.caps.data_dir, timeout=10).status_sync()
+    return next(b for b in document["brokers"] if b["id"] == broker_id)
+
+
+def row(console, broker_id: int):
+    return console.window.cluster_view.brokers.item(broker_id)
+
+
+def cell(console, broker_id: int, column: int) -> str:
+    model = console.window.cluster_view.brokers
+    return model.index(model.row_of(broker_id), column).data()
+
+
+def address(console, broker_id: int) -> str:
+    return row(console, broker_id).address
+
+
+def first_metadata_s(bootstrap: str) -> float:
+    """How long a fresh confluent-kafka client takes to get metadata from one broker."""
+    from confluent_kafka.admin import AdminClient
+
+    started = time.monotonic()
+    client = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 15000})
+    client.list_topics(timeout=15)
+    return time.monotonic() - started
+
+
+def test_cluster_up_with_fault_proxies(console, qtbot):
+    w = console.window
+    pump_until(qtbot, lambda: w.caps is not None, 120, "the cluster to start")
+    assert w.caps.supervised and w.caps.network_faults, w.caps.network_reason
+    pump_until(qtbot, lambda: console.session.last_snapshot is not None and sum(
+        b.state in ("running", "online") for b in console.session.last_snapshot.brokers) == 3,
+        60, "3 running brokers")
+    done = []
+    console.session.create_topic(TOPIC, 6, 3, {}, on_ok=done.append)
+    pump_until(qtbot, lambda: done, 30, "the topic")
+    # steady traffic for the charts while the faults come and go (~120 s)
+    console.session.produce(ProduceSpec(topic=TOPIC, value="{counter}", count=36_000, rate=300),
+                            lambda *_: None)
+    w.show_page(0)
+    assert select_key(w.cluster_view.table, "2")
+    assert w.cluster_view.network_button.isEnabled()
+    assert w.cluster_view.throttle_button.isEnabled()
+
+
+def test_latency_from_the_row_reaches_the_proxy(console, qtbot, monkeypatch):
+    from gui.views import cluster_view as module
+
+    cv = console.window.cluster_view
+    assert select_key(cv.table, "2")
+    before = [first_metadata_s(address(console, 2)) for _ in range(3)]
+
+    def exec_(dialog):
+        dialog.ms.setValue(250)
+        return module.QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(module.LatencyDialog, "exec", exec_)
+    cv.network_actions["latency"].trigger()  # the menu entry, through the dialog
+    pump_until(qtbot, lambda: (status_of(console, 2).get("netfault") or {}).get("latency_ms")
+               == 250, 20, "the supervisor to report +250 ms on broker 2")
+    pump_until(qtbot, lambda: cell(console, 2, BrokersModel.NETWORK_COLUMN) == "+250 ms", 20,
+               "the row to show +250 ms")
+    assert status_of(console, 1).get("netfault") is None
+    slow = [first_metadata_s(address(console, 2)) for _ in range(3)]
+    baseline = [first_metadata_s(address(console, 1)) for _ in range(3)]
+    # ApiVersions + Metadata: at least one full 250 ms round trip more than before
+    assert statistics.median(slow) >= 0.25, (before, slow)
+    assert statistics.median(slow) - statistics.median(before) >= 0.2, (before, slow)
+    assert statistics.median(baseline) < statistics.median(slow), (baseline, slow)
+    pump_until(qtbot, lambda: "+250ms b2" in console.window.charts_view.markers.labels(), 10,
+               "a chart marker for the latency")
+
+
+def test_isolate_and_clear_from_the_row(console, qtbot):
+    cv = console.window.cluster_view
+    session = console.session
+    cv.network_fault(2, "isolate")
+    pump_until(qtbot, lambda: (status_of(console, 2).get("netfault") or {}).get("mode")
+               == "isolate", 20, "the supervisor to report broker 2 isolated")
+    pump_until(qtbot, lambda: cell(console, 2, BrokersModel.NETWORK_COLUMN)
+               == "isolated, +250 ms", 20, "the row to show the isolation")
+
+    def dropped() -> bool:
+        parts = [p for p in session.last_snapshot.topic(TOPIC).partitions]
+        return any(2 in p.replicas and 2 not in p.isr for p in parts)
+
+    pump_until(qtbot, dropped, 60, "broker 2 to fall out of an ISR while cut off")
+    cv.network_fault(2, "clear")
+    pump_until(qtbot, lambda: status_of(console, 2).get("netfault") is None, 20,
+               "the supervisor to report broker 2 healthy")
+    pump_until(qtbot, lambda: cell(console, 2, BrokersModel.NETWORK_COLUMN) == "", 20,
+               "the row to clear")
+    labels = console.window.charts_view.markers.labels()
+    assert "isolate +250ms b2" in labels, labels
+    pump_until(qtbot, lambda: "net ok b2" in console.window.charts_view.markers.labels(), 10,
+               "a chart marker for the clear")
+
+    def healed() -> bool:
+        return all(set(p.isr) == set(p.replicas)
+                   for p in session.last_snapshot.topic(TOPIC).partitions)
+
+    pump_until(qtbot, healed, 90, "broker 2 back in every ISR after the clear")
+
+
+def _describe(console, resource_type, name: str) -> dict:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": console.window.caps.bootstrap})
+    resource = ConfigResource(resource_type, name)
+    return admin.describe_configs([resource])[resource].result(20)
+
+
+def test_throttle_set_and_cleared_from_the_row(console, qtbot):
+    from confluent_kafka.admin import ResourceType
+
+    cv = console.window.cluster_view
+    assert select_key(cv.table, "1")
+    dialog = cv.throttle_dialog(row(console, 1))
+    qtbot.addWidget(dialog)
+    dialog.leader.setValue(5)
+    dialog.follower.setValue(2)
+    assert dialog.ok.isEnabled()
+    spec = dialog.spec()
+    assert spec == ThrottleSpec(5_000_000, 2_000_000, "all")
+    errors = []
+    cv.set_throttle(1, spec).failed.connect(errors.append)
+    pump_until(qtbot, lambda: cell(console, 1, BrokersModel.THROTTLE_COLUMN)
+               == "leader 5 \u00b7 follower 2 MB/s" or errors, 30,
+               "the row to show the throttle")
+    assert not errors, errors
+    broker = _describe(console, ResourceType.BROKER, "1")
+    assert broker["leader.replication.throttled.rate"].value == "5000000"
+    assert broker["follower.replication.throttled.rate"].value == "2000000"
+    topic = _describe(console, ResourceType.TOPIC, TOPIC)
+    assert topic["leader.replication.throttled.replicas"].value == "*"
+    assert topic["follower.replication.throttled.replicas"].value == "*"
+    assert _describe(console, ResourceType.BROKER, "2")[
+        "leader.replication.throttled.rate"].is_default
+    pump_until(qtbot, lambda: "throttle b1 5MB/s" in console.window.charts_view.markers.labels(),
+               10, "a chart marker for the throttle")
+
+    cv.clear_throttle(1).failed.connect(errors.append)
+    pump_until(qtbot, lambda: cell(console, 1, BrokersModel.THROTTLE_COLUMN) == "" or errors,
+               30, "the row to clear the throttle")
+    assert not errors, errors
+    broker = _describe(console, ResourceType.BROKER, "1")
+    assert broker["leader.replication.throttled.rate"].is_default
+    assert broker["follower.replication.throttled.rate"].is_default
+    topic = _describe(console, ResourceType.TOPIC, TOPIC)
+    assert not topic["leader.replication.throttled.replicas"].value
+    assert not topic["follower.replication.throttled.replicas"].value
+    pump_until(qtbot, lambda: "unthrottle b1" in console.window.charts_view.markers.labels(),
+               10, "a chart marker for the clear")
+
+
+def test_throttle_on_reassigning_replicas_needs_a_reassignment(console, qtbot):
+    cv = console.window.cluster_view
+    errors = []
+    cv.set_throttle(3, ThrottleSpec(1_000_000, None, "reassigning")).failed.connect(
+        errors.append)
+    pump_until(qtbot, lambda: errors, 30, "the refusal")
+    assert "No partition is being reassigned" in str(errors[0])
+    assert cell(console, 3, BrokersModel.THROTTLE_COLUMN) == ""
+
+
+def test_pause_markers_and_screenshots(console, qtbot):
+    """Faults a few seconds apart, as an operator would apply them, then the screenshots."""
+    w = console.window
+    cv = w.cluster_view
+    labels = w.charts_view.markers.labels
+    cv.network_fault(2, "latency", 200)
+    pump_until(qtbot, lambda: cell(console, 2, BrokersModel.NETWORK_COLUMN) == "+200 ms", 20,
+               "+200 ms on broker 2's row")
+    qtbot.wait(10_000)
+    cv.set_throttle(1, ThrottleSpec(10_000_000, 10_000_000, "all"))
+    pump_until(qtbot, lambda: cell(console, 1, BrokersModel.THROTTLE_COLUMN), 30,
+               "the throttle on broker 1's row")
+    qtbot.wait(10_000)
+    cv.do_action("pause", 3)
+    pump_until(qtbot, lambda: "pause b3" in labels(), 20, "a chart marker for the pause")
+    qtbot.wait(10_000)
+    cv.do_action("resume", 3)
+    pump_until(qtbot, lambda: "resume b3" in labels(), 20, "a chart marker for the resume")
+    qtbot.wait(4000)
+    assert {"+200ms b2", "throttle b1 10MB/s", "pause b3", "resume b3"} <= set(labels())
+    try:
+        if SHOTS:
+            from PySide6.QtWidgets import QApplication
+
+            from gui.theme import ThemeManager
+
+            ThemeManager(QApplication.instance(), "light").apply("light")
+            out = Path(SHOTS)
+            out.mkdir(parents=True, exist_ok=True)
+            w.show_page(0)
+            assert select_key(cv.table, "2")
+            qtbot.wait(1500)
+            assert w.grab().save(str(out / "faults-cluster-light.png"))
+            w.show_page(PAGES_CHARTS)
+            qtbot.wait(1500)
+            assert w.grab().save(str(out / "faults-charts-light.png"))
+    finally:
+        cv.network_fault(2, "clear")
+        cv.clear_throttle(1)
+        pump_until(qtbot, lambda: cell(console, 2, BrokersModel.NETWORK_COLUMN) == ""
+                   and cell(console, 1, BrokersModel.THROTTLE_COLUMN) == "", 30,
+                   "the faults cleared")
+
+
+PAGES_CHARTS = 5  # Cluster, Topics, Consumer groups, Produce, Browse, Charts
