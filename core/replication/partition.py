@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sized
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from core.common.errors import (
     FencedLeaderEpochError,
@@ -24,6 +26,8 @@ from core.metadata.image import PartitionRegistration
 from core.replication.quota import ReplicationQuota
 
 log = logging.getLogger(__name__)
+
+_Records = TypeVar("_Records", bound=Sized)
 
 
 @dataclass(slots=True)
@@ -151,15 +155,19 @@ class Partition:
             state.last_caught_up_ms = now
         self._maybe_advance_hw()
 
-    def throttle_replica_read(self, replica_id: int, data: bytes) -> bytes:
-        """Leader side of the replication throttle (KIP-73) for what a fetch read: a follower
+    def throttle_replica_read(self, replica_id: int, data: _Records) -> _Records | bytes:
+        """Leader side of the replication throttle (KIP-73), applied to what a fetch read for
+        this partition (bytes, or any sized region such as a sendfile FileRegion): a follower
         outside the ISR of a throttled partition gets nothing while the leader quota is
         exceeded (Kafka's shouldLeaderThrottle); bytes served for a throttled partition are
         recorded. Consumers (replica_id < 0) and unthrottled partitions pass untouched."""
         quota = self.leader_quota
-        if replica_id < 0 or quota is None or not data or not quota.is_throttled(self.tp):
+        if replica_id < 0 or quota is None or not len(data) or not quota.is_throttled(self.tp):
             return data
         if replica_id not in self.registration.isr and quota.is_quota_exceeded():
+            close = getattr(data, "close", None)
+            if close is not None:  # a file region holds a descriptor: release it now
+                close()
             return b""
         quota.record(len(data))
         return data

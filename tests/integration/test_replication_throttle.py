@@ -273,6 +273,8 @@ def test_leader_throttle_bounds_what_the_leader_sends(cluster, admin):
         t0, s0 = time.monotonic(), log_size(cluster, 3, topic)
         time.sleep(8)
         rate = (log_size(cluster, 3, topic) - s0) / (time.monotonic() - t0)
+        print(f"leader-throttled catch-up: {rate / 1000:.0f} kB/s "
+              f"(throttle {THROTTLE / 1000:.0f} kB/s)")
         assert 0.3 * THROTTLE < rate < 2.0 * THROTTLE
     finally:
         alter(admin, ResourceType.BROKER, "1", leader_replication_throttled_rate=None)
