@@ -230,7 +230,7 @@ def run(runs: int, records: int, rate: int, seconds: float, e2e_conf: dict[str, 
                 add(f"{name}.produce.cpu", cpu.share)
                 add(f"{name}.produce.cpu_us", cpu.cpu_seconds / records * 1e6)
                 for label, conf in (("consume", None), ("consume_tuned", TUNED_CONSUMER)):
-                    with CpuMeter([target.pid]) as cpu:
+                    with CpuMeter([target.pid], precise=True) as cpu:
                         elapsed = consume(target.bootstrap, topic, records, conf)
                     add(f"{name}.{label}", records / elapsed)
                     add(f"{name}.{label}.cpu", cpu.share)

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: serve known-good record ranges of at least SPLICE_MIN_BYTES with sendfile
 SENDFILE = HAVE_SENDFILE and os.environ.get("KAFLAB_SENDFILE", "1") != "0"
+#: file regions in one response at most (each holds a file descriptor until it is sent);
+#: partitions past that are read and copied
+MAX_REGIONS = 64
 
 
 class CheckedRanges:
@@ -202,9 +205,11 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     responses: list[dict[str, Any]] = []
     events: list[asyncio.Event] = []
     total = 0
+    regions = 0
     for want in wants:
         response, size, event = _read_one(broker, want, replica_id, max(0, max_bytes - total),
-                                          total == 0, read_committed)
+                                          total == 0, read_committed, regions < MAX_REGIONS)
+        regions += type(response["records"]) is FileRegion
         responses.append(response)
         total += size
         if event is not None:
@@ -212,10 +217,11 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     return responses, total, events
 
 
-def _records(tp: TopicPartition, offset: int, piece: Any) -> bytes | FileRegion:
+def _records(tp: TopicPartition, offset: int, piece: Any, region_ok: bool
+             ) -> bytes | FileRegion:
     """The slice's batches: by reference to the file when they are known good and large
     enough to be worth a sendfile, else read, CRC-checked (and remembered as checked)."""
-    if SENDFILE and piece.size >= SPLICE_MIN_BYTES and CHECKED.covers(
+    if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES and CHECKED.covers(
             piece.file, piece.position, piece.size):
         return FileRegion(piece.fileno(), piece.position, piece.size)
     data = _intact(tp, offset, piece.read_bytes())
@@ -238,7 +244,8 @@ def _intact(tp: TopicPartition, offset: int, data: bytes) -> bytes:
 
 
 def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: bool,
-              read_committed: bool) -> tuple[dict[str, Any], int, asyncio.Event | None]:
+              read_committed: bool, region_ok: bool = True
+              ) -> tuple[dict[str, Any], int, asyncio.Event | None]:
     tp = TopicPartition(want.topic, want.partition)
     base = dict(topic=want.topic, partition_index=want.partition, high_watermark=-1,
                 last_stable_offset=-1, log_start_offset=-1, aborted_transactions=None,
@@ -264,7 +271,7 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
         if want.fetch_offset != (limit if limit is not None else log.log_end_offset):
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
-            data = _records(tp, want.fetch_offset, piece) if piece.size else b""
+            data = _records(tp, want.fetch_offset, piece, region_ok) if piece.size else b""
             if read_committed and data:
                 aborted = [dict(producer_id=pid, first_offset=first_offset)
                            for pid, first_offset in log.aborted_transactions(
