@@ -297,13 +297,12 @@ class ClusterView(QWidget):
         what = f"+{ms} ms latency" if fault == "latency" else fault
         label = (f"Clearing network faults on broker {broker_id}" if fault == "clear"
                  else f"Network fault on broker {broker_id}: {what}")
-        note = (f"broker {broker_id}: network healthy" if fault == "clear"
-                else f"broker {broker_id}: network {what}")
         title = (f"Could not clear the network fault of broker {broker_id}" if fault == "clear"
                  else f"Could not apply {what} to broker {broker_id}")
+        # no timeline note here: the supervisor logs the fault to serve.log, which the
+        # timeline follows (a "network-fault" event), whoever applied it
         return self.session.run(
             label, self.session.backend.network_fault(broker_id, fault, ms),
-            on_ok=lambda _msg: timeline.note(self.session, "network-fault", note),
             on_err=lambda exc: show_error(self, title, exc))
 
     def _throttle(self) -> None:

@@ -22,6 +22,7 @@ from PySide6.QtCore import QSettings
 
 from core.cluster.client import ClusterControl
 from core.cluster.local import free_base_port
+from core.timeline.store import TimelineStore
 from gui.bridge.backend import ProduceSpec, ThrottleSpec
 from gui.models.cluster import BrokersModel
 from gui.views.common import select_key
@@ -164,6 +165,18 @@ def test_isolate_and_clear_from_the_row(console, qtbot):
                    for p in session.last_snapshot.topic(TOPIC).partitions)
 
     pump_until(qtbot, healed, 90, "broker 2 back in every ISR after the clear")
+    # the timeline (D/timeline.sqlite, which the console records into) has both changes
+    store = TimelineStore(console.window.caps.data_dir / "timeline.sqlite")
+    try:
+        def texts() -> list[str]:
+            return [e.text for e in store.events_between(0, time.time() + 60)
+                    if e.kind == "network-fault" and e.is_fault]
+
+        pump_until(qtbot, lambda: any("isolate" in t for t in texts())
+                   and any("cleared" in t for t in texts()), 20,
+                   "network-fault events in the timeline")
+    finally:
+        store.close()
 
 
 def _describe(console, resource_type, name: str) -> dict:
