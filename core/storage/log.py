@@ -43,6 +43,7 @@ from core.records.batch import (
 from core.storage.leader_epoch_cache import LeaderEpochCache
 from core.storage.producer_state import ProducerStateManager
 from core.storage.segment import LogSegment, segment_file_name
+from core.storage.staging import STAGING_BYTES, staging
 from core.storage.transaction_index import ABORT, AbortedTxn, TransactionIndex, control_type
 
 __all__ = [
@@ -403,43 +404,55 @@ class Log:
         OutOfOrderSequenceError; a duplicate of one of the producer's last 5 batches returns
         the original offsets with ``duplicate=True`` and writes nothing.
         """
-        # Fast path: the usual produce payload, one valid CreateTime data batch.
-        # Anything else (or anything invalid) goes through the general path, which raises.
+        # Fast path: the usual produce payload, one valid CreateTime data batch, checked and
+        # written with no header objects. Anything else (or anything invalid) goes through the
+        # general path, which raises the Kafka errors.
         total = len(records)
         if 61 <= total <= self._fast_max and origin == "client":
-            fields = _HEADER_UNPACK(records, 0)
-            if (fields[1] + 12 == total and fields[3] == 2
-                    and fields[6] >= 0 and fields[12] == fields[6] + 1
-                    and not fields[5] & 0x20):
-                view = memoryview(records)
-                if _crc32c(view[21:]) == fields[4]:
+            (_, length, _, magic, crc, attributes, delta, _, max_ts, pid, producer_epoch,
+             first_seq, count) = _HEADER_UNPACK(records, 0)
+            if (length + 12 == total and magic == 2 and delta >= 0 and count == delta + 1
+                    and not attributes & 0x20):
+                staged = total <= STAGING_BYTES
+                if staged:
+                    # Copy into the cache-hot staging buffer: CRC, prefix rewrite and the
+                    # kernel's copy then read hot bytes, and one os.write takes it all.
+                    data = staging.view[:total]
+                    data[:] = records
+                else:
+                    data = memoryview(records)
+                if _crc32c(data[21:]) == crc:
                     with self._lock:
-                        pid = fields[9]
+                        if total > self._fast_max:  # went offline or closed meanwhile
+                            return self._append_leader(records, leader_epoch, origin)
                         if pid >= 0:
-                            first_seq = fields[11]
-                            last_seq = first_seq + fields[6] if first_seq >= 0 else -1
+                            last_seq = first_seq + delta if first_seq >= 0 else -1
                             if last_seq > INT32_MAX:
                                 last_seq -= INT32_MAX + 1
-                            dup = self.producer_state.check_one(pid, fields[10], first_seq,
+                            dup = self.producer_state.check_one(pid, producer_epoch, first_seq,
                                                                 last_seq)
                             if dup is not None:
                                 return AppendResult(dup.first_offset, dup.last_offset, -1,
                                                     self.log_start_offset, dup.timestamp, True)
                         first = self._leo
-                        last = first + fields[6]
-                        max_ts = fields[8]
+                        last = first + delta
                         segment = self._segments[-1]
+                        position = segment.size
                         rolling = segment.rolling_timestamp_ms
-                        if segment.size and (
-                                segment.size + total > self._segment_bytes
-                                or segment.index_full or rolling is None
+                        if position and (
+                                position + total > self._segment_bytes or segment.index_full
+                                or rolling is None or rolling < 0
                                 or max_ts - rolling > self._segment_ms
                                 or last - segment.base_offset > INT32_MAX
                         ) and self._needs_roll(segment, total, max_ts, last):
                             segment = self._roll(first)
                         try:
-                            segment.append_one(_PREFIX.pack(first, fields[1], leader_epoch),
-                                               view[16:], total, last, max_ts)
+                            if staged:
+                                _PREFIX.pack_into(data, 0, first, length, leader_epoch)
+                                segment.append_batch(data, total, last, max_ts)
+                            else:
+                                segment.append_one(_PREFIX.pack(first, length, leader_epoch),
+                                                   data[16:], total, last, max_ts)
                         except OSError as exc:
                             self._go_offline(exc)
                             raise KafkaStorageError(
@@ -448,10 +461,10 @@ class Log:
                         if leader_epoch != self.epoch_cache.latest_epoch:
                             self.epoch_cache.assign(leader_epoch, first)
                         if pid >= 0:
-                            self.producer_state.record(pid, fields[10], first_seq, last_seq,
+                            self.producer_state.record(pid, producer_epoch, first_seq, last_seq,
                                                        first, last, max_ts,
-                                                       bool(fields[5] & 0x10))
-                        self._unflushed_messages += fields[12]
+                                                       bool(attributes & 0x10))
+                        self._unflushed_messages += count
                         if self._unflushed_messages >= self._flush_messages:
                             self._flush_locked()
                         return _tuple_new(AppendResult,

@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from crc32c import crc32c
 
@@ -31,13 +32,17 @@ INT32_MAX = 2**31 - 1
 _SNAPSHOT_RE = re.compile(r"^(\d{20})\.snapshot$")
 
 
-@dataclass(slots=True)
-class BatchMetadata:
+class BatchMetadata(NamedTuple):
+    """One of a producer's last batches: its sequence range, offsets and max timestamp."""
+
     first_seq: int
     last_seq: int
     first_offset: int
     last_offset: int
     timestamp: int
+
+
+_tuple_new = tuple.__new__  # builds a BatchMetadata without the Python-level __new__
 
 
 @dataclass(slots=True)
@@ -152,14 +157,18 @@ class ProducerStateManager:
             return None
         current = entry.epoch
         if epoch == current:
-            for meta in entry.batches:
-                if meta.first_seq == first_seq and meta.last_seq == last_seq:
+            batches = entry.batches
+            for meta in batches:
+                if meta[0] == first_seq and meta[1] == last_seq:
                     return meta
-            if current != -1 and not _in_sequence(entry.last_seq, first_seq):
-                raise OutOfOrderSequenceError(
-                    f"producer {pid} epoch {epoch}: out of order sequence {first_seq}, "
-                    f"last appended {entry.last_seq}"
-                )
+            if current != -1:
+                last_appended = batches[-1][1] if batches else -1
+                if first_seq != last_appended + 1 and not (
+                        first_seq == 0 and last_appended == INT32_MAX):
+                    raise OutOfOrderSequenceError(
+                        f"producer {pid} epoch {epoch}: out of order sequence {first_seq}, "
+                        f"last appended {last_appended}"
+                    )
         elif epoch < current:
             raise InvalidProducerEpochError(
                 f"producer {pid} epoch {epoch} is older than current epoch {current}"
@@ -184,8 +193,8 @@ class ProducerStateManager:
             entry.epoch = max(entry.epoch, epoch)
         entry.last_timestamp = timestamp
         if first_seq >= 0:
-            entry.batches.append(
-                BatchMetadata(first_seq, last_seq, first_offset, last_offset, timestamp))
+            entry.batches.append(_tuple_new(
+                BatchMetadata, (first_seq, last_seq, first_offset, last_offset, timestamp)))
         if transactional and entry.current_txn_first_offset is None:
             entry.current_txn_first_offset = first_offset
         return entry

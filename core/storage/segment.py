@@ -10,6 +10,7 @@ from __future__ import annotations
 import bisect
 import os
 import struct
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,17 @@ __all__ = ["LogSegment", "segment_file_name"]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _CHUNK = 1 << 20
+_make_header = BatchHeader._make
+
+
+class _Scratch(threading.local):
+    """A 4 KiB buffer per thread for reading batch headers on the fetch path."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(4096)
+
+
+_scratch = _Scratch()
 
 
 def segment_file_name(base_offset: int, suffix: str = ".log") -> str:
@@ -65,6 +77,8 @@ class LogSegment:
         self.bytes_since_index = 0
         self.flushed_size = self.size
         self.index_full = False  # an index reached segment.index.bytes: roll
+        self._index_room = 0
+        self._update_index_full()
 
     def __repr__(self) -> str:
         return f"LogSegment({self.path.name}, size={self.size}, next={self.next_offset})"
@@ -99,37 +113,74 @@ class LogSegment:
         self.size = position
         self.next_offset = batches[-1][0] + 1
 
-    def append_one(
-        self, prefix: bytes, rest: memoryview, size: int, last_offset: int, max_ts: int
-    ) -> None:
-        """Append one batch given as its rewritten 16-byte prefix and the rest (zero copy)."""
-        written = os.writev(self.fd, (prefix, rest))
-        if written != size:
-            os.ftruncate(self.fd, self.size)
-            raise OSError(28, f"short write to {self.path} ({written} of {size} bytes)")
+    def append_batch(self, data: bytes | bytearray | memoryview, size: int, last_offset: int,
+                     max_ts: int) -> None:
+        """Append one batch given as its final bytes (``size`` long) with one ``os.write``.
+
+        The produce fast path: ``data`` already carries the assigned base offset and epoch.
+        The bookkeeping is ``_account_one``'s, inlined: it runs for every produced batch.
+        """
         position = self.size
+        written = os.write(self.fd, data)
+        if written != size:
+            os.ftruncate(self.fd, position)
+            raise OSError(28, f"short write to {self.path} ({written} of {size} bytes)")
         if max_ts > self.max_timestamp:
             self.max_timestamp = max_ts
             self.offset_of_max_timestamp = last_offset
-            if self.rolling_timestamp_ms is None:
-                self.rolling_timestamp_ms = max_ts
+        if self.rolling_timestamp_ms is None:
+            self.rolling_timestamp_ms = max_ts
         if self.bytes_since_index > self.index_interval_bytes:
-            # Offsets and positions only grow on this path: append to the arrays directly.
-            index = self.offset_index
-            offsets = index._offsets
-            offsets.append(last_offset)
-            index._positions.append(position)
-            timestamps = self.time_index._timestamps
-            if self.max_timestamp > (timestamps[-1] if timestamps else -1):
-                timestamps.append(self.max_timestamp)
-                self.time_index._offsets.append(self.offset_of_max_timestamp)
-            if len(offsets) >= index.max_entries or len(timestamps) >= self.time_index.max_entries:
-                self.index_full = True
+            self._add_index_entry(last_offset, position)
             self.bytes_since_index = size
         else:
             self.bytes_since_index += size
         self.size = position + size
         self.next_offset = last_offset + 1
+
+    def append_one(
+        self, prefix: bytes, rest: memoryview, size: int, last_offset: int, max_ts: int
+    ) -> None:
+        """Append one batch given as its rewritten 16-byte prefix and the rest (zero copy)."""
+        position = self.size
+        written = os.writev(self.fd, (prefix, rest))
+        if written != size:
+            os.ftruncate(self.fd, position)
+            raise OSError(28, f"short write to {self.path} ({written} of {size} bytes)")
+        self._account_one(position, size, last_offset, max_ts)
+
+    def _account_one(self, position: int, size: int, last_offset: int, max_ts: int) -> None:
+        """Bookkeeping for one batch written at ``position``: max timestamp, rolling
+        timestamp, sparse index entries, size and next offset."""
+        if max_ts > self.max_timestamp:
+            self.max_timestamp = max_ts
+            self.offset_of_max_timestamp = last_offset
+        if self.rolling_timestamp_ms is None:
+            self.rolling_timestamp_ms = max_ts
+        if self.bytes_since_index > self.index_interval_bytes:
+            self._add_index_entry(last_offset, position)
+            self.bytes_since_index = size
+        else:
+            self.bytes_since_index += size
+        self.size = position + size
+        self.next_offset = last_offset + 1
+
+    def _add_index_entry(self, last_offset: int, position: int) -> None:
+        """Sparse index entries for a batch appended at ``position`` (Kafka's LogSegment:
+        its last offset -> its position; the max timestamp so far if it grew)."""
+        # Offsets, positions and timestamps only grow on the append path: no checks needed.
+        index = self.offset_index
+        index._offsets.append(last_offset)
+        index._positions.append(position)
+        time_index = self.time_index
+        timestamps = time_index._timestamps
+        max_ts = self.max_timestamp
+        if max_ts > (timestamps[-1] if timestamps else -1):
+            timestamps.append(max_ts)
+            time_index._offsets.append(self.offset_of_max_timestamp)
+        self._index_room -= 1
+        if self._index_room <= 0:
+            self._update_index_full()
 
     def _index_batch(self, position: int, header: BatchHeader) -> None:
         """Index bookkeeping for a batch found while scanning (recovery, rebuild)."""
@@ -205,13 +256,38 @@ class LogSegment:
             yield pos, make(fields)
             pos += size
 
+    def _scan(self, pos: int, limit: int, offset: int) -> tuple[int, tuple[int, ...]] | None:
+        """(position, header fields) of the first batch from ``pos`` (ending at or before
+        ``limit``) whose last offset is >= ``offset``; None if there is none or a batch is
+        invalid. Reads 4 KiB chunks into this thread's scratch buffer (no allocation)."""
+        fd = self.fd
+        buf = _scratch.buf
+        unpack = _HEADER.unpack_from
+        buf_start = pos
+        have = 0
+        while pos < limit:
+            rel = pos - buf_start
+            if have - rel < HEADER_SIZE:
+                have = os.preadv(fd, (buf,), pos)
+                buf_start, rel = pos, 0
+                if have < HEADER_SIZE:
+                    return None
+            fields = unpack(buf, rel)
+            size = fields[1] + LOG_OVERHEAD
+            if fields[3] != 2 or size < HEADER_SIZE or pos + size > limit:
+                return None
+            if fields[0] + fields[6] >= offset:
+                return pos, fields
+            pos += size
+        return None
+
     def translate(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset is >= ``offset``."""
         _, position = self.offset_index.lookup(offset)
-        for pos, header in self.batches(position, chunk=4096):
-            if header.base_offset + header.last_offset_delta >= offset:
-                return pos, header
-        return None
+        found = self._scan(position, self.size, offset)
+        if found is None:
+            return None
+        return found[0], _make_header(found[1])
 
     def slice_end(
         self, start: int, max_bytes: int, end_limit: int, min_one: bool, limit_next: int
@@ -225,20 +301,39 @@ class LogSegment:
             return end_limit, limit_next
         positions = self.offset_index._positions
         index = bisect.bisect_right(positions, wanted) - 1
-        walk_from = positions[index] if index >= 0 and positions[index] > start else start
-        end = walk_from
+        # An index entry is a batch start at or before ``wanted``: walk headers from there.
+        pos = positions[index] if index >= 0 and positions[index] > start else start
+        end = pos
         next_offset = -1
-        if walk_from > start:
-            # An index entry is a batch start: read its header to know the offset before it.
-            next_offset = _HEADER.unpack_from(os.pread(self.fd, HEADER_SIZE, walk_from))[0]
-        for pos, header in self.batches(walk_from, end_limit, chunk=4096):
-            batch_end = pos + header.batch_length + LOG_OVERHEAD
+        from_index = pos > start
+        fd = self.fd
+        buf = _scratch.buf
+        unpack = _HEADER.unpack_from
+        buf_start = pos
+        have = 0
+        while pos < end_limit:
+            rel = pos - buf_start
+            if have - rel < HEADER_SIZE:
+                have = os.preadv(fd, (buf,), pos)
+                buf_start, rel = pos, 0
+                if have < HEADER_SIZE:
+                    break
+            fields = unpack(buf, rel)
+            if from_index:
+                # The batches before the index entry end right before this one's base offset.
+                next_offset = fields[0]
+                from_index = False
+            size = fields[1] + LOG_OVERHEAD
+            if fields[3] != 2 or size < HEADER_SIZE or pos + size > end_limit:
+                break
+            batch_end = pos + size
             if batch_end > wanted:
                 if end == start and min_one:
-                    return batch_end, header.base_offset + header.last_offset_delta + 1
+                    return batch_end, fields[0] + fields[6] + 1
                 break
             end = batch_end
-            next_offset = header.base_offset + header.last_offset_delta + 1
+            next_offset = fields[0] + fields[6] + 1
+            pos = batch_end
         return end, next_offset
 
     def read_at(self, position: int, size: int) -> bytes:
@@ -254,7 +349,7 @@ class LogSegment:
         self.rolling_timestamp_ms = None
         self.bytes_since_index = 0
         self.next_offset = self.base_offset
-        self.index_full = False
+        self._update_index_full()
 
     def recover(self) -> tuple[list[BatchHeader], int]:
         """Scan the whole file verifying every batch; rebuild the indexes; cut a bad tail.
@@ -342,7 +437,12 @@ class LogSegment:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def _update_index_full(self) -> None:
-        self.index_full = self.offset_index.is_full or self.time_index.is_full
+        offset_index, time_index = self.offset_index, self.time_index
+        self.index_full = offset_index.is_full or time_index.is_full
+        # Entries _add_index_entry may add (at most one per index each) before it must
+        # check again whether an index is full.
+        self._index_room = min(offset_index.max_entries - len(offset_index),
+                               time_index.max_entries - len(time_index))
 
     @property
     def largest_timestamp(self) -> int:
