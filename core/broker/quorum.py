@@ -37,7 +37,8 @@ def start_raft_metadata(broker: Any) -> Any:
         broker.node_id, broker.voters, broker.data_dir / "metadata-quorum",
         broker.cluster_id,
         election_timeout_ms=int(raw.get("controller.quorum.election.timeout.ms", "1000")),
-        fetch_timeout_ms=int(raw.get("controller.quorum.fetch.timeout.ms", "2000")))
+        fetch_timeout_ms=int(raw.get("controller.quorum.fetch.timeout.ms", "2000")),
+        snapshot_max_bytes=broker.config["metadata.log.max.record.bytes.between.snapshots"])
     metadata_log.start()
     return metadata_log
 

@@ -5,6 +5,14 @@ The node is sans-IO (core.raft); this module is its I/O: a tick loop, outbound r
 KafkaConnections, inbound requests answered by the handlers in core/broker/handlers (which call
 `handle_inbound`), and committed entries delivered to the broker's metadata listeners. It also
 implements the MetadataLog protocol the controller appends to.
+
+Snapshots (KIP-630): this module folds the committed records into its own MetadataImage and,
+once metadata.log.max.record.bytes.between.snapshots bytes of records were applied since the
+last snapshot (or on demand, snapshot_now), writes the image as metadata records into
+`<endOffset>-<epoch>.checkpoint` next to raft.log; the node then deletes the log before it. A
+snapshot to load (at start, or fetched from the leader with FetchSnapshot) reaches the
+listeners as its records, the first a SnapshotHeader that resets their image, all at offset
+end_offset - 1.
 """
 
 from __future__ import annotations
@@ -20,6 +28,8 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.common.errors import KafkaError, NotControllerError
+from core.metadata.image import MetadataImage, image_records
+from core.metadata.records import NoOp, decode_record
 from core.network.client import KafkaConnection
 from core.protocol.build import build
 from core.protocol.codec import request_class
@@ -31,20 +41,27 @@ from core.raft.messages import (
     EndQuorumEpochResponse,
     FetchRequest,
     FetchResponse,
+    FetchSnapshotRequest,
+    FetchSnapshotResponse,
     RaftMessage,
     VoteRequest,
     VoteResponse,
 )
 from core.raft.node import NotLeader, RaftNode
+from core.raft.snapshot import FileSnapshotStore, SnapshotCorruptError, SnapshotId
 from core.raft.store import FileQuorumStore
-from core.raft.wire import decode_entries
+from core.raft.wire import decode_entries, fetch_snapshot_response, to_kio
 
 log = logging.getLogger(__name__)
 
 METADATA_TOPIC = "__cluster_metadata"
 TICK_S = 0.02
+#: Kafka's metadata.log.max.record.bytes.between.snapshots default (20 MiB)
+SNAPSHOT_BYTES_DEFAULT = 20 * 1024 * 1024
 _RESPONSE_FOR = {VoteRequest: VoteResponse, BeginQuorumEpochRequest: BeginQuorumEpochResponse,
-                 EndQuorumEpochRequest: EndQuorumEpochResponse, FetchRequest: FetchResponse}
+                 EndQuorumEpochRequest: EndQuorumEpochResponse, FetchRequest: FetchResponse,
+                 FetchSnapshotRequest: FetchSnapshotResponse}
+_VERSION = {1: 12, 59: 1}  # api key -> version we send (others: 0)
 Listener = Callable[[int, bytes], None]
 
 
@@ -52,12 +69,18 @@ class RaftMetadataLog:
     """MetadataLog over a Raft quorum of the brokers listed in controller.quorum.voters."""
 
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], directory: Path,
-                 cluster_id: str, *, election_timeout_ms: int, fetch_timeout_ms: int) -> None:
+                 cluster_id: str, *, election_timeout_ms: int, fetch_timeout_ms: int,
+                 snapshot_max_bytes: int = SNAPSHOT_BYTES_DEFAULT) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.node_id = node_id
         self.voters = voters
         self.cluster_id = cluster_id
         self._log = FileLog(directory / "raft.log")
+        self.snapshots = FileSnapshotStore(directory)
+        self.snapshot_max_bytes = snapshot_max_bytes
+        self.image = MetadataImage()  # the fold of the committed records, for snapshots
+        self._bytes_since_snapshot = 0
+        self._fetched_seen = 0
         self.node = RaftNode(
             node_id, sorted(voters), self._log, FileQuorumStore(directory / "quorum-state"),
             rng=random.Random(), election_timeout_ms=election_timeout_ms,
@@ -67,7 +90,7 @@ class RaftMetadataLog:
             # v12 cannot carry it, so a short park keeps every broker's metadata within
             # ~50 ms of the controller at the price of ~20 idle fetches/s per follower
             fetch_max_wait_ms=min(50, fetch_timeout_ms // 4),
-            request_timeout_ms=fetch_timeout_ms // 4)
+            request_timeout_ms=fetch_timeout_ms // 4, snapshots=self.snapshots)
         self._listeners: list[Listener] = []
         self._conns: dict[int, KafkaConnection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
@@ -140,9 +163,16 @@ class RaftMetadataLog:
             await asyncio.sleep(TICK_S)
 
     def _deliver(self) -> None:
+        snapshot = self.node.poll_snapshot()
+        if snapshot is not None:
+            self._load_snapshot(snapshot)
         for entry in self.node.poll_committed():
+            self._fold(entry.offset, entry.data)
+            self._bytes_since_snapshot += len(entry.data)
             for listener in self._listeners:
                 listener(entry.offset, entry.data)
+        if self._bytes_since_snapshot >= self.snapshot_max_bytes:
+            self.snapshot_now()
         hw = self.node.high_watermark
         remaining = []
         for offset, fut in self._commit_waiters:
@@ -153,6 +183,57 @@ class RaftMetadataLog:
             else:
                 remaining.append((offset, fut))
         self._commit_waiters = remaining
+
+    # snapshots -------------------------------------------------------------------------------
+    def _fold(self, offset: int, data: bytes) -> None:
+        try:
+            record = decode_record(data)
+        except ValueError:
+            record = NoOp()  # the broker skips it too (and logs it)
+        self.image = self.image.apply(record, offset)
+
+    def _load_snapshot(self, snapshot_id: SnapshotId) -> None:
+        """Hand a snapshot's records to the listeners (they rebuild their image from it)."""
+        try:
+            records = self.snapshots.read_records(snapshot_id)
+        except (KeyError, OSError, SnapshotCorruptError) as exc:
+            log.error("cannot load metadata snapshot %s: %r", snapshot_id, exc)
+            return
+        fetched = self.node.stats["snapshots_fetched"]
+        source = "snapshot fetched from the leader" if fetched > self._fetched_seen \
+            else "local snapshot"
+        self._fetched_seen = fetched
+        offset = snapshot_id.end_offset - 1
+        self.image = MetadataImage()
+        for data in records:
+            self._fold(offset, data)
+            for listener in self._listeners:
+                listener(offset, data)
+        self._bytes_since_snapshot = 0
+        log.info("metadata loaded from %s %s (%d records, %d topics)", source,
+                 snapshot_id, len(records), len(self.image.topics))
+
+    def snapshot_now(self) -> SnapshotId | None:
+        """Snapshot the image at the applied offset and delete the log before it (also what
+        the byte threshold triggers); None when nothing was applied since the last one."""
+        node = self.node
+        end = min(node.applied_offset, node.high_watermark)
+        latest = self.snapshots.latest()
+        if end <= node.log.start_offset() or (latest is not None and end <= latest.end_offset):
+            return None
+        epoch = node.log.epoch_at(end - 1)
+        assert epoch is not None
+        records = [r.encode() for r in image_records(self.image, end, epoch)]
+        try:
+            snapshot_id = node.create_snapshot(end, records)
+        except OSError as exc:  # e.g. a full disk: keep the log, try again later
+            log.error("cannot write a metadata snapshot at %d: %r", end, exc)
+            self._bytes_since_snapshot = 0
+            return None
+        self._bytes_since_snapshot = 0
+        log.info("metadata snapshot %s written (%d records); log start offset now %d",
+                 snapshot_id, len(records), node.log.start_offset())
+        return snapshot_id
 
     def _dispatch(self, outbound: list[Any]) -> None:
         loop = asyncio.get_running_loop()
@@ -191,7 +272,7 @@ class RaftMetadataLog:
             timeout += message.max_wait_ms / 1000
         try:
             conn = await self._connection(dest)
-            raw = await conn.send(body, version=0 if api_key != 1 else 12, timeout=timeout)
+            raw = await conn.send(body, version=_VERSION.get(api_key, 0), timeout=timeout)
             response = self._from_wire_response(message, raw)
         except (TimeoutError, KafkaError, OSError) as exc:
             log.debug("raft %s to %d failed: %r", type(message).__name__, dest, exc)
@@ -245,6 +326,9 @@ class RaftMetadataLog:
                                  high_watermark=self.node.high_watermark,
                                  fetch_offset=request.fetch_offset,
                                  last_fetched_epoch=request.last_fetched_epoch)
+        if isinstance(request, FetchSnapshotRequest):
+            return FetchSnapshotResponse(code, leader, epoch, request.snapshot_end_offset,
+                                         request.snapshot_epoch, -1, request.position)
         if isinstance(request, VoteRequest):
             return VoteResponse(code, leader, epoch, False)
         if isinstance(request, BeginQuorumEpochRequest):
@@ -272,6 +356,8 @@ class RaftMetadataLog:
                                                     leader_epoch=m.leader_epoch,
                                                     preferred_successors=list(
                                                         m.preferred_successors)))
+        if isinstance(m, FetchSnapshotRequest):
+            return 59, to_kio(m, cluster_id=self.cluster_id)
         assert isinstance(m, FetchRequest)
         return 1, build(request_class(1, 12), cluster_id=self.cluster_id,
                         replica_id=m.replica_id, max_wait=m.max_wait_ms, min_bytes=0,
@@ -283,12 +369,15 @@ class RaftMetadataLog:
                             log_start_offset=-1, partition_max_bytes=8 * 1024 * 1024)])])
 
     def _from_wire_response(self, request: RaftMessage, raw: Any) -> RaftMessage | None:
+        if isinstance(request, FetchSnapshotRequest):
+            return fetch_snapshot_response(raw)
         if isinstance(request, FetchRequest):
             if raw.error_code or not raw.responses:
                 return None
             p = raw.responses[0].partitions[0]
             leader = p.current_leader
             diverging = p.diverging_epoch
+            snapshot = getattr(p, "snapshot_id", None)
             return FetchResponse(
                 error_code=ErrorCode(p.error_code),
                 leader_id=leader.leader_id if leader else -1,
@@ -297,7 +386,9 @@ class RaftMetadataLog:
                 last_fetched_epoch=request.last_fetched_epoch,
                 records=decode_entries(p.records or b""),
                 diverging_epoch=diverging.epoch if diverging else -1,
-                diverging_end_offset=diverging.end_offset if diverging else -1)
+                diverging_end_offset=diverging.end_offset if diverging else -1,
+                snapshot_end_offset=snapshot.end_offset if snapshot else -1,
+                snapshot_epoch=snapshot.epoch if snapshot else -1)
         if raw.error_code or not raw.topics:
             return None
         p = raw.topics[0].partitions[0]

@@ -149,6 +149,8 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("log.dir", "string", "/tmp/kaflab-logs"),
         ConfigDef("metrics.port", "int", "0", min=0),
         ConfigDef("controller.quorum.voters", "string", ""),
+        ConfigDef("metadata.log.max.record.bytes.between.snapshots", "long", str(20 * MB), min=1,
+                  doc="Metadata record bytes applied after which a metadata snapshot is taken"),
         ConfigDef("auto.create.topics.enable", "boolean", "true"),
         ConfigDef("num.partitions", "int", "1", min=1),
         ConfigDef("default.replication.factor", "int", "1", min=1),

@@ -2,11 +2,14 @@
 
 `apply` returns a new image that shares every unchanged topic with the old one, so readers on
 the event loop can hold an image without locks while the next one is being built.
+
+`image_records` is the image as metadata records, the content of a metadata snapshot
+(KIP-630): a SnapshotHeader, then the records that rebuild the image from nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -20,6 +23,7 @@ from core.metadata.records import (
     PartitionCreated,
     ProducerIdsAllocated,
     RegisterBroker,
+    SnapshotHeader,
     TopicCreated,
     TopicRemoved,
     UnfenceBroker,
@@ -135,7 +139,9 @@ def _apply(image: MetadataImage, record: MetadataRecord) -> MetadataImage:
     if isinstance(record, PartitionCreated):
         topic = image.topics[record.topic]
         part = PartitionRegistration(tuple(record.replicas), tuple(record.isr), record.leader,
-                                     record.leader_epoch, record.partition_epoch)
+                                     record.leader_epoch, record.partition_epoch,
+                                     tuple(record.adding_replicas or ()),
+                                     tuple(record.removing_replicas or ()))
         topic = replace(topic, partitions=_with(topic.partitions, record.partition, part))
         return replace(image, topics=_with(image.topics, record.topic, topic))
     if isinstance(record, PartitionChanged):
@@ -176,4 +182,32 @@ def _apply(image: MetadataImage, record: MetadataRecord) -> MetadataImage:
                                                    record.next_producer_id))
     if isinstance(record, NoOp):
         return image
+    if isinstance(record, SnapshotHeader):
+        return MetadataImage()  # a snapshot's records rebuild the whole image
     raise ValueError(f"cannot apply {record!r}")
+
+
+def image_records(image: MetadataImage, end_offset: int, epoch: int) -> Iterator[MetadataRecord]:
+    """The image as records: SnapshotHeader(end_offset, epoch), then brokers, topics with
+    their partitions and configs, broker configs and the producer id high-water mark.
+    Folding them into any image with `apply` yields this image (offset aside)."""
+    yield SnapshotHeader(end_offset, epoch)
+    for broker in image.brokers.values():
+        yield RegisterBroker(broker.broker_id, broker.host, broker.port, broker.rack,
+                             broker.epoch, broker.incarnation_id)
+        if not broker.fenced:
+            yield UnfenceBroker(broker.broker_id, broker.epoch)
+    for topic in image.topics.values():
+        yield TopicCreated(topic.name, topic.topic_id)
+        for index, part in topic.partitions.items():
+            yield PartitionCreated(
+                topic.name, index, list(part.replicas), list(part.isr), part.leader,
+                part.leader_epoch, part.partition_epoch,
+                list(part.adding_replicas) or None, list(part.removing_replicas) or None)
+        for key, value in topic.configs.items():
+            yield ConfigChanged("topic", topic.name, key, value)
+    for name, configs in image.broker_configs.items():
+        for key, value in configs.items():
+            yield ConfigChanged("broker", name, key, value)
+    if image.next_producer_id:
+        yield ProducerIdsAllocated(-1, image.next_producer_id)

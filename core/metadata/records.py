@@ -64,6 +64,19 @@ class PartitionCreated(MetadataRecord):
     leader: int
     leader_epoch: int = 0
     partition_epoch: int = 0
+    #: an ongoing reassignment (KIP-455), as Kafka's PartitionRecord carries it; written only
+    #: in snapshots, and only when non-empty
+    adding_replicas: list[int] | None = None
+    removing_replicas: list[int] | None = None
+
+    def encode(self) -> bytes:
+        """As MetadataRecord.encode, without the reassignment fields when they are unset."""
+        data = asdict(self)
+        for name in ("adding_replicas", "removing_replicas"):
+            if not data[name]:
+                del data[name]
+        data["type"] = self.TYPE
+        return json.dumps(data, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +134,22 @@ class NoOp(MetadataRecord):
     TYPE: ClassVar[str] = "noop"
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotHeader(MetadataRecord):
+    """First record of a metadata snapshot (KRaft's SnapshotHeaderRecord): the records after
+    it describe the whole image at metadata log offset end_offset - 1, so applying it starts
+    from an empty image."""
+
+    TYPE: ClassVar[str] = "snapshot_header"
+    end_offset: int
+    epoch: int
+
+
 RECORD_TYPES: dict[str, type[MetadataRecord]] = {
     cls.TYPE: cls
     for cls in (RegisterBroker, FenceBroker, UnfenceBroker, TopicCreated, PartitionCreated,
-                PartitionChanged, TopicRemoved, ConfigChanged, ProducerIdsAllocated, NoOp)
+                PartitionChanged, TopicRemoved, ConfigChanged, ProducerIdsAllocated, NoOp,
+                SnapshotHeader)
 }
 
 

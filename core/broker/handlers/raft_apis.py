@@ -1,5 +1,6 @@
 """The metadata quorum's own APIs: Vote (52), BeginQuorumEpoch (53), EndQuorumEpoch (54),
-DescribeQuorum (55); and the Fetch path for `__cluster_metadata-0`, called from fetch.py.
+DescribeQuorum (55), FetchSnapshot (59, KIP-630); and the Fetch path for `__cluster_metadata-0`,
+called from fetch.py (which answers with snapshot_id below the log start offset).
 
 These are the Kafka messages KRaft uses; the node behind them is core.raft.RaftNode, driven
 by core.broker.raft_io. (Grouped in one module because they share the quorum plumbing.)
@@ -18,6 +19,7 @@ from core.raft.messages import (
     BeginQuorumEpochRequest,
     EndQuorumEpochRequest,
     FetchRequest,
+    FetchSnapshotRequest,
     VoteRequest,
 )
 
@@ -131,12 +133,40 @@ async def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:
         timedelta_to_ms(request.max_wait)))
     partition = dict(partition_index=0, error_code=response.error_code,
                      high_watermark=response.high_watermark, last_stable_offset=-1,
-                     log_start_offset=0, preferred_read_replica=-1,
+                     log_start_offset=raft.node.log.start_offset(), preferred_read_replica=-1,
                      current_leader=dict(leader_id=response.leader_id,
                                          leader_epoch=response.leader_epoch),
                      records=encode_entries(response.records, p.fetch_offset))
     if response.diverging_epoch >= 0:
         partition["diverging_epoch"] = dict(epoch=response.diverging_epoch,
                                             end_offset=response.diverging_end_offset)
+    if response.snapshot_end_offset >= 0:  # KIP-630: below our log start, fetch a snapshot
+        partition["snapshot_id"] = dict(end_offset=response.snapshot_end_offset,
+                                        epoch=response.snapshot_epoch)
     return build(cls, throttle_time=0, error_code=0, session_id=0,
                  responses=[dict(topic=METADATA_TOPIC, partitions=[partition])])
+
+
+@api(key=59, min_version=0, max_version=1)
+async def handle_fetch_snapshot(ctx: RequestContext, request: Any) -> Any:
+    """FetchSnapshot: a quorum member downloads a chunk of the leader's metadata snapshot."""
+    from core.raft.wire import fetch_snapshot_partition
+    cls = response_class(59, ctx.version)
+    raft = _raft(ctx)
+    topics = request.topics
+    if raft is None or len(topics) != 1 or topics[0].name != METADATA_TOPIC \
+            or len(topics[0].partitions) != 1:
+        return build(cls, throttle_time=0, error_code=ErrorCode.inconsistent_voter_set,
+                     topics=[])
+    if request.cluster_id is not None and request.cluster_id != raft.cluster_id:
+        return build(cls, throttle_time=0, error_code=ErrorCode.inconsistent_cluster_id,
+                     topics=[])
+    p = topics[0].partitions[0]
+    if p.partition != 0:
+        return build(cls, throttle_time=0, error_code=ErrorCode.unknown_topic_or_partition,
+                     topics=[])
+    response = await raft.handle_inbound(request.replica_id, FetchSnapshotRequest(
+        request.replica_id, p.current_leader_epoch, p.snapshot_id.end_offset,
+        p.snapshot_id.epoch, p.position, request.max_bytes))
+    return build(cls, throttle_time=0, error_code=0, topics=[dict(
+        name=METADATA_TOPIC, partitions=[fetch_snapshot_partition(response)])])
