@@ -31,10 +31,12 @@ class ScenarioConsumer:
 
     def __init__(self, bootstrap: str, spec: ConsumerSpec, index: int,
                  on_records: Callable[[str, int], None],
-                 config: MemberConfig | None = None) -> None:
+                 config: MemberConfig | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.spec = spec
         self.index = index
         self.on_records = on_records
+        self.on_error = on_error
         # the client id starts the member id, so the range assignor orders members by index
         self.client_id = f"kaflab-scenario-{spec.group}-{index:03d}"
         self.admin = AdminClient(bootstrap, client_id=self.client_id, request_timeout=10.0,
@@ -47,6 +49,7 @@ class ScenarioConsumer:
     def stop(self) -> None:
         """Ask the loop to commit, leave the group and end."""
         self._stop.set()
+        self.member.closing = True
 
     @property
     def stopping(self) -> bool:
@@ -61,6 +64,11 @@ class ScenarioConsumer:
                 self.committed = dict(self.positions)
                 await self._consume_until_rebalance(assignment)
                 await self._commit()
+        except KafkaError as exc:  # not retriable (e.g. INCONSISTENT_GROUP_PROTOCOL)
+            log.warning("%s stopped: %s", self.client_id, exc)
+            if self.on_error is not None:
+                self.on_error(f"consumer {self.client_id} of group {self.spec.group} "
+                              f"stopped: {exc}")
         finally:
             with contextlib.suppress(KafkaError, OSError, TimeoutError):
                 await asyncio.wait_for(self._commit(), 5)
@@ -148,12 +156,14 @@ class GroupConsumers:
 
     def __init__(self, group: str, specs: list[ConsumerSpec], bootstrap: str,
                  on_records: Callable[[str, int], None],
-                 config: MemberConfig | None = None) -> None:
+                 config: MemberConfig | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.group = group
         self.specs = specs
         self.bootstrap = bootstrap
         self.on_records = on_records
         self.config = config
+        self.on_error = on_error
         self.consumers: list[ScenarioConsumer] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.ids_used: set[str] = set()
@@ -172,7 +182,7 @@ class GroupConsumers:
         """Start one task per member; returns how many."""
         self.member_ids()
         self.consumers = [ScenarioConsumer(self.bootstrap, spec, i, self.on_records,
-                                           self.config)
+                                           self.config, self.on_error)
                           for i, spec in enumerate(s for s in self.specs
                                                    for _ in range(s.members))]
         self.tasks = [asyncio.ensure_future(c.run()) for c in self.consumers]

@@ -100,6 +100,8 @@ class GroupMember:
         self.needs_rejoin = True
         self._heartbeat: asyncio.Task[None] | None = None
         self._refresh = False
+        #: set by the consumer loop when it stops: join() gives up instead of retrying
+        self.closing = False
 
     # -- coordinator ---------------------------------------------------------------------
     async def _request(self, api_key: int, max_version: int, timeout: float | None = None,
@@ -120,12 +122,15 @@ class GroupMember:
 
     # -- join ----------------------------------------------------------------------------
     async def join(self) -> tuple[TP, ...]:
-        """(Re)join until a generation is synced; returns this member's partitions."""
+        """(Re)join until a generation is synced; returns this member's partitions (() when
+        asked to close meanwhile)."""
         self._stop_heartbeat()
         cfg = self.config
         wait_s = cfg.rebalance_timeout_ms / 1000 + 10
         delay = 0.1
         while True:
+            if self.closing:
+                return ()
             try:
                 joined = await self._request(
                     JOIN_GROUP, 7, timeout=wait_s, group_id=self.group_id,

@@ -324,10 +324,14 @@ class ScenarioRunner:
             await self._num_partitions(clients, spec.topic)
         for group, specs in by_group.items():
             self.groups[group] = GroupConsumers(group, specs, bootstrap, self._count,
-                                                self.member_config)
+                                                self.member_config, self._consumer_failed)
             n = self.groups[group].start()
             self.emit("setup", f"group {group}: {n} member(s) subscribed to "
                       f"{', '.join(sorted({s.topic for s in specs}))}")
+
+    def _consumer_failed(self, text: str) -> None:
+        self.summary.errors.append(text)
+        self.emit("warning", text)
 
     def consumed_counts(self) -> dict[str, int]:
         """Records processed so far per group (re-reads after a reset count again)."""

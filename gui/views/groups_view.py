@@ -100,7 +100,7 @@ class GroupsView(QWidget):
         self.snapshot: Any = None
         self.reset_button.clicked.connect(self._reset)
         self.delete_button.clicked.connect(self._delete)
-        self.scenarios.owned_changed.connect(lambda _groups: self._refresh_detail())
+        self.scenarios.owned_changed.connect(self._owned_changed)
         #: the last reset's outcome: {partition: offset} or the exception (tests, status)
         self.last_reset: Any = None
         self._selection_changed()
@@ -110,6 +110,10 @@ class GroupsView(QWidget):
         self.model.set_items(snap.groups)
         lag = sum(g.total_lag or 0 for g in snap.groups)
         self.subtitle.setText(f"{len(snap.groups):,} groups · total lag {lag:,}")
+        self._refresh_detail()
+
+    def _owned_changed(self, _groups: Any) -> None:
+        """A scenario started or ended: whether Reset offsets is possible may change."""
         self._refresh_detail()
 
     def current_group(self) -> Any:

@@ -154,6 +154,8 @@ def test_groups_view_resets_a_running_scenarios_group(session, qtbot):
     controller = controller_for(session)
     summaries: list = []
     controller.finished.connect(summaries.append)
+    events: list = []
+    controller.event.connect(lambda e: events.append(e.line()))
     assert controller.run(parse(RESET_SCENARIO))
     foreign = None
     try:
@@ -165,7 +167,11 @@ def test_groups_view_resets_a_running_scenarios_group(session, qtbot):
             return (g is not None and g.state == "Stable" and len(g.members) == 2
                     and sum(o.committed for o in g.offsets) == 100)
 
-        wait(qtbot, caught_up, 60, "2 Stable members having committed all 100 records")
+        try:
+            wait(qtbot, caught_up, 60, "2 Stable members having committed all 100 records")
+        except AssertionError:
+            g = group()
+            raise AssertionError(f"group: {g}; events: {events[-20:]}") from None
         assert view.select_group("gq-g")
         assert view.reset_button.isEnabled()  # Stable, but every member is the console's
         assert "running scenario's consumers" in view.reset_button.toolTip()

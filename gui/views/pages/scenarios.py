@@ -33,7 +33,7 @@ from gui.views.common import button, hbox, page_header, section
 from gui.views.pages import PageSpec
 
 KIND_COLORS = {"fault": "#c0392b", "warning": "#b9770e", "done": "#1e8449",
-               "setup": "#2e86c1"}
+               "setup": "#2e86c1", "action": "#7d3c98"}
 
 
 class ScenariosView(QWidget):
@@ -153,6 +153,7 @@ class ScenariosView(QWidget):
                            for c in sc.consumers) or "none"
         faults = "; ".join(f"{f.at:g}s {f.fault} {f.target_text()}"
                            + (f" {f.ms:g} ms" if f.fault == "latency" else "")
+                           + (f" to {f.reset_text()}" if f.is_action else "")
                            for f in sc.faults) or "none"
         self.plan.setText(f"Topics: {topics}\nProducers: {producers}\nGroups: {groups}\n"
                           f"Faults: {faults}")
