@@ -280,3 +280,30 @@ def test_leader_throttle_bounds_what_the_leader_sends(cluster, admin):
         alter(admin, ResourceType.BROKER, "1", leader_replication_throttled_rate=None)
     wait_for(lambda: log_size(cluster, 3, topic) >= total, 60, "broker 3 caught up")
     admin_call(cluster, lambda client: ra.wait_for(client, targets, timeout=60))
+
+
+def test_dynamic_broker_default_reaches_topics_without_override(cluster):
+    """Not only the throttle: a cluster-wide dynamic min.insync.replicas=2 makes acks=all on
+    an RF-1 topic fail with NOT_ENOUGH_REPLICAS until it is deleted again."""
+    topic = "dynamic-min-isr"
+    create(cluster, topic, [1])
+
+    def produce_one() -> str | None:
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all",
+                             "retries": 0, "enable.idempotence": False,
+                             "message.timeout.ms": 10000})
+        outcome: list[object] = []
+        producer.produce(topic, b"v", partition=0,
+                         on_delivery=lambda err, _m: outcome.append(err))
+        producer.flush(15)
+        assert outcome, "no delivery report"
+        return outcome[0].name() if outcome[0] is not None else None
+
+    assert produce_one() is None
+    alter_cluster_default(cluster, min_insync_replicas="2")
+    try:
+        wait_for(lambda: produce_one() == "NOT_ENOUGH_REPLICAS", 30,
+                 "min.insync.replicas=2 applied on broker 1")
+    finally:
+        alter_cluster_default(cluster, min_insync_replicas=None)
+    wait_for(lambda: produce_one() is None, 30, "min.insync.replicas back to 1")
