@@ -36,10 +36,15 @@ REWRITTEN = (METADATA, FIND_COORDINATOR, DESCRIBE_CLUSTER)
 MAX_FRAME = 128 * 1024 * 1024
 CHUNK = 256 * 1024
 STREAM_LIMIT = 1024 * 1024
+STALL_CHECK_S = 1.0
 
 
 class Dropped(Exception):
     """The link's fault is `drop`: reset it."""
+
+
+class Abandoned(Exception):
+    """The client closed a stalled link: end it (retries would otherwise pile up)."""
 
 
 class Link:
@@ -73,7 +78,8 @@ class Link:
         return self.proxy.faults.policy(self.src, self.proxy.broker_id)
 
     async def _gate(self) -> float:
-        """Wait while the link is stalled; the latency (ms) to add. Raises Dropped."""
+        """Wait while the link is stalled; the latency (ms) to add. Raises Dropped, or
+        Abandoned when the client gave up on a stalled link."""
         faults = self.proxy.faults
         while faults.active:
             mode, latency = faults.policy(self.src, self.proxy.broker_id)
@@ -81,7 +87,11 @@ class Link:
                 raise Dropped
             if mode == OK:
                 return latency
-            await self.proxy.changed()
+            try:
+                await asyncio.wait_for(self.proxy.changed(), STALL_CHECK_S)
+            except TimeoutError:
+                if self.client_r.at_eof() or self.client_w.transport.is_closing():
+                    raise Abandoned from None
         return 0.0
 
     async def run(self) -> None:
