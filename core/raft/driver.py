@@ -124,7 +124,9 @@ class RaftDriver:
         for offset, epoch, future in self._waiters:
             if future.done():
                 continue
-            if log.epoch_at(offset) != epoch:  # truncated away by a later leader
+            if offset >= log.start_offset() and log.epoch_at(offset) != epoch:
+                # truncated away by a later leader (below the log start, in a snapshot,
+                # the epoch is unknown: the high watermark decides)
                 leader = node.leader_id
                 future.set_exception(NotLeaderError(-1 if leader is None else leader, node.epoch))
             elif node.high_watermark > offset:

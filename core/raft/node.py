@@ -314,6 +314,10 @@ class RaftNode:
         latest = self.snapshots.latest() if self.snapshots is not None else None
         log = self.log
         if latest is None:
+            if log.start_offset() > 0:
+                # the snapshot the log starts after is gone (lost or corrupt): this node
+                # cannot rebuild its state, so it starts over and fetches the leader's
+                log.truncate_fully_and_start_at(0, 0)
             return
         end, epoch = latest
         if end < log.start_offset() or end > log.end_offset() or log.epoch_at(end - 1) != epoch:

@@ -148,3 +148,60 @@ def test_truncate_fully_and_start_at_snapshot(make_log, tmp_path: Path) -> None:
         log = FileLog(tmp_path / "raft.log", fsync=False)
         assert (log.start_offset(), log.end_offset(), log.last_epoch()) == (40, 42, 7)
         assert log.end_offset_for_epoch(6) == (6, 40)
+
+
+def _node(log: MemoryLog, store: MemorySnapshotStore):
+    import random
+
+    from core.raft.node import RaftNode
+    from core.raft.store import MemoryQuorumStore
+    return RaftNode(1, [1, 2, 3], log, MemoryQuorumStore(), rng=random.Random(1),
+                    snapshots=store)
+
+
+def _log(epochs: list[int]) -> MemoryLog:
+    log = MemoryLog()
+    log.append([LogEntry(e, b"x") for e in epochs])
+    return log
+
+
+@pytest.mark.parametrize(("snapshot", "log_kept"), [
+    (SnapshotId(6, 1), True),  # the log continues the snapshot: replay only after it
+    (SnapshotId(6, 2), False),  # another epoch at 5: our tail diverged, reset to the snapshot
+    (SnapshotId(14, 2), False),  # crash after a fetched snapshot froze, before the truncation
+])
+def test_restart_starts_from_the_latest_snapshot(snapshot: SnapshotId, log_kept: bool) -> None:
+    log = _log([1] * 10)
+    store = MemorySnapshotStore()
+    store.write(snapshot, [b"state"])
+    node = _node(log, store)
+    assert node.poll_snapshot() == snapshot and node.poll_snapshot() is None
+    assert node.applied_offset == node.high_watermark == snapshot.end_offset
+    if log_kept:
+        assert (log.start_offset(), log.end_offset()) == (0, 10)
+    else:
+        assert (log.start_offset(), log.end_offset()) == (snapshot.end_offset,) * 2
+        assert log.last_epoch() == snapshot.epoch
+
+
+def test_restart_whose_log_start_snapshot_is_lost_starts_over() -> None:
+    log = _log([1] * 10)
+    log.delete_before(6)
+    node = _node(log, MemorySnapshotStore())  # the snapshot at 6 was corrupt and skipped
+    assert node.poll_snapshot() is None
+    assert (log.start_offset(), log.end_offset(), node.applied_offset) == (0, 0, 0)
+
+
+def test_create_snapshot_deletes_the_log_before_it() -> None:
+    log = _log([1] * 10)
+    store = MemorySnapshotStore()
+    node = _node(log, store)
+    node._hw = 8  # committed up to 8 (as a leader would have computed)
+    node.poll_committed()
+    with pytest.raises(ValueError):
+        node.create_snapshot(9, [b"s"])  # not applied/committed yet
+    sid = node.create_snapshot(8, [b"s"])
+    assert sid == SnapshotId(8, 1) and store.latest() == sid
+    assert (log.start_offset(), log.end_offset()) == (8, 10)
+    with pytest.raises(ValueError):
+        node.create_snapshot(8, [b"s"])  # not after the latest
