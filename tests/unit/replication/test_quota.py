@@ -124,9 +124,16 @@ BASE = [RegisterBroker(b, "127.0.0.1", 9000 + b, None, 1, "x") for b in (1, 2, 3
 ]
 
 
-def test_replica_manager_applies_dynamic_broker_configs(tmp_path: Path) -> None:
+@pytest.fixture
+def logs(tmp_path: Path):
+    manager = LogManager(tmp_path, BrokerConfig({"node.id": "1"}).topic_defaults())
+    yield manager
+    manager.close()
+
+
+def test_replica_manager_applies_dynamic_broker_configs(logs: LogManager) -> None:
     config = BrokerConfig({"node.id": "1"})
-    rm = ReplicaManager(1, config, LogManager(tmp_path, config.topic_defaults()))
+    rm = ReplicaManager(1, config, logs)
     rm.apply_image(_image(*BASE))
     log_ = rm.partitions[TopicPartition("t", 0)].log
     assert log_.config["retention.ms"] == config["log.retention.ms"]
@@ -150,9 +157,9 @@ def test_replica_manager_applies_dynamic_broker_configs(tmp_path: Path) -> None:
     assert not rm.quotas.leader.is_throttled(TopicPartition("t", 0))
 
 
-def test_leader_side_throttle_spares_the_isr_and_consumers(tmp_path: Path) -> None:
+def test_leader_side_throttle_spares_the_isr_and_consumers(logs: LogManager) -> None:
     config = BrokerConfig({"node.id": "1"})
-    rm = ReplicaManager(1, config, LogManager(tmp_path, config.topic_defaults()))
+    rm = ReplicaManager(1, config, logs)
     rm.apply_image(_image(*BASE,
                           ConfigChanged("broker", "1", "leader.replication.throttled.rate", "1"),
                           ConfigChanged("topic", "t", "leader.replication.throttled.replicas",
