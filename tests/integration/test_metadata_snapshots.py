@@ -125,3 +125,88 @@ def test_restarted_broker_loads_its_own_snapshot(cluster: LocalCluster) -> None:
              > before, timeout=30, what="the restarted broker loaded its local snapshot")
     wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
              timeout=60, what="the restarted broker's metadata equals the controller's")
+
+
+def test_fetch_snapshot_over_the_wire(cluster: LocalCluster) -> None:
+    """FetchSnapshot (59) answered by the quorum leader to a plain Kafka client: chunks that
+    reassemble into a valid snapshot; Kafka's error codes for a bad id or position."""
+    import asyncio
+
+    from kio.schema.errors import ErrorCode
+
+    from core.network.client import KafkaConnection
+    from core.protocol.build import build
+    from core.protocol.codec import request_class
+    from core.raft.messages import FetchSnapshotRequest
+    from core.raft.snapshot import SnapshotId, decode_snapshot
+    from core.raft.wire import fetch_snapshot_response, to_kio
+
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    leader = admin.list_topics(timeout=10).controller_id
+    latest = FileSnapshotStore(quorum_dir(cluster, leader), fsync=False).latest()
+    assert latest is not None
+    cluster_id = admin.list_topics(timeout=10).cluster_id
+
+    async def run() -> None:
+        conn = await KafkaConnection.connect("127.0.0.1", port_of(cluster, leader), timeout=5)
+        try:
+            versions = await conn.send(build(request_class(18, 3), client_software_name="t",
+                                             client_software_version="1"), version=3)
+            assert {(k.api_key, k.min_version, k.max_version) for k in versions.api_keys} \
+                >= {(59, 0, 1)}
+            quorum = await conn.send(build(request_class(55, 0), topics=[dict(
+                topic_name="__cluster_metadata", partitions=[dict(partition_index=0)])]),
+                version=0)
+            epoch = quorum.topics[0].partitions[0].leader_epoch
+
+            async def fetch(sid: SnapshotId, position: int, max_bytes: int = 1000):
+                request = FetchSnapshotRequest(-1, epoch, sid.end_offset, sid.epoch,
+                                               position, max_bytes)
+                raw = await conn.send(to_kio(request, cluster_id=cluster_id), version=1)
+                return fetch_snapshot_response(raw)
+
+            sid, data, chunk = latest, b"", None
+            while chunk is None or len(data) < chunk.size:
+                chunk = await fetch(sid, len(data))
+                if chunk.error_code == ErrorCode.snapshot_not_found:  # replaced meanwhile
+                    newer = FileSnapshotStore(quorum_dir(cluster, leader), fsync=False).latest()
+                    assert newer is not None and newer > sid
+                    sid, data, chunk = newer, b"", None
+                    continue
+                assert chunk.error_code == ErrorCode.none and chunk.position == len(data)
+                assert 0 < len(chunk.unaligned_records) <= 1000
+                data += chunk.unaligned_records
+            assert len(data) == chunk.size > 1000  # several chunks
+            assert decode_snapshot(data, sid)[0].startswith(b'{"end_offset"')
+            missing = await fetch(SnapshotId(1, 999), 0)
+            assert missing.error_code == ErrorCode.snapshot_not_found
+            beyond = await fetch(sid, chunk.size + 10)
+            assert beyond.error_code in (ErrorCode.position_out_of_range,
+                                         ErrorCode.snapshot_not_found)
+        finally:
+            conn.close_nowait()
+
+    asyncio.run(run())
+
+
+def test_corrupt_newest_snapshot_is_skipped_at_start(cluster: LocalCluster) -> None:
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    controller = admin.list_topics(timeout=10).controller_id
+    broker = next(b for b in (1, 2, 3) if b != controller)
+    create_topics(admin, [f"corrupt-{i:02d}" for i in range(10)], rf=3)
+    wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
+             timeout=30, what="the broker caught up")
+    cluster.control.stop_sync(broker)
+    store = FileSnapshotStore(quorum_dir(cluster, broker), fsync=False)
+    newest = store.latest()
+    assert newest is not None
+    path = store.path(newest)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    cluster.control.start_sync(broker)
+    wait_for(lambda: "skipping corrupt metadata snapshot" in broker_log(cluster, broker),
+             timeout=30, what="the corrupt snapshot is reported")
+    assert path.with_name(path.name + ".corrupt").exists()
+    wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
+             timeout=60, what="the broker's metadata equals the controller's")
