@@ -85,11 +85,17 @@ def broker_changes(before: Iterable[Any], after: Iterable[Any], t: float) -> lis
 
 
 class MarkerLayer:
-    """Draws markers on several PlotItems (one InfiniteLine per plot per marker)."""
+    """Draws markers on several PlotItems (one InfiniteLine per plot per marker).
 
-    def __init__(self, plots: Iterable[Any], limit: int = 60) -> None:
+    Only the first ``labelled`` plots (the top row of the charts page) carry the labels: a
+    line costs ~0.05 ms and a label ~0.1 ms of Qt-thread time per tick (pyqtgraph moves it on
+    every view change), so at most ``limit`` markers are kept, more than fit in 5 minutes.
+    """
+
+    def __init__(self, plots: Iterable[Any], limit: int = 24, labelled: int = 2) -> None:
         self.plots = list(plots)
         self.limit = limit
+        self.labelled = labelled
         self.markers: deque[tuple[Marker, list[Any]]] = deque()
         self._last: tuple[float, int] = (float("-inf"), -1)  # (time, level) of the last label
         self._font = QFont()
@@ -103,13 +109,15 @@ class MarkerLayer:
         level = (last_level + 1) % len(LEVELS) if marker.t - last_t < STAGGER_S else 0
         self._last = (marker.t, level)
         lines = []
-        for plot in self.plots:
+        for i, plot in enumerate(self.plots):
+            labelled = i < self.labelled
             line = pg.InfiniteLine(pos=marker.t, angle=90, movable=False, pen=pen,
-                                   label=marker.label, labelOpts={
+                                   label=marker.label if labelled else None, labelOpts={
                                        "position": LEVELS[level],
                                        "color": COLORS.get(marker.kind),
                                        "rotateAxis": (1, 0), "anchors": [(1, 0), (1, 0)]})
-            line.label.setFont(self._font)
+            if labelled:
+                line.label.setFont(self._font)
             line.setZValue(-5)
             plot.addItem(line, ignoreBounds=True)
             lines.append(line)
