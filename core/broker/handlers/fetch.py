@@ -272,6 +272,8 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
             data = _records(tp, want.fetch_offset, piece, region_ok) if piece.size else b""
+            if is_follower:  # leader-side replication throttle (KIP-73)
+                data = partition.throttle_replica_read(replica_id, data)
             if read_committed and data:
                 aborted = [dict(producer_id=pid, first_offset=first_offset)
                            for pid, first_offset in log.aborted_transactions(
