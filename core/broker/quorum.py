@@ -38,7 +38,8 @@ def start_raft_metadata(broker: Any) -> Any:
         broker.cluster_id,
         election_timeout_ms=int(raw.get("controller.quorum.election.timeout.ms", "1000")),
         fetch_timeout_ms=int(raw.get("controller.quorum.fetch.timeout.ms", "2000")),
-        snapshot_max_bytes=broker.config["metadata.log.max.record.bytes.between.snapshots"])
+        snapshot_max_bytes=broker.config["metadata.log.max.record.bytes.between.snapshots"],
+        image=lambda: broker.image)
     metadata_log.start()
     return metadata_log
 

@@ -6,7 +6,8 @@ KafkaConnections, inbound requests answered by the handlers in core/broker/handl
 `handle_inbound`), and committed entries delivered to the broker's metadata listeners. It also
 implements the MetadataLog protocol the controller appends to.
 
-Snapshots (KIP-630): this module folds the committed records into its own MetadataImage and,
+Snapshots (KIP-630): the image to snapshot is the broker's (the fold its listener keeps, passed
+in as `image`; without one this module folds the committed records itself) and,
 once metadata.log.max.record.bytes.between.snapshots bytes of records were applied since the
 last snapshot (or on demand, snapshot_now), writes the image as metadata records into
 `<endOffset>-<epoch>.checkpoint` next to raft.log; the node then deletes the log before it. A
@@ -70,7 +71,8 @@ class RaftMetadataLog:
 
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], directory: Path,
                  cluster_id: str, *, election_timeout_ms: int, fetch_timeout_ms: int,
-                 snapshot_max_bytes: int = SNAPSHOT_BYTES_DEFAULT) -> None:
+                 snapshot_max_bytes: int = SNAPSHOT_BYTES_DEFAULT,
+                 image: Callable[[], MetadataImage] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.node_id = node_id
         self.voters = voters
@@ -78,7 +80,10 @@ class RaftMetadataLog:
         self._log = FileLog(directory / "raft.log")
         self.snapshots = FileSnapshotStore(directory)
         self.snapshot_max_bytes = snapshot_max_bytes
-        self.image = MetadataImage()  # the fold of the committed records, for snapshots
+        #: the image the listeners built from every delivered record (what a snapshot holds);
+        #: None: fold the records here (no listener keeps an image)
+        self._image_of_listeners = image
+        self._own_image = MetadataImage()
         self._bytes_since_snapshot = 0
         self._fetched_seen = 0
         self.node = RaftNode(
@@ -166,8 +171,10 @@ class RaftMetadataLog:
         snapshot = self.node.poll_snapshot()
         if snapshot is not None:
             self._load_snapshot(snapshot)
+        fold = self._image_of_listeners is None
         for entry in self.node.poll_committed():
-            self._fold(entry.offset, entry.data)
+            if fold:
+                self._fold(entry.offset, entry.data)
             self._bytes_since_snapshot += len(entry.data)
             for listener in self._listeners:
                 listener(entry.offset, entry.data)
@@ -185,12 +192,18 @@ class RaftMetadataLog:
         self._commit_waiters = remaining
 
     # snapshots -------------------------------------------------------------------------------
+    @property
+    def image(self) -> MetadataImage:
+        """The metadata image at the last delivered entry."""
+        provider = self._image_of_listeners
+        return provider() if provider is not None else self._own_image
+
     def _fold(self, offset: int, data: bytes) -> None:
         try:
             record = decode_record(data)
         except ValueError:
             record = NoOp()  # the broker skips it too (and logs it)
-        self.image = self.image.apply(record, offset)
+        self._own_image = self._own_image.apply(record, offset)
 
     def _load_snapshot(self, snapshot_id: SnapshotId) -> None:
         """Hand a snapshot's records to the listeners (they rebuild their image from it)."""
@@ -204,9 +217,10 @@ class RaftMetadataLog:
             else "local snapshot"
         self._fetched_seen = fetched
         offset = snapshot_id.end_offset - 1
-        self.image = MetadataImage()
+        fold = self._image_of_listeners is None
         for data in records:
-            self._fold(offset, data)
+            if fold:
+                self._fold(offset, data)  # the SnapshotHeader first resets the image
             for listener in self._listeners:
                 listener(offset, data)
         self._bytes_since_snapshot = 0
@@ -223,7 +237,11 @@ class RaftMetadataLog:
             return None
         epoch = node.log.epoch_at(end - 1)
         assert epoch is not None
-        records = [r.encode() for r in image_records(self.image, end, epoch)]
+        image = self.image
+        if image.offset >= end:  # the listeners are ahead of the log: not this snapshot's state
+            log.error("metadata image at %d is past the snapshot end %d", image.offset, end)
+            return None
+        records = [r.encode() for r in image_records(image, end, epoch)]
         try:
             snapshot_id = node.create_snapshot(end, records)
         except OSError as exc:  # e.g. a full disk: keep the log, try again later
