@@ -251,13 +251,6 @@ def test_throttle_configs_are_validated_and_described(cluster, admin):
         alter(admin, ResourceType.BROKER, "1", leader_replication_throttled_rate=None)
 
 
-def _leader_side_wired() -> bool:
-    fetch = Path(__file__).resolve().parents[2] / "core/broker/handlers/fetch.py"
-    return "throttle_replica_read" in fetch.read_text()
-
-
-@pytest.mark.skipif(not _leader_side_wired(), reason="fetch.py does not call "
-                    "Partition.throttle_replica_read yet (leader-side throttle)")
 def test_leader_throttle_bounds_what_the_leader_sends(cluster, admin):
     topic = "throttled-leader"
     create(cluster, topic, [1, 2])
