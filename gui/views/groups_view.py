@@ -171,6 +171,11 @@ class GroupsView(QWidget):
             topics += sorted(t.name for t in self.snapshot.topics
                              if not t.internal and t.name not in topics)
         dialog = ResetOffsetsDialog(self, group.group_id, topics)
+        if self.scenarios.owns_group(group.group_id):
+            for note in dialog.findChildren(QLabel, "Muted"):  # the dialog's Empty-only note
+                note.setText("Its members are the running scenario's consumers: the console "
+                             "stops them, waits for the group to be Empty, resets the offsets "
+                             "and restarts them.")
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         topic, parts, to, value = dialog.values()

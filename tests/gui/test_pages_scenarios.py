@@ -142,6 +142,7 @@ def test_groups_view_resets_a_running_scenarios_group(session, qtbot):
     are stopped, the offsets rewound (a real client's committed()), and they run again; with
     a foreign (confluent-kafka) member in the group: Kafka's error naming it, nothing changed."""
     from confluent_kafka import Consumer
+    from PySide6.QtCore import QTimer
 
     from core.scenarios.model import parse
     from gui.bridge.scenarios import controller_for
@@ -178,7 +179,22 @@ def test_groups_view_resets_a_running_scenarios_group(session, qtbot):
         consumed = controller.runner.consumed_counts()["gq-g"]
         assert consumed >= 100
 
-        view.reset_group_offsets("gq-g", "gq", None, "earliest", None)
+        # through the button and its dialog (topic gq, earliest, all partitions)
+        notes: list[str] = []
+
+        def accept_dialog() -> None:
+            from PySide6.QtWidgets import QApplication, QLabel
+
+            dialog = QApplication.activeModalWidget()
+            notes.extend(label.text() for label in dialog.findChildren(QLabel, "Muted"))
+            chosen.append(dialog.values())
+            dialog.accept()
+
+        chosen: list = []
+        QTimer.singleShot(300, accept_dialog)
+        view.reset_button.click()
+        assert chosen == [("gq", None, "earliest", None)], chosen
+        assert notes and "running scenario's consumers" in notes[0], notes
         wait(qtbot, lambda: view.last_reset is not None, 60, "the reset")
         assert view.last_reset == {0: 0, 1: 0}, view.last_reset
         assert sum(_committed(bootstrap).values()) < 100  # rewound (re-reading takes ~1 s)
