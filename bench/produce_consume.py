@@ -328,9 +328,12 @@ kaflab broker and the sink back to back (alternating which goes first).
   the fetcher fills the queue faster (2.2-2.3M records/s in the active phase, one 1 MiB fetch
   every ~3 ms) than the Python loop drains it (1.4-1.5M/s while both run), so the queue passes
   100,000 after ~0.15 s and every pause costs a whole second: 1M records take 0.4 s of reading
-  plus 1 s per pause. The faster the server answers, the more pauses: the do-nothing sink,
-  held back by 1 ms per Fetch, is read at ~1.9M records/s with no pause, at 0 ms (it answers
-  in ~5 ms, the broker in ~3 ms) with one pause (~700k), see the sink-delay table. Apache
+  plus 1 s per pause. The faster the server answers, the more pauses (sink-delay table: the
+  do-nothing sink answers a Fetch in ~5 ms, the broker in ~3 ms; holding the sink's answer
+  back by 1-4 ms speeds the default consumer up 2-5x). In a quieter run of the same
+  experiment (5 runs, load average ~1.5, pauses counted with `debug=fetch`): sink +0 ms
+  676k records/s (1 pause), +1 ms 1.93M (0), +2 ms 1.56M (0), +4 ms 1.17M (0), +8 ms 758k
+  (0), broker 296k (3); under heavier load, as above, the best delay moves to ~2 ms. Apache
   Kafka, which answers such a fetch from the page cache in well under a millisecond, would
   trigger the same pauses. Nothing in the broker's answers differs in a way that matters (one
   partition, ≤ 1 MiB of whole batches per response as asked, 8,000-9,000 records per
@@ -338,11 +341,19 @@ kaflab broker and the sink back to back (alternating which goes first).
   KIP-227). With `fetch.queue.backoff.ms=10` the same client reads at its own speed.
 - Sendfile: a byte range is read and CRC-checked at its first fetch (so the first read of a
   topic is read + copy, as before), and sent from the segment file with os.sendfile when it is
-  fetched again (the tuned row is the second read of the topic).
-- End-to-end: the producer uses {e2e_desc(args)}, the consumer librdkafka's defaults
-  (fetch.wait.max.ms=500, fetch.min.bytes=1: the broker answers as soon as data arrives).
-  Latency = consumer receipt - producer's produce() call, both time.monotonic_ns().
-- Broker CPU: psutil user+system time of the broker PID over the phase / wall time.
+  fetched again (the tuned row is the second read of the topic). The `--copy-broker` table
+  compares it, in the same runs, with a broker that reads, re-checks and copies every time
+  (KAFLAB_SENDFILE=0, the previous behaviour). On loopback the kernel's cost of sending a
+  1 MiB fetch is about the same either way (a sender-side microbenchmark here: ~157 µs of CPU
+  per MiB with sendfile, ~160 µs with pread + send), so broker CPU per record does not move
+  measurably; what goes is the per-read CRC pass and the copy in Python (see "Hot path").
+- End-to-end: its fetches are small (< 32 KiB, read and copied, never sendfile); its p99
+  follows the machine's load (raw values). The producer uses {e2e_desc(args)}, the
+  consumer librdkafka's defaults (fetch.wait.max.ms=500, fetch.min.bytes=1: the broker
+  answers as soon as data arrives). Latency = consumer receipt - producer's produce() call,
+  both time.monotonic_ns().
+- Broker CPU: CPU time of the broker PID over the phase / wall time; for the consume phases
+  perf's task-clock (ns resolution) when `perf` is installed, else psutil (10 ms ticks).
 - The machine is shared: other engineers run test suites concurrently, so single runs vary
   a lot (raw values below); compare the broker/sink ratios, measured in the same run.
 
