@@ -69,6 +69,10 @@ class LogSegment:
         self.file = open(self.path, "a+b", buffering=0)  # noqa: SIM115 - lives with the segment
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
+        # Every byte at or above this position was written by this process after a CRC32C check
+        # of its batch (Log validates every batch it appends, leader or follower); below it the
+        # bytes come from disk as found. Truncation lowers it. For the fetch path's sendfile.
+        self.opened_size = self.size
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1
@@ -368,6 +372,7 @@ class LogSegment:
         if truncated:
             os.ftruncate(self.fd, valid_end)
             self.size = valid_end
+            self.opened_size = min(self.opened_size, valid_end)
         self.flushed_size = min(self.flushed_size, self.size)
         self.offset_index.flush()
         self.time_index.flush()
@@ -412,6 +417,7 @@ class LogSegment:
         removed = self.size - position
         os.ftruncate(self.fd, position)
         self.size = position
+        self.opened_size = min(self.opened_size, position)
         self.flushed_size = min(self.flushed_size, position)
         self.offset_index.truncate_to_position(position)
         self.time_index.truncate_to_offset(offset)

@@ -284,3 +284,31 @@ def test_header_walk_stops_at_a_torn_batch(tmp_path):
     last_pos = linear[-1][0]
     assert segment._scan(0, last_pos + 30, 9) is None
     assert segment._scan(0, last_pos + 30, 7) == (linear[-2][0], tuple(linear[-2][1]))
+
+
+def test_opened_size_marks_what_this_process_wrote(tmp_path):
+    """Bytes at or above LogSegment.opened_size were appended (and CRC-checked) by this
+    process: the size found on open, lowered by truncation and by recovery of a torn tail."""
+    config = {"segment.bytes": 1 << 20, "index.interval.bytes": 0}
+    log = Log(tmp_path / "t-0", dict(config))
+    assert log.active_segment.opened_size == 0
+    for i in range(4):
+        log.append_as_leader(_batch(2, 50, i), leader_epoch=0)
+    assert log.active_segment.opened_size == 0
+    log.close()
+    log = Log(tmp_path / "t-0", dict(config))
+    segment = log.active_segment
+    found = segment.size
+    assert segment.opened_size == found
+    log.append_as_leader(_batch(1, 50, 9), leader_epoch=0)
+    assert segment.opened_size == found < segment.size
+    log.truncate_to(4)
+    assert segment.opened_size == segment.size < found
+    # A torn tail cut by recovery.
+    log.append_as_leader(_batch(1, 50, 10), leader_epoch=0)
+    log.flush()
+    size = segment.size
+    with open(segment.path, "r+b") as handle:
+        handle.truncate(size - 5)
+    recovered = Log(tmp_path / "t-0", dict(config), clean_shutdown=False, recovery_point=0)
+    assert recovered.active_segment.opened_size == recovered.active_segment.size < size
