@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from core.admin.browser import Browser
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: how long a stop waits for a member to commit and leave before cancelling it
 STOP_GRACE_S = 15.0
+#: how often the group's leader compares the topics' partition counts with its assignment
+METADATA_CHECK_S = 3.0
 
 
 class ScenarioConsumer:
@@ -81,7 +84,13 @@ class ScenarioConsumer:
         per_fetch = spec.max_records
         if spec.processing_ms > 0:  # about one second of work per fetch, then commit
             per_fetch = max(1, min(per_fetch, int(1000 / spec.processing_ms)))
+        next_check = time.monotonic() + METADATA_CHECK_S
         while not self.stopping and not self.member.needs_rejoin:
+            if self.member.is_leader and time.monotonic() >= next_check:
+                next_check = time.monotonic() + METADATA_CHECK_S
+                with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                    if await self.member.metadata_changed():
+                        break
             got = 0
             for tp in assignment:
                 if self.stopping or self.member.needs_rejoin:

@@ -102,6 +102,10 @@ class GroupMember:
         self._refresh = False
         #: set by the consumer loop when it stops: join() gives up instead of retrying
         self.closing = False
+        #: the leader's view of the partition counts it assigned (to notice changes)
+        self.is_leader = False
+        self.assigned_counts: dict[str, int] = {}
+        self.assigned_counts_topics: tuple[str, ...] = ()
 
     # -- coordinator ---------------------------------------------------------------------
     async def _request(self, api_key: int, max_version: int, timeout: float | None = None,
@@ -171,14 +175,43 @@ class GroupMember:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    async def partition_counts(self, topics: Iterable[str], *,
+                               wait_s: float = 0.0) -> dict[str, int]:
+        """Partitions per topic from a fresh Metadata (waiting up to wait_s for topics that
+        this broker does not know yet, e.g. just created)."""
+        wanted = sorted(set(topics))
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            md = await self.admin.metadata(wanted)
+            counts = {t: len(md.topics[t].partitions) for t in wanted
+                      if t in md.topics and md.topics[t].partitions}
+            if len(counts) == len(wanted) or asyncio.get_running_loop().time() >= deadline:
+                return counts
+            await asyncio.sleep(0.2)
+
+    async def metadata_changed(self) -> bool:
+        """The leader's check (as Kafka's ConsumerCoordinator does on metadata updates): the
+        subscribed topics' partition counts differ from those it assigned -> rejoin."""
+        if not self.is_leader or self.needs_rejoin:
+            return False
+        counts = await self.partition_counts(self.assigned_counts_topics)
+        if counts != self.assigned_counts:
+            log.info("%s: partitions of %s changed (%s -> %s): rejoining", self.member_id,
+                     self.group_id, self.assigned_counts, counts)
+            self.needs_rejoin = True
+            return True
+        return False
+
     async def _sync(self, joined: Any, wait_s: float) -> tuple[TP, ...] | None:
         assignments = []
-        if joined.leader == self.member_id:
+        self.is_leader = joined.leader == self.member_id
+        if self.is_leader:
             subscriptions = {m.member_id: decode_subscription(bytes(m.metadata)).topics
                              for m in joined.members}
             wanted = sorted({t for ts in subscriptions.values() for t in ts})
-            md = await self.admin.metadata(wanted)
-            counts = {t: len(md.topics[t].partitions) for t in wanted if t in md.topics}
+            counts = await self.partition_counts(wanted, wait_s=3.0)
+            self.assigned_counts_topics = tuple(wanted)
+            self.assigned_counts = counts
             plan = range_assign(subscriptions, counts)
             assignments = [{"member_id": m, "assignment": encode_assignment(a)}
                            for m, a in sorted(plan.items())]

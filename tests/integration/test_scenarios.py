@@ -269,3 +269,48 @@ def test_reset_step_rewinds_and_consumers_reread(cluster, tmp_path):
     assert n >= 400, out  # all 200 before the reset, all 200 again after it
     assert consumed["rr"].endswith("lag 0"), out
     assert "actions   1" in out
+
+
+def test_group_leader_reassigns_when_partitions_are_added(cluster):
+    """Like Kafka's consumer, the group's leader notices that a subscribed topic grew and
+    rejoins; the new partition gets a member."""
+    import yaml
+
+    from core.scenarios.model import parse
+    from core.scenarios.runner import ScenarioRunner
+
+    scenario = parse(yaml.safe_load("""
+        name: grow
+        duration: 25
+        topics: [{name: sc-grow, partitions: 2, replication_factor: 3}]
+        producers: [{name: p, topic: sc-grow, rate: 20, count: 20}]
+        consumers: [{group: grow-g, topic: sc-grow, members: 2}]
+    """))
+    seen: dict[str, object] = {}
+
+    async def assigned() -> list[int]:
+        desc = await asyncio.to_thread(_describe, cluster.bootstrap, "grow-g")
+        return sorted(tp.partition for m in desc.members
+                      for tp in m.assignment.topic_partitions)
+
+    async def grow(runner: ScenarioRunner) -> None:
+        deadline = time.monotonic() + 15
+        while await assigned() != [0, 1] and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+        seen["before"] = await assigned()
+        async with AdminClient(cluster.bootstrap) as admin:
+            await admin.create_partitions({"sc-grow": 3})
+        deadline = time.monotonic() + 15
+        while await assigned() != [0, 1, 2] and time.monotonic() < deadline:
+            await asyncio.sleep(0.3)
+        seen["after"] = await assigned()
+        runner.stop()
+
+    async def main() -> None:
+        runner = ScenarioRunner(scenario, cluster.bootstrap)
+        watcher = asyncio.ensure_future(grow(runner))
+        await runner.run()
+        await watcher
+
+    asyncio.run(main())
+    assert seen == {"before": [0, 1], "after": [0, 1, 2]}, seen
