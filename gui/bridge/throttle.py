@@ -72,10 +72,12 @@ def rate_configs(spec: ThrottleSpec) -> tuple[dict[str, str], list[str]]:
     return set_, delete
 
 
-def topics_on_broker(topics: Iterable[Any], broker_id: int) -> list[str]:
-    """Non-internal topics with a replica on ``broker_id`` (TopicInfo items of a snapshot)."""
-    return sorted(t.name for t in topics if not t.internal
-                  and any(broker_id in p.replicas for p in t.partitions))
+def throttled_topics(topics: Iterable[Any]) -> list[str]:
+    """The topics whose replica lists get ``*`` for an "all replicas" throttle: every
+    non-internal topic, not only those with a replica on the broker now, so a replica that
+    a reassignment later adds to the broker is throttled too (the rates are per broker: a
+    broker without one is not slowed by ``*``)."""
+    return sorted(t.name for t in topics if not t.internal)
 
 
 def _int(value: str | None) -> int | None:
@@ -113,7 +115,7 @@ async def apply_throttle(admin: AdminClient, broker_id: int, spec: ThrottleSpec,
             raise ThrottleError("No partition is being reassigned: nothing to throttle. "
                                 "Choose all replicas (*) or start a reassignment first.")
     elif spec.replicas == "all":
-        lists = {t: ("*", "*") for t in topics_on_broker(topics, broker_id)}
+        lists = {t: ("*", "*") for t in throttled_topics(topics)}
     else:
         raise ThrottleError(f"Unknown replica selection {spec.replicas!r}")
     await admin.incremental_alter_configs(RESOURCE_BROKER, str(broker_id), set_, delete)
