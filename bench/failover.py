@@ -1,6 +1,8 @@
 """Failover: SIGKILL of a partition leader -> first acknowledged produce on the new leader.
 
-Run: ``.venv/bin/python -m bench.failover [--kills 10] [--manual-kills 3]``
+Run: ``.venv/bin/python -m bench.failover [--kills 10] [--manual-kills 3] [--trace]``
+(``--trace``: librdkafka's own timeline, ``debug=broker,topic,metadata,msg,protocol`` with its
+wall-clock stamps, on stderr, with a ``KILL wall=... broker=...`` line per kill to line it up)
 
 A 3-broker cluster, a topic with RF=3 and min.insync.replicas=2, and one confluent-kafka
 producer (acks=all, librdkafka's defaults otherwise) sending a record every ~2 ms from a
@@ -58,9 +60,15 @@ CLUSTER_CONFIG = {"offsets.topic.num.partitions": "1", "group.initial.rebalance.
 class SteadyProducer:
     """Produces a record every `interval_s` in a thread; remembers successful deliveries."""
 
+    #: librdkafka debug contexts for --trace (None: no debug output)
+    debug: str | None = None
+
     def __init__(self, bootstrap: str, interval_s: float = 0.002) -> None:
-        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
-                                  "message.timeout.ms": 60000})
+        conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "acks": "all",
+                                "message.timeout.ms": 60000}
+        if self.debug:
+            conf["debug"] = self.debug
+        self.producer = Producer(conf)
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -149,8 +157,9 @@ CLIENTS: dict[str, type[SteadyProducer]] = {"confluent-kafka": SteadyProducer,
 
 
 class MetadataWatch:
-    """After a kill: when do the surviving brokers stop listing the dead one (fenced) and
-    report a new leader for partition 0? Polls each every ~5 ms over its own connection."""
+    """After a kill: when do the surviving brokers stop naming the dead one as the leader of
+    partition 0 (leader -1 or a new one), stop listing it (fenced) and report a new leader?
+    Polls each every ~5 ms over its own connection."""
 
     def __init__(self, ports: dict[int, int], dead: int, t0: float, timeout_s: float = 30.0):
         self.ports = {b: p for b, p in ports.items() if b != dead}
@@ -158,6 +167,7 @@ class MetadataWatch:
         self.t0 = t0
         self.timeout_s = timeout_s
         self.fenced: dict[int, float] = {}
+        self.unnamed: dict[int, float] = {}
         self.leader: dict[int, float] = {}
         self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
         self._thread.start()
@@ -182,9 +192,11 @@ class MetadataWatch:
                 self.fenced[broker] = now
             for t in md.topics:
                 for part in t.partitions:
-                    if (part.partition_index == 0 and part.leader_id not in (-1, self.dead)
-                            and broker not in self.leader):
-                        self.leader[broker] = now
+                    if part.partition_index != 0 or part.leader_id == self.dead:
+                        continue
+                    self.unnamed.setdefault(broker, now)
+                    if part.leader_id != -1:
+                        self.leader.setdefault(broker, now)
             await asyncio.sleep(0.005)
         if conn is not None:
             await conn.close()
@@ -192,13 +204,22 @@ class MetadataWatch:
     async def _main(self) -> None:
         await asyncio.gather(*(self._watch(b, p) for b, p in self.ports.items()))
 
-    def result(self) -> tuple[float, float]:
-        """(seconds to the first broker seeing the fence, to all seeing the new leader)."""
+    def result(self) -> tuple[float, float, float]:
+        """Seconds to: all survivors no longer naming the dead leader, the first broker
+        seeing the fence, all seeing the new leader."""
         self._thread.join(self.timeout_s + 5)
         nan = float("nan")
+        unnamed = max(self.unnamed.values()) if len(self.unnamed) == len(self.ports) else nan
         fenced = min(self.fenced.values()) if self.fenced else nan
         leader = max(self.leader.values()) if len(self.leader) == len(self.ports) else nan
-        return fenced, leader
+        return unnamed, fenced, leader
+
+
+def _trace_kill(t0: float, broker: int) -> None:
+    """With --trace: the kill's wall-clock time, to line up with librdkafka's stamps."""
+    if SteadyProducer.debug:
+        wall = time.time() - (time.monotonic() - t0)
+        print(f"KILL wall={wall:.6f} broker={broker}", file=sys.stderr, flush=True)
 
 
 def controller_of(data_dir: Path) -> int:
@@ -225,13 +246,15 @@ def run_supervisor(tmp: Path, kills: int, client: str = "confluent-kafka"
                 was_controller = controller_of(cluster.data_dir) == leader
                 t0 = time.monotonic()
                 control.kill_sync(leader)
+                _trace_kill(t0, leader)
                 watch = MetadataWatch(ports, leader, t0)
                 took = producer.first_ack_after(t0)
-                fenced, moved = watch.result()
+                unnamed, fenced, moved = watch.result()
                 out.append((took, was_controller, moved))
                 print(f"supervisor ({client}) kill {i + 1}: broker {leader}"
                       f"{' (controller)' if was_controller else ''} -> {took * 1000:.0f} ms "
-                      f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
+                      f"(dead leader no longer named at {unnamed * 1000:.0f} ms, fenced seen "
+                      f"at {fenced * 1000:.0f} ms, new leader on all survivors "
                       f"at {moved * 1000:.0f} ms)", flush=True)
                 control.start_sync(leader)
             if producer.errors:
@@ -264,13 +287,15 @@ def run_manual(tmp: Path, kills: int) -> list[tuple[float, bool, float]]:
                 time.sleep(0.5)
                 t0 = time.monotonic()
                 os.kill(brokers[leader].pid, signal.SIGKILL)
+                _trace_kill(t0, leader)
                 watch = MetadataWatch({n: b.port for n, b in brokers.items()}, leader, t0)
                 took = producer.first_ack_after(t0)
-                fenced, moved = watch.result()
+                unnamed, fenced, moved = watch.result()
                 brokers[leader].kill()  # reap it
                 out.append((took, False, moved))
                 print(f"manual kill {i + 1}: broker {leader} -> {took * 1000:.0f} ms "
-                      f"(fenced seen at {fenced * 1000:.0f} ms, new leader on all survivors "
+                      f"(dead leader no longer named at {unnamed * 1000:.0f} ms, fenced seen "
+                      f"at {fenced * 1000:.0f} ms, new leader on all survivors "
                       f"at {moved * 1000:.0f} ms)", flush=True)
                 brokers[leader].start()
     finally:
@@ -322,24 +347,42 @@ killed broker is restarted and the ISR is back to 3 (3 stable metadata polls) be
 
 {table}
 
-Where the time goes (librdkafka debug logs, `debug=broker,topic,msg`): when the killed broker
-was not the controller, the supervisor fences it and the survivors report the new leader
-within ~20 ms. librdkafka sees the disconnect at once and asks for metadata within ~5 ms --
-before the fence, so it is told the old leader again -- and only re-queries the leader of a
-partition whose leader is down on its 1-second topic scan ("broker is down: re-query"). That
-answer names the new leader but no longer lists the dead (fenced) broker -- as Kafka's does --
-and librdkafka (traced with 2.16.0; someone switched the venv to 2.12.x during this work,
-with the same numbers) then decommissions that broker handle, parks the partition on its internal
-broker and needs one more 1-second scan ("broker is internal: re-query") before producing to
-the new leader. So the client-observed failover is one or two phases of that 1 s scan
-(0.3-2 s) on top of ~20 ms of broker work; the broker side is far inside the 1 s goal, the
-client's discovery is not. aiokafka, which refreshes metadata as soon as a produce fails and
-retries after retry_backoff_ms (100 ms), sees the same failover in ~0.2 s.
-When the killed leader was also the active controller, a Raft election (and the supervisor
-finding the new controller before it can fence) comes first: 1.6-3.3 s on the broker side in
-these runs (core/raft, core/cluster: not measured further here).
+Where the time goes (librdkafka's own timeline: `--trace`, i.e.
+`debug=broker,topic,metadata,msg,protocol`, lined up with the brokers' logs). When the killed
+leader is not the controller: librdkafka sees its connection close 4-12 ms after the SIGKILL;
+its in-flight ProduceRequest fails (transport error), which starts its *fast leader query*,
+and it also refreshes metadata because a broker went down. Both requests go to a survivor and
+are answered within ~1 ms -- still before the supervisor's fence reaches the controller. The
+survivors answer them with leader -1 / LEADER_NOT_AVAILABLE, the dead replica offline:
+each broker keeps one idle connection to every other broker (core/broker/peer_watch.py) and
+knows the peer is gone as soon as the kernel closes that connection (a non-blocking peek when
+the Metadata request is served, so the client's own disconnect can never overtake it). As
+for Kafka's leader without a live endpoint, librdkafka parks the partition on its internal
+queue and keeps the fast leader query going; the fence and the new leader reach the
+survivors at 15-40 ms; the next query, retry.backoff.ms (100 ms) later, names the new leader,
+and the first produce to it is acknowledged at ~110-140 ms (the new leader's image had
+changed ~80 ms before: no NOT_LEADER_OR_FOLLOWER refusals in the traces).
+Before this (the 1.39 s median of the previous run of this benchmark), those first answers
+named the dead leader again -- its broker not yet fenced -- so librdkafka cleared its
+"leader unavailable" flag, stopped the fast query and only asked again on its 1 s topic
+scan ("broker is down: re-query"); that answer named the new leader while no longer listing
+the fenced broker, and librdkafka's decommissioning of that broker handle raced the
+partition's move to the new leader and parked it on the internal broker until one more 1 s
+scan ("broker is internal: re-query"): 0.3-2 s. What is left on the client side: if no
+ProduceRequest happened to be in flight at the kill, librdkafka does not start its fast query
+and the partition waits for the 1 s scan (0-1 s). KIP-951 (Produce v10+ answering
+NOT_LEADER_OR_FOLLOWER with current_leader and node_endpoints) would not shorten this: the
+client never produces to a live broker that is not the leader here (its records go from the
+dead leader to the internal queue to the new leader), so Produce stays at v9.
+aiokafka refreshes metadata as soon as a produce fails and retries after retry_backoff_ms
+(100 ms): ~0.2 s, before and after.
+When the killed leader was also the active controller, a Raft election comes first
+(controller.quorum.fetch.timeout.ms, 2 s, then the vote) and the supervisor must find the
+new controller before it can fence: 2-3.5 s on the broker side (core/raft, core/cluster:
+not changed here); librdkafka follows within one fast-query interval (it backs off to
+retry.backoff.max.ms, 1 s).
 Without the supervisor the controller fences the broker only after broker.session.timeout.ms
-(9 s).
+(9 s): the survivors stop naming the dead leader at once, but a new one exists only then.
 
 Raw values (ms):
 
@@ -357,8 +400,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="producer clients for the supervisor series (comma-separated)")
     parser.add_argument("--no-doc", action="store_true")
     parser.add_argument("--keep-dir", help="put the clusters' data and logs here (kept)")
+    parser.add_argument("--trace", action="store_true",
+                        help="librdkafka debug timeline on stderr (implies --no-doc)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.trace:
+        SteadyProducer.debug = "broker,topic,metadata,msg,protocol"
+        args.no_doc = True
     facts = machine_facts()
     with tempfile.TemporaryDirectory(prefix="kaflab-bench-") as tmp:
         work = Path(args.keep_dir) if args.keep_dir else Path(tmp)
