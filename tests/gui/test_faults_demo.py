@@ -213,3 +213,49 @@ def test_row_selection_survives_fault_updates(demo_console, qtbot):
     qtbot.waitUntil(lambda: _broker(demo_console, 2).network_mode == "blackhole", timeout=5000)
     assert cv.selected_broker().id == 2
     assert cv.table.model().index(0, 0).data(Qt.ItemDataRole.DisplayRole) is not None
+
+
+def test_keyboard_shortcut_applies_a_fault(demo_console, qtbot):
+    from PySide6.QtTest import QTest
+
+    w = demo_console.window
+    cv = w.cluster_view
+    w.show_page(0)
+    w.activateWindow()
+    assert select_key(cv.table, "3")
+    cv.table.setFocus()
+    qtbot.waitUntil(lambda: cv.table.hasFocus(), timeout=2000)
+    QTest.keyClick(cv.table, Qt.Key.Key_D,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: _broker(demo_console, 3).network_mode == "drop", timeout=5000)
+    QTest.keyClick(cv.table, Qt.Key.Key_C,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    qtbot.waitUntil(lambda: not _broker(demo_console, 3).has_network_fault, timeout=5000)
+
+
+def test_throttle_button_runs_the_dialog(demo_console, qtbot, monkeypatch):
+    from gui.views import cluster_view as module
+
+    cv = demo_console.window.cluster_view
+    demo_console.window.show_page(0)
+    assert select_key(cv.table, "2")
+    choice = {"action": "apply"}
+
+    def exec_(dialog):
+        if choice["action"] == "apply":
+            dialog.follower.setValue(0.5)
+            dialog.ok.click()
+        else:
+            dialog.clear_button.click()
+        return dialog.result()
+
+    monkeypatch.setattr(module.ThrottleDialog, "exec", exec_)
+    cv.throttle_button.click()
+    qtbot.waitUntil(lambda: _broker(demo_console, 2).follower_throttle_bps == 500_000,
+                    timeout=5000)
+    assert _broker(demo_console, 2).leader_throttle_bps is None
+    assert _cell(cv, 2, BrokersModel.THROTTLE_COLUMN) == "follower 0.5 MB/s"
+    choice["action"] = "clear"
+    cv.throttle_button.click()
+    qtbot.waitUntil(lambda: _broker(demo_console, 2).follower_throttle_bps is None,
+                    timeout=5000)
