@@ -8,6 +8,10 @@ member id, which starts with the client id, so a given set of members always get
 partitions). Heartbeats run in their own task, so a slow member (per-record processing) keeps
 its session; the rebalance timeout plays max.poll.interval.ms's role.
 
+Hand-written rather than a library consumer because kaflab's runtime dependencies carry no
+Kafka client (confluent-kafka, kafka-python and aiokafka are test dependencies only, so the tests
+check our brokers with clients we did not write); the runner already talks through core.admin.
+
 Each member needs its own AdminClient (its own connections): a JoinGroup waits on the broker
 until the rebalance's join phase ends, and a shared connection would hold every other request
 (and other members' joins) behind it.
