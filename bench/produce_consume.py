@@ -291,9 +291,8 @@ def report(results: dict[str, list[float]], args: argparse.Namespace, command: s
              "broker, KAFLAB_SENDFILE=0 (read + copy)", "CPU µs/rec"],
             [[title, fmt(m[f"broker.{key}"]), fmt(m[f"broker.{key}.cpu_us"], 3),
               fmt(m[f"copy.{key}"]), fmt(m[f"copy.{key}.cpu_us"], 3)]
-             for key, title in (("consume", "first read (ranges read + CRC-checked), defaults"),
-                                ("consume_tuned", "re-read (known-good ranges), "
-                                                  "fetch.queue.backoff.ms=10"))])
+             for key, title in (("consume", "first read, librdkafka defaults"),
+                                ("consume_tuned", "second read, fetch.queue.backoff.ms=10"))])
     delays = sorted((float(k.split(".", 1)[1]), v) for k, v in results.items()
                     if k.startswith("sink_delay."))
     delay_table = ""
@@ -339,14 +338,16 @@ kaflab broker and the sink back to back (alternating which goes first).
   partition, ≤ 1 MiB of whole batches per response as asked, 8,000-9,000 records per
   response, HW/LSO/log start as Kafka sends them, no fetch session: librdkafka does not use
   KIP-227). With `fetch.queue.backoff.ms=10` the same client reads at its own speed.
-- Sendfile: a byte range is read and CRC-checked at its first fetch (so the first read of a
-  topic is read + copy, as before), and sent from the segment file with os.sendfile when it is
-  fetched again (the tuned row is the second read of the topic). The `--copy-broker` table
-  compares it, in the same runs, with a broker that reads, re-checks and copies every time
-  (KAFLAB_SENDFILE=0, the previous behaviour). On loopback the kernel's cost of sending a
-  1 MiB fetch is about the same either way (a sender-side microbenchmark here: ~157 µs of CPU
-  per MiB with sendfile, ~160 µs with pread + send), so broker CPU per record does not move
-  measurably; what goes is the per-read CRC pass and the copy in Python (see "Hot path").
+- Sendfile: record bytes the broker appended itself (CRC-checked at append: at or above
+  `LogSegment.opened_size`) and ranges an earlier fetch read and checked go from the segment
+  file to the socket with os.sendfile; only bytes found on disk at start are read, checked and
+  copied, at their first fetch. So both consume rows here are served with sendfile. The
+  `--copy-broker` table compares it, in the same runs, with a broker that reads, re-checks
+  and copies every time (KAFLAB_SENDFILE=0, the previous behaviour). On loopback the
+  kernel's cost of sending a 1 MiB fetch is about the same either way (a sender-side
+  microbenchmark here: ~157 µs of CPU per MiB with sendfile, ~160 µs with pread + send), so
+  broker CPU per record does not move much; what goes is the CRC pass and the copy in Python
+  per fetch (see "Hot path").
 - End-to-end: its fetches are small (< 32 KiB, read and copied, never sendfile); its p99
   follows the machine's load (raw values). The producer uses {e2e_desc(args)}, the
   consumer librdkafka's defaults (fetch.wait.max.ms=500, fetch.min.bytes=1: the broker

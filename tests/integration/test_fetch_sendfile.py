@@ -1,9 +1,10 @@
 """Fetch served through sendfile returns the same bytes as Fetch served by read-and-copy.
 
-The broker reads and CRC-checks a byte range at its first fetch and sends it from the segment
-file with os.sendfile afterwards (core/broker/handlers/fetch.py, core/network/server.py). Raw
-Fetch requests on one socket: the whole response frames of a second pass (sendfile) must equal
-those of the first (read, checked, copied), and the record bytes must equal the segment files.
+The broker sends record bytes it appended itself (CRC-checked at append), or that an earlier
+fetch read and CRC-checked, from the segment file with os.sendfile; bytes found on disk are
+read, checked and copied at their first fetch (core/broker/handlers/fetch.py,
+core/network/server.py). Raw Fetch requests on one socket: the response frames of every pass
+must be equal, and the record bytes must equal the segment files.
 """
 
 from __future__ import annotations
@@ -119,18 +120,26 @@ def _segment_bytes(broker: BrokerProcess, topic: str, partition: int) -> bytes:
 
 
 def test_sendfile_fetch_is_byte_identical_to_copied_fetch(broker_factory: Any) -> None:
+    """Three passes over the same log: sendfile of bytes this broker appended (checked at
+    append), read + CRC check + copy after a restart (the segments now come from disk), and
+    sendfile again (those ranges are now known good). Same frames, same bytes as the files."""
     broker = broker_factory()
     _fill(broker, "sf", 1)
     assert len(list((broker.data_dir / "data" / "sf-0").glob("*.log"))) >= 4
-    raw = RawFetcher(broker)
-    try:
-        first, records = raw.read_all("sf", 1, partition_max=1024 * 1024)   # read + CRC
-        second, again = raw.read_all("sf", 1, partition_max=1024 * 1024)    # sendfile
-    finally:
-        raw.close()
-    assert len(first) > 4
-    assert second == first
-    assert records[0] == again[0] == _segment_bytes(broker, "sf", 0)
+    passes = []
+    for restart in (False, True, False):
+        if restart:
+            broker.restart()
+        raw = RawFetcher(broker)
+        try:
+            passes.append(raw.read_all("sf", 1, partition_max=1024 * 1024))
+        finally:
+            raw.close()
+    (appended, records), (copied, again), (checked, third) = passes
+    assert len(copied) > 4
+    assert appended == copied == checked
+    assert records[0] == again[0] == third[0] == _segment_bytes(broker, "sf", 0)
+    assert "fails its CRC32C" not in broker.log_text()
 
 
 def test_large_multi_partition_fetch_spanning_segments(broker_factory: Any) -> None:

@@ -1,11 +1,12 @@
 """Fetch (1): consumers and follower replicas, with delayed fetch and fetch sessions.
 
 Record bytes are read from the log as whole batches and passed through untouched. No batch is
-served unless its CRC32C was checked in this process: the first fetch of a byte range reads it
-and checks every batch (damage is withheld and reported), and the checked ranges of each
-segment file are remembered. A later read of a range known good (another consumer, a re-read,
-a consumer after the followers) is not read at all when it is large: it goes into the response
-as a FileRegion that the listener sends from the segment file to the socket with os.sendfile.
+served unless its CRC32C was checked in this process: bytes this process appended were checked
+at append (at or above LogSegment.opened_size); bytes found on disk (a segment from an earlier
+run, a compacted segment) are read at their first fetch and every batch checked (damage is
+withheld and reported), and the checked ranges of each segment file are remembered. A read of
+a range known good is not read at all when it is large: it goes into the response as a
+FileRegion that the listener sends from the segment file to the socket with os.sendfile.
 ``KAFLAB_SENDFILE=0`` in the broker's environment turns that off (always read and copy).
 """
 
@@ -217,12 +218,25 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     return responses, total, events
 
 
-def _records(tp: TopicPartition, offset: int, piece: Any, region_ok: bool
+def _appended_here(log: Any, piece: Any) -> bool:
+    """Whether the slice lies in bytes this process appended to its segment (at or above the
+    segment's ``opened_size``): Log CRC-checks every batch it appends, leader or follower."""
+    segment = log.active_segment
+    if segment.file is not piece.file:
+        segment = next((s for s in log.segments if s.file is piece.file), None)
+        if segment is None:
+            return False
+    return piece.position >= getattr(segment, "opened_size", 1 << 62)
+
+
+def _records(tp: TopicPartition, offset: int, piece: Any, region_ok: bool, log: Any = None
              ) -> bytes | FileRegion:
-    """The slice's batches: by reference to the file when they are known good and large
-    enough to be worth a sendfile, else read, CRC-checked (and remembered as checked)."""
-    if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES and CHECKED.covers(
-            piece.file, piece.position, piece.size):
+    """The slice's batches: by reference to the file when they are known good (appended by
+    this process, or checked at an earlier read) and large enough to be worth a sendfile,
+    else read, CRC-checked (and remembered as checked)."""
+    if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES and (
+            CHECKED.covers(piece.file, piece.position, piece.size)
+            or (log is not None and _appended_here(log, piece))):
         return FileRegion(piece.fileno(), piece.position, piece.size)
     data = _intact(tp, offset, piece.read_bytes())
     if len(data) == piece.size:
@@ -271,7 +285,8 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
         if want.fetch_offset != (limit if limit is not None else log.log_end_offset):
             piece = log.read(want.fetch_offset, min(want.max_bytes, budget), max_offset=limit,
                              min_one_batch=first)
-            data = _records(tp, want.fetch_offset, piece, region_ok) if piece.size else b""
+            data = (_records(tp, want.fetch_offset, piece, region_ok, log) if piece.size
+                    else b"")
             if is_follower:  # leader-side replication throttle (KIP-73)
                 data = partition.throttle_replica_read(replica_id, data)
             if read_committed and data:
