@@ -135,7 +135,18 @@ class LogSegment:
         if self.rolling_timestamp_ms is None:
             self.rolling_timestamp_ms = max_ts
         if self.bytes_since_index > self.index_interval_bytes:
-            self._add_index_entry(last_offset, position)
+            # _add_index_entry, inlined
+            index = self.offset_index
+            index._offsets.append(last_offset)
+            index._positions.append(position)
+            timestamps = self.time_index._timestamps
+            max_ts = self.max_timestamp
+            if max_ts > (timestamps[-1] if timestamps else -1):
+                timestamps.append(max_ts)
+                self.time_index._offsets.append(self.offset_of_max_timestamp)
+            self._index_room -= 1
+            if self._index_room <= 0:
+                self._update_index_full()
             self.bytes_since_index = size
         else:
             self.bytes_since_index += size
