@@ -168,7 +168,7 @@ def _swap_in(log: Log, old: LogSegment, batches: list[bytes]) -> int:
     os.replace(swap, old.path)
     fsync_dir(directory)
     new = LogSegment(directory, old.base_offset, index_interval_bytes=old.index_interval_bytes,
-                     max_index_bytes=old.offset_index.max_entries * 8)
+                     max_index_bytes=old.offset_index.max_entries * 8, segment_ms=old.segment_ms)
     new.recover()
     new.flush(fsync=True)
     # Keep the segment's offset range: the next segment still starts where it did.

@@ -228,12 +228,13 @@ class Log:
             self._apply_config(config)
             for segment in self._segments:
                 segment.index_interval_bytes = self._index_interval
+                segment.segment_ms = self._segment_ms
 
     # --- loading and recovery ---------------------------------------------------------------
 
     def _new_segment(self, base_offset: int) -> LogSegment:
         return LogSegment(self.dir, base_offset, index_interval_bytes=self._index_interval,
-                          max_index_bytes=self._index_bytes)
+                          max_index_bytes=self._index_bytes, segment_ms=self._segment_ms)
 
     def _load(
         self,
@@ -438,12 +439,10 @@ class Log:
                         last = first + delta
                         segment = self._segments[-1]
                         position = segment.size
-                        rolling = segment.rolling_timestamp_ms
                         if position and (
-                                position + total > self._segment_bytes or segment.index_full
-                                or rolling is None or rolling < 0
-                                or max_ts - rolling > self._segment_ms
-                                or last - segment.base_offset > INT32_MAX
+                                position + total > self._segment_bytes
+                                or max_ts > segment.roll_ts_limit
+                                or last > segment.roll_offset_limit
                         ) and self._needs_roll(segment, total, max_ts, last):
                             segment = self._roll(first)
                         try:

@@ -26,6 +26,8 @@ __all__ = ["LogSegment", "segment_file_name"]
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _CHUNK = 1 << 20
 _make_header = BatchHeader._make
+INT32_MAX = 2**31 - 1
+NO_ROLL_LIMIT = -(2**64)  # below any int64 timestamp
 
 
 class _Scratch(threading.local):
@@ -54,6 +56,7 @@ class LogSegment:
         index_interval_bytes: int,
         max_index_bytes: int,
         log_suffix: str = ".log",
+        segment_ms: int = 7 * 24 * 3600 * 1000,
     ) -> None:
         self.directory = directory
         self.base_offset = base_offset
@@ -76,16 +79,61 @@ class LogSegment:
         self.next_offset = base_offset
         self.max_timestamp = -1
         self.offset_of_max_timestamp = -1
-        self.rolling_timestamp_ms: int | None = None  # first batch's max timestamp
         self.created_ms = int(time.time() * 1000)
         self.bytes_since_index = 0
         self.flushed_size = self.size
-        self.index_full = False  # an index reached segment.index.bytes: roll
+        # What the produce fast path checks before it asks Log._needs_roll: the largest max
+        # timestamp that cannot roll the segment by segment.ms (NO_ROLL_LIMIT: always ask) and
+        # the largest last offset that still fits the indexes' int32 relative offsets.
+        self._segment_ms = segment_ms
+        self._rolling: int | None = None  # first batch's max timestamp
+        self._index_full = False  # an index reached segment.index.bytes: roll
+        self.roll_ts_limit = NO_ROLL_LIMIT
+        self.roll_offset_limit = base_offset + INT32_MAX
         self._index_room = 0
         self._update_index_full()
 
     def __repr__(self) -> str:
         return f"LogSegment({self.path.name}, size={self.size}, next={self.next_offset})"
+
+    # --- roll state ---------------------------------------------------------------------------
+
+    @property
+    def rolling_timestamp_ms(self) -> int | None:
+        """The max timestamp of the first batch (segment.ms counts from it when >= 0)."""
+        return self._rolling
+
+    @rolling_timestamp_ms.setter
+    def rolling_timestamp_ms(self, value: int | None) -> None:
+        self._rolling = value
+        self._update_roll_limit()
+
+    @property
+    def index_full(self) -> bool:
+        """An index reached segment.index.bytes: the segment must roll."""
+        return self._index_full
+
+    @index_full.setter
+    def index_full(self, value: bool) -> None:
+        self._index_full = value
+        self._update_roll_limit()
+
+    @property
+    def segment_ms(self) -> int:
+        """segment.ms of the topic (kept here for roll_ts_limit)."""
+        return self._segment_ms
+
+    @segment_ms.setter
+    def segment_ms(self, value: int) -> None:
+        self._segment_ms = value
+        self._update_roll_limit()
+
+    def _update_roll_limit(self) -> None:
+        rolling = self._rolling
+        if rolling is None or rolling < 0 or self._index_full:
+            self.roll_ts_limit = NO_ROLL_LIMIT  # wall clock or a full index: the Log decides
+        else:
+            self.roll_ts_limit = rolling + self._segment_ms
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -132,7 +180,7 @@ class LogSegment:
         if max_ts > self.max_timestamp:
             self.max_timestamp = max_ts
             self.offset_of_max_timestamp = last_offset
-        if self.rolling_timestamp_ms is None:
+        if self._rolling is None:
             self.rolling_timestamp_ms = max_ts
         if self.bytes_since_index > self.index_interval_bytes:
             # _add_index_entry, inlined

@@ -312,3 +312,16 @@ def test_opened_size_marks_what_this_process_wrote(tmp_path):
         handle.truncate(size - 5)
     recovered = Log(tmp_path / "t-0", dict(config), clean_shutdown=False, recovery_point=0)
     assert recovered.active_segment.opened_size == recovered.active_segment.size < size
+
+
+def test_segment_ms_change_applies_to_the_active_segment(tmp_path):
+    """The fast path's precomputed time limit follows a segment.ms change (AlterConfigs)."""
+    fast, general = Log(tmp_path / "f-0", {}), Log(tmp_path / "g-0", {})
+    _append_both(fast, general, _batch(1, 10, 1_000))
+    _append_both(fast, general, _batch(1, 10, 60_000))
+    assert len(fast.segments) == len(general.segments) == 1
+    for log in (fast, general):
+        log.update_config({"segment.ms": 10_000})
+    _append_both(fast, general, _batch(1, 10, 61_000))
+    assert len(fast.segments) == len(general.segments) == 2
+    assert _state(fast) == _state(general)
