@@ -6,7 +6,8 @@ confluent-kafka's DescribeConfigs, and the live charts get a marker for each.
 The console starts its own 3-broker cluster (LocalCluster -> `serve`, whose default runs a
 fault proxy in front of every broker) under a temporary data dir on free ports, and stops it
 in teardown; LocalCluster.stop (by PID) is the safety net. KAFLAB_SCREENSHOTS=docs/screenshots
-also saves faults-cluster-light.png and faults-charts-light.png.
+also saves faults-cluster-light.png and faults-charts-light.png (the docs' copies come from
+`-k "cluster_up or screenshots"`, so the charts show only that test's spaced-out markers).
 """
 
 from __future__ import annotations
@@ -189,6 +190,26 @@ def _describe(console, resource_type, name: str) -> dict:
     admin = AdminClient({"bootstrap.servers": console.window.caps.bootstrap})
     resource = ConfigResource(resource_type, name)
     return admin.describe_configs([resource])[resource].result(20)
+
+
+def test_drop_and_blackhole_keep_the_console_polling(console, qtbot):
+    """Drop and blackhole broker 3 from the row: the supervisor reports them, the console
+    keeps polling (its requests to broker 3 time out off the Qt thread) and shows them."""
+    cv = console.window.cluster_view
+    for fault, label in (("drop", "dropping"), ("blackhole", "blackhole")):
+        cv.network_fault(3, fault)
+        pump_until(qtbot, lambda f=fault: (status_of(console, 3).get("netfault") or {})
+                   .get("mode") == f, 20, f"the supervisor to report {fault} on broker 3")
+        pump_until(qtbot, lambda lb=label: cell(console, 3, BrokersModel.NETWORK_COLUMN) == lb,
+                   40, f"the row to show {label}")
+    cv.network_fault(3, "clear")
+    pump_until(qtbot, lambda: status_of(console, 3).get("netfault") is None, 20,
+               "broker 3 healthy in ctl status")
+    pump_until(qtbot, lambda: cell(console, 3, BrokersModel.NETWORK_COLUMN) == "", 40,
+               "the row to clear")
+    labels = console.window.charts_view.markers.labels()
+    assert "net ok b3" in labels, labels
+    assert any(x.startswith(("drop", "blackhole")) and x.endswith("b3") for x in labels), labels
 
 
 def config_settles(console, qtbot, resource_type, name: str, expected: dict) -> dict:
