@@ -63,6 +63,9 @@ NETWORK_ACTIONS = (
     ("clear", "&Clear network fault", "Ctrl+Shift+C", "Back to a healthy network"),
 )
 THROTTLE_SHORTCUT = "Ctrl+Shift+R"
+_NETWORK_TIP = ("Network faults on this broker, through the supervisor's proxy\n"
+                + ", ".join(f"{s}: {t.replace('&', '').rstrip('…')}"
+                            for _, t, s, _ in NETWORK_ACTIONS))
 
 
 class ClusterView(QWidget):
@@ -239,12 +242,9 @@ class ClusterView(QWidget):
             action.setEnabled(not net_why and broker is not None
                               and (fault != "clear" or faulted))
             action.setToolTip(tip)
-        shortcuts = ", ".join(f"{s}: {t.replace('&', '').rstrip('…')}"
-                              for _, t, s, _ in NETWORK_ACTIONS)
         self.network_button.setEnabled(not net_why and broker is not None)
         self.network_button.setToolTip(
-            "Network faults on this broker, through the supervisor's proxy\n" + shortcuts
-            + (f"\n\nUnavailable: {net_why}" if net_why else
+            _NETWORK_TIP + (f"\n\nUnavailable: {net_why}" if net_why else
                "\n\nSelect a broker first." if broker is None else
                f"\n\nNow: {fault_label(broker) or 'healthy'}"))
         connected = caps is not None
