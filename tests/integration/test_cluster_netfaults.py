@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 
 from core.cluster import LocalCluster, free_base_port, read_cluster_json
-from core.cluster.kafka_probe import probe_api_versions, probe_registered
+from core.cluster.kafka_probe import probe_api_versions, probe_controller, probe_registered
 from core.cluster.supervisor import MAIN_PY
+from core.network.client import KafkaConnection
 from tests.fixtures import wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -114,11 +115,14 @@ def test_latency_shows_in_round_trips_and_status(cluster: LocalCluster) -> None:
 
 
 class AckedProducer:
-    """An idempotent acks=all confluent-kafka producer writing "seq" values to one partition."""
+    """An idempotent acks=all confluent-kafka producer writing "<seq>" values round-robin to
+    the given partitions (so it has a connection to every leader, as a real workload does:
+    librdkafka asks its connected brokers for metadata, and a producer connected only to a
+    partitioned leader would keep reading that broker's frozen metadata)."""
 
-    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
-        self.topic, self.partition = topic, partition
-        self.acked: list[int] = []
+    def __init__(self, bootstrap: str, topic: str, partitions: list[int]) -> None:
+        self.topic, self.partitions = topic, partitions
+        self.acked: dict[int, list[int]] = {p: [] for p in partitions}
         self.errors: list[str] = []
         self.producer = confluent_kafka.Producer({
             "bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
@@ -130,18 +134,19 @@ class AckedProducer:
 
     def _delivered(self, err: Any, msg: Any) -> None:
         if err is None:
-            self.acked.append(int(msg.value()))
+            self.acked[msg.partition()].append(int(msg.value()))
 
     def _run(self) -> None:
         seq = 0
         while not self._stop.is_set():
             try:
-                self.producer.produce(self.topic, str(seq).encode(), partition=self.partition,
+                self.producer.produce(self.topic, str(seq).encode(),
+                                      partition=self.partitions[seq % len(self.partitions)],
                                       on_delivery=self._delivered)
                 seq += 1
             except BufferError:
                 pass
-            self.producer.poll(0.01)
+            self.producer.poll(0.01 if seq % 10 == 0 else 0)
         self.producer.flush(120)
 
     def __enter__(self) -> AckedProducer:
@@ -172,7 +177,7 @@ def read_partition(bootstrap: str, topic: str, partition: int) -> list[bytes]:
         consumer.close()
 
 
-@pytest.mark.parametrize("fault", ["isolate", "drop"])
+@pytest.mark.parametrize("fault", ["isolate", "drop", "blackhole"])
 def test_partition_leader_cut_off_fails_over_and_heals(cluster: LocalCluster, fault: str) -> None:
     assert cluster.bootstrap is not None
     healthy(cluster)
@@ -186,41 +191,145 @@ def test_partition_leader_cut_off_fails_over_and_heals(cluster: LocalCluster, fa
     partition, victim = next((p, partition_state(admin, topic, p)[0]) for p in range(3)
                              if partition_state(admin, topic, p)[0] != controller)
     others = [b for b in (1, 2, 3) if b != victim]
-    # a view of the cluster that does not depend on the victim's (frozen) metadata
-    survivors = AdminClient({"bootstrap.servers": ",".join(
-        f"127.0.0.1:{public_port(cluster, b)}" for b in others)})
+    # the controller's own view (a librdkafka admin may ask the victim, whose metadata froze)
+    at_controller = public_port(cluster, controller)
 
-    with AckedProducer(cluster.bootstrap, topic, partition) as producer:
-        wait_for(lambda: len(producer.acked) >= 200, 30, "records acknowledged before")
+    with AckedProducer(cluster.bootstrap, topic, [0, 1, 2]) as producer:
+        acked = producer.acked[partition]
+        wait_for(lambda: len(acked) >= 200, 30, "records acknowledged before")
         message = cluster.control.netfault_sync(victim, fault)
         assert f"broker {victim}: {fault}" in message
         cut_at = time.monotonic()
         # the controller fences the victim (no heartbeat gets through) and moves leadership
-        wait_for(lambda: partition_state(survivors, topic, partition)[0] in others, 45,
+        wait_for(lambda: asyncio.run(leader_at(at_controller, topic, partition)) in others, 45,
                  f"leadership of {topic}-{partition} moving off broker {victim}")
         moved_after = time.monotonic() - cut_at
-        registered = asyncio.run(probe_registered("127.0.0.1", public_port(cluster, controller)))
-        assert registered is not None and victim not in registered, registered
+        wait_for(lambda: victim not in (asyncio.run(probe_registered(
+            "127.0.0.1", at_controller, timeout=5.0)) or {victim}), 10,
+            f"broker {victim} fenced")
         if fault == "isolate":  # clients still reach the partitioned broker...
             assert ping_seconds(public_port(cluster, victim)) is not None
-        else:  # ...unlike a dropped one
+        else:  # ...unlike a dropped or blackholed one
             assert ping_seconds(public_port(cluster, victim), timeout=2.0) is None
         # the acks=all producer carries on with the new leader
-        acked_then = len(producer.acked)
-        wait_for(lambda: len(producer.acked) >= acked_then + 200, 60,
-                 "records acknowledged by the new leader")
+        acked_then = len(acked)
+        wait_for(lambda: len(acked) >= acked_then + 200, 60,
+                 f"records acknowledged by the new leader of {topic}-{partition}")
         assert "cleared" in cluster.control.netfault_sync(victim, "clear")
-        wait_for(lambda: len(partition_state(admin, topic, partition)[1]) == 3, 60,
-                 f"broker {victim} back in the ISR of {topic}-{partition}")
-        wait_for(lambda: len(producer.acked) >= acked_then + 400, 60, "records after healing")
-    assert producer.acked, producer.errors
-    values = read_partition(cluster.bootstrap, topic, partition)
-    seen = [int(v) for v in values]
-    assert len(seen) == len(set(seen)), "duplicates in the log"
-    missing = set(producer.acked) - set(seen)
-    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+        wait_for(lambda: len(asyncio.run(partition_at(at_controller, topic, partition))[1])
+                 == 3, 60, f"broker {victim} back in the ISR of {topic}-{partition}")
+        wait_for(lambda: len(acked) >= acked_then + 400, 60, "records after healing")
+    in_log = 0
+    for p, acked_p in producer.acked.items():  # every acknowledged record, once
+        seen = [int(v) for v in read_partition(cluster.bootstrap, topic, p)]
+        assert len(seen) == len(set(seen)), f"duplicates in {topic}-{p}"
+        missing = set(acked_p) - set(seen)
+        assert not missing, \
+            f"{topic}-{p}: {len(missing)} acknowledged records lost, e.g. {sorted(missing)[:5]}"
+        in_log += len(seen)
     print(json.dumps({"fault": fault, "victim": victim, "leader_moved_s": round(moved_after, 2),
-                      "acked": len(producer.acked), "in_log": len(seen)}))
+                      "acked": sum(map(len, producer.acked.values())), "in_log": in_log}))
+
+
+def acks_all_round_trip(bootstrap: str, topic: str, partition: int, count: int = 7) -> float:
+    """Median seconds for one acks=all record, produced and flushed alone."""
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "acks": "all",
+                                         "linger.ms": 0})
+    producer.produce(topic, b"warmup", partition=partition)
+    assert producer.flush(30) == 0
+    times = []
+    for _ in range(count):
+        started = time.monotonic()
+        producer.produce(topic, b"x", partition=partition)
+        assert producer.flush(30) == 0
+        times.append(time.monotonic() - started)
+    return sorted(times)[count // 2]
+
+
+def test_latency_on_a_follower_slows_acks_all_on_its_leader(cluster: LocalCluster) -> None:
+    """Replication crosses the proxies too: a slow follower (still in the ISR) delays the
+    high watermark, so an acks=all produce to another broker waits for it."""
+    assert cluster.bootstrap is not None
+    healthy(cluster)
+    topic = "slow-follower"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 3, config={"min.insync.replicas": "2"})])[topic] \
+        .result(30)
+    wait_for(lambda: len(partition_state(admin, topic, 0)[1]) == 3, 30, "full ISR")
+    leader = partition_state(admin, topic, 0)[0]
+    follower = next(b for b in (1, 2, 3) if b != leader)
+    base = acks_all_round_trip(cluster.bootstrap, topic, 0)
+    cluster.control.netfault_sync(follower, "latency", 300)
+    try:
+        slow = acks_all_round_trip(cluster.bootstrap, topic, 0)
+        assert len(partition_state(admin, topic, 0)[1]) == 3  # slow, not out of the ISR
+    finally:
+        cluster.control.netfault_sync(follower, "clear")
+    assert slow - base >= 0.25, (base, slow)
+    print(json.dumps({"acks_all_s": base, "with_slow_follower_s": slow}))
+
+
+def test_isolated_controller_is_replaced_and_rejoins(cluster: LocalCluster) -> None:
+    """Raft crosses the proxies: the other voters elect a new controller while the old one is
+    cut off, keep changing metadata, and the old one follows again after clear."""
+    assert cluster.bootstrap is not None
+    healthy(cluster)
+    old = int((read_cluster_json(cluster.data_dir) or {})["controller_id"])
+    others = [b for b in (1, 2, 3) if b != old]
+    cluster.control.netfault_sync(old, "isolate")
+    try:
+        def new_controller() -> bool:
+            views = {asyncio.run(probe_controller("127.0.0.1", public_port(cluster, b)))
+                     for b in others}
+            return len(views) == 1 and views.pop() in others
+        wait_for(new_controller, 45, f"a controller other than {old}")
+        assert asyncio.run(create_topic_at(public_port(cluster, others[0]),
+                                           "during-isolation")) == 0
+    finally:
+        cluster.control.netfault_sync(old, "clear")
+    # the old controller catches up with the metadata written without it
+    wait_for(lambda: "during-isolation" in asyncio.run(topics_of(public_port(cluster, old))),
+             60, f"broker {old} sees the new topic")
+    healthy(cluster)
+
+
+
+
+async def metadata_of(port: int, topics: list[str] | None) -> Any:
+    """The Metadata answer of the one broker behind ``port`` (None: every topic)."""
+    async with await KafkaConnection.connect("127.0.0.1", port, client_id="test",
+                                             timeout=5) as conn:
+        return await conn.request(3, max_version=12, min_version=1, topics=None
+                                  if topics is None else [{"name": t} for t in topics],
+                                  allow_auto_topic_creation=False)
+
+
+async def partition_at(port: int, topic: str, partition: int) -> tuple[int, list[int]]:
+    """(leader, isr) of topic-partition as the broker behind ``port`` sees it."""
+    response = await metadata_of(port, [topic])
+    return next((int(p.leader_id), [int(b) for b in p.isr_nodes]) for t in response.topics
+                if str(t.name) == topic for p in t.partitions
+                if int(p.partition_index) == partition)
+
+
+async def leader_at(port: int, topic: str, partition: int) -> int:
+    return (await partition_at(port, topic, partition))[0]
+
+
+async def create_topic_at(port: int, topic: str) -> int:
+    """CreateTopics (1 partition, RF 2) sent to the broker behind ``port``; the error code."""
+    async with await KafkaConnection.connect("127.0.0.1", port, client_id="test",
+                                             timeout=5) as conn:
+        response = await conn.request(19, max_version=5, timeout=35, fields={
+            "topics": [{"name": topic, "num_partitions": 1, "replication_factor": 2,
+                        "assignments": [], "configs": []}],
+            "timeout": 30000, "validate_only": False})
+    return int(response.topics[0].error_code)
+
+
+async def topics_of(port: int) -> set[str]:
+    """The topic names the broker behind ``port`` knows."""
+    return {str(t.name) for t in (await metadata_of(port, None)).topics}
 
 
 def test_netfault_refused_without_proxies_and_for_bad_input(cluster: LocalCluster,
