@@ -1,8 +1,9 @@
 """Fetch served through sendfile returns the same bytes as Fetch served by read-and-copy.
 
-The broker sends record bytes it appended itself (CRC-checked at append), or that an earlier
-fetch read and CRC-checked, from the segment file with os.sendfile; bytes found on disk are
-read, checked and copied at their first fetch (core/broker/handlers/fetch.py,
+With KAFLAB_SENDFILE=1 the broker sends record bytes it appended itself (CRC-checked at
+append), or that an earlier fetch read and CRC-checked, from the segment file with os.sendfile
+(by default it reads and copies them); bytes found on disk are read, checked and copied at
+their first fetch (core/broker/handlers/fetch.py,
 core/network/server.py). Raw Fetch requests on one socket: the response frames of every pass
 must be equal, and the record bytes must equal the segment files.
 """
@@ -119,10 +120,14 @@ def _segment_bytes(broker: BrokerProcess, topic: str, partition: int) -> bytes:
     return b"".join(Path(f).read_bytes() for f in files)
 
 
-def test_sendfile_fetch_is_byte_identical_to_copied_fetch(broker_factory: Any) -> None:
-    """Three passes over the same log: sendfile of bytes this broker appended (checked at
-    append), read + CRC check + copy after a restart (the segments now come from disk), and
-    sendfile again (those ranges are now known good). Same frames, same bytes as the files."""
+@pytest.mark.parametrize("sendfile", ["1", "0"])
+def test_sendfile_fetch_is_byte_identical_to_copied_fetch(
+        broker_factory: Any, monkeypatch: pytest.MonkeyPatch, sendfile: str) -> None:
+    """Three passes over the same log: bytes this broker appended (checked at append: sent
+    with sendfile, or read without a second check), read + CRC check + copy after a restart
+    (the segments now come from disk), and the now known-good ranges again. Same frames, same
+    bytes as the files, with KAFLAB_SENDFILE=1 and with the default (read + copy)."""
+    monkeypatch.setenv("KAFLAB_SENDFILE", sendfile)  # the broker process inherits it
     broker = broker_factory()
     _fill(broker, "sf", 1)
     assert len(list((broker.data_dir / "data" / "sf-0").glob("*.log"))) >= 4
@@ -142,10 +147,12 @@ def test_sendfile_fetch_is_byte_identical_to_copied_fetch(broker_factory: Any) -
     assert "fails its CRC32C" not in broker.log_text()
 
 
-def test_large_multi_partition_fetch_spanning_segments(broker_factory: Any) -> None:
-    """One request for 3 partitions with 50 MiB limits: responses carry one file region per
-    partition (each up to the end of a 256 KiB segment); a consumer reading it all through
-    sendfile sees every record once, in order, CRC-checked by the client."""
+def test_large_multi_partition_fetch_spanning_segments(
+        broker_factory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One request for 3 partitions with 50 MiB limits: with KAFLAB_SENDFILE=1 responses carry
+    one file region per partition (each up to the end of a 256 KiB segment); a consumer reading
+    it all through sendfile sees every record once, in order, CRC-checked by the client."""
+    monkeypatch.setenv("KAFLAB_SENDFILE", "1")
     broker = broker_factory()
     _fill(broker, "span", 3)
     raw = RawFetcher(broker)

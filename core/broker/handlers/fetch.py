@@ -5,9 +5,9 @@ served unless its CRC32C was checked in this process: bytes this process appende
 at append (at or above LogSegment.opened_size); bytes found on disk (a segment from an earlier
 run, a compacted segment) are read at their first fetch and every batch checked (damage is
 withheld and reported), and the checked ranges of each segment file are remembered. A read of
-a range known good is not read at all when it is large: it goes into the response as a
+a range known good is read without a second CRC pass, or, with ``KAFLAB_SENDFILE=1`` in the
+broker's environment and when it is large, not read at all: it goes into the response as a
 FileRegion that the listener sends from the segment file to the socket with os.sendfile.
-``KAFLAB_SENDFILE=0`` in the broker's environment turns that off (always read and copy).
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ from core.records.batch import intact_prefix
 
 log = logging.getLogger(__name__)
 
-#: serve known-good record ranges of at least SPLICE_MIN_BYTES with sendfile
-SENDFILE = HAVE_SENDFILE and os.environ.get("KAFLAB_SENDFILE", "1") != "0"
+#: serve known-good record ranges of at least SPLICE_MIN_BYTES with sendfile: opt-in
+#: (KAFLAB_SENDFILE=1), because on loopback, the only path measured here, read + copy of a
+#: known-good range costs the broker ~20% less CPU per record at the same consume rate
+#: (docs/benchmarks.md, "Hot path")
+SENDFILE = HAVE_SENDFILE and os.environ.get("KAFLAB_SENDFILE", "0") == "1"
 #: file regions in one response at most (each holds a file descriptor until it is sent);
 #: partitions past that are read and copied
 MAX_REGIONS = 64
@@ -234,10 +237,11 @@ def _records(tp: TopicPartition, offset: int, piece: Any, region_ok: bool, log: 
     """The slice's batches: by reference to the file when they are known good (appended by
     this process, or checked at an earlier read) and large enough to be worth a sendfile,
     else read, CRC-checked (and remembered as checked)."""
-    if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES and (
-            CHECKED.covers(piece.file, piece.position, piece.size)
-            or (log is not None and _appended_here(log, piece))):
-        return FileRegion(piece.fileno(), piece.position, piece.size)
+    if CHECKED.covers(piece.file, piece.position, piece.size) or (
+            log is not None and _appended_here(log, piece)):
+        if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES:
+            return FileRegion(piece.fileno(), piece.position, piece.size)
+        return piece.read_bytes()  # known good: no second CRC pass
     data = _intact(tp, offset, piece.read_bytes())
     if len(data) == piece.size:
         CHECKED.add(piece.file, piece.position, piece.size)
