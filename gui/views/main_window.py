@@ -318,7 +318,11 @@ class MainWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", (
             "F5\tRefresh now\nCtrl+1…7\tSwitch page\nCtrl+N\tNew topic\nCtrl+P\tProduce\n"
             "Ctrl+B\tBrowse messages\nCtrl+F\tFilter the current table\n"
-            "Ctrl+Enter\tSend (Produce page)\nCtrl+T\tToggle dark theme\nCtrl+Q\tQuit"))
+            "Ctrl+Enter\tSend (Produce page)\nCtrl+T\tToggle dark theme\nCtrl+Q\tQuit\n"
+            "\nCluster page, selected broker:\n"
+            "Ctrl+Shift+L\tAdd network latency…\nCtrl+Shift+D\tDrop connections\n"
+            "Ctrl+Shift+I\tCut off from other brokers\nCtrl+Shift+H\tBlackhole\n"
+            "Ctrl+Shift+C\tClear network fault\nCtrl+Shift+R\tReplication throttle…"))
 
     # -- layout persistence -------------------------------------------------------------------
 
