@@ -65,6 +65,10 @@ from core.raft.store import QuorumStore
 NONE = ErrorCode.none
 
 
+class LostLogError(RuntimeError):
+    """A voter's log starts after a snapshot it does not have: it refuses to start."""
+
+
 @dataclass(frozen=True, slots=True)
 class NotLeader:
     """append() on a node that is not the leader: where to go instead (-1: unknown)."""
@@ -310,22 +314,49 @@ class RaftNode:
             self._restore()
 
     def _restore_snapshot(self) -> None:
-        """Start from the latest snapshot: the log must continue it, or it is reset to it."""
+        """Start from the latest snapshot: the log must continue it, or it is reset to it.
+
+        When the snapshot the log starts after is gone (lost or corrupt), the entries below
+        the log start exist nowhere on this node. An observer then starts over empty and
+        fetches the leader's snapshot: nothing in the quorum depends on its log. A voter
+        refuses to start (LostLogError): Raft's safety rests on every voter keeping the
+        entries it acknowledged, since a commit counted it and its Vote compares its log
+        with the candidate's. Started over empty, it would grant a vote to a candidate that
+        lacks a committed entry, and that candidate, elected, truncates it away everywhere
+        (tests/simulation: test_voter_that_lost_its_snapshot_*). Refusing is safe by
+        construction (the node never acts on lost state) and is what an operator can act
+        on: restore the files, or remove the voter and add a fresh one.
+        """
         latest = self.snapshots.latest() if self.snapshots is not None else None
         log = self.log
         if latest is None:
             if log.start_offset() > 0:
-                # the snapshot the log starts after is gone (lost or corrupt): this node
-                # cannot rebuild its state, so it starts over and fetches the leader's
+                self._lost(f"its log starts at {log.start_offset()} but there is no "
+                           "snapshot to start from")
                 log.truncate_fully_and_start_at(0, 0)
             return
         end, epoch = latest
-        if end < log.start_offset() or end > log.end_offset() or log.epoch_at(end - 1) != epoch:
-            # the log does not continue the snapshot: a crash before an installed snapshot
-            # truncated it, or the snapshot at the log start was lost (corrupt)
+        if end < log.start_offset():
+            self._lost(f"its log starts at {log.start_offset()} but the newest valid "
+                       f"snapshot ends at {end}")
+            log.truncate_fully_and_start_at(end, epoch)
+        elif end > log.end_offset() or log.epoch_at(end - 1) != epoch:
+            # a crash after a snapshot fetched from the leader froze, before the log was
+            # truncated to it (Kafka's truncateToLatestSnapshot): the snapshot holds only
+            # committed entries, and our entries after a different epoch at end - 1 were
+            # never committed (log matching), so nothing acknowledged is lost
             log.truncate_fully_and_start_at(end, epoch)
         self._applied = self._hw = end
         self._snapshot_to_load = latest
+
+    def _lost(self, why: str) -> None:
+        """The log's prefix cannot be rebuilt: fatal for a voter (see _restore_snapshot)."""
+        if self.is_voter:
+            raise LostLogError(
+                f"metadata quorum voter {self.node_id} cannot start: {why}. The committed "
+                "entries below its log start are lost and a voter must not forget entries "
+                "it acknowledged; restore the metadata log directory and its .checkpoint "
+                "files, or remove this voter from the quorum and add a new one")
 
     def _restore(self) -> None:
         persisted = self._quorum.persisted

@@ -189,7 +189,18 @@ def test_fetch_snapshot_over_the_wire(cluster: LocalCluster) -> None:
     asyncio.run(run())
 
 
-def test_corrupt_newest_snapshot_is_skipped_at_start(cluster: LocalCluster) -> None:
+def broker_state(cluster: LocalCluster, broker_id: int) -> str:
+    status = cluster.control.status_sync()
+    return next(b["state"] for b in status["brokers"] if b["id"] == broker_id)
+
+
+def test_voter_whose_log_start_snapshot_is_corrupt_refuses_to_start(cluster: LocalCluster
+                                                                     ) -> None:
+    """The newest snapshot is the one the voter's metadata log starts after: corrupt, it is
+    skipped, and the entries below the log start exist nowhere on the broker. A voter must
+    not start over from an empty (or older) state, it may have acknowledged those entries
+    (core/raft/node.py _restore_snapshot): it refuses to start, saying why. With the file
+    restored it starts and catches up."""
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     controller = admin.list_topics(timeout=10).controller_id
     broker = next(b for b in (1, 2, 3) if b != controller)
@@ -197,16 +208,30 @@ def test_corrupt_newest_snapshot_is_skipped_at_start(cluster: LocalCluster) -> N
     wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
              timeout=30, what="the broker caught up")
     cluster.control.stop_sync(broker)
-    store = FileSnapshotStore(quorum_dir(cluster, broker), fsync=False)
+    directory = quorum_dir(cluster, broker)
+    store = FileSnapshotStore(directory, fsync=False)
     newest = store.latest()
     assert newest is not None
+    assert log_start_offset(directory / "raft.log") == newest.end_offset
     path = store.path(newest)
-    data = bytearray(path.read_bytes())
+    good = path.read_bytes()
+    data = bytearray(good)
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     cluster.control.start_sync(broker)
-    wait_for(lambda: "skipping corrupt metadata snapshot" in broker_log(cluster, broker),
-             timeout=30, what="the corrupt snapshot is reported")
-    assert path.with_name(path.name + ".corrupt").exists()
+    wait_for(lambda: broker_state(cluster, broker) == "crashed", timeout=30,
+             what="the broker exits at start")
+    text = broker_log(cluster, broker)
+    assert "skipping corrupt metadata snapshot" in text
+    assert (f"metadata quorum voter {broker} cannot start: its log starts at "
+            f"{newest.end_offset}") in text
+    assert log_start_offset(directory / "raft.log") == newest.end_offset, "log left alone"
+    # the operator restores the snapshot file: the broker starts and catches up
+    path.with_name(path.name + ".corrupt").unlink()
+    path.write_bytes(good)
+    cluster.control.start_sync(broker)
+    wait_for(lambda: broker_state(cluster, broker) == "running", timeout=60,
+             what="the broker runs again")
+    create_topics(admin, ["corrupt-after"], rf=3)
     wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
              timeout=60, what="the broker's metadata equals the controller's")

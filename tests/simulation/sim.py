@@ -33,7 +33,7 @@ from typing import Any
 
 from core.raft.log import LogEntry, MemoryLog
 from core.raft.messages import Outbound
-from core.raft.node import CommittedEntry, NotLeader, RaftNode
+from core.raft.node import CommittedEntry, LostLogError, NotLeader, RaftNode
 from core.raft.snapshot import MemorySnapshotStore
 from core.raft.store import ElectionState, MemoryQuorumStore
 
@@ -53,6 +53,9 @@ class Faults:
     crash_rate: float = 0.0
     partition_rate: float = 0.0
     resign_rate: float = 0.0
+    #: crashes that also destroy the node's snapshots (its log, whose prefix they replaced,
+    #: and its quorum store survive): a voter must then refuse to start (LostLogError)
+    disk_loss_rate: float = 0.0
     append_rate: float = 5.0
     restart_after_ms: tuple[int, int] = (200, 3000)
 
@@ -185,6 +188,9 @@ class Simulation:
         self.snapshot_every = snapshot_every
         self.snapshot_stores = {i: MemorySnapshotStore() for i in self.ids}
         self.nodes: dict[int, RaftNode | None] = {}
+        #: voters that refused to start (LostLogError): down for good
+        self.failed: set[int] = set()
+        self._disk_lost: set[int] = set()
         self.delivered: dict[int, list[CommittedEntry]] = {}
         self.hw_seen: dict[int, int] = {}
         self.group: dict[int, int] = dict.fromkeys(self.ids, 0)
@@ -196,7 +202,7 @@ class Simulation:
         self.chaos = True
         self.stats: dict[str, int] = {"crashes": 0, "partitions": 0, "resigns": 0,
                                       "messages": 0, "dropped": 0, "appends": 0,
-                                      "snapshots": 0, "snapshot_loads": 0}
+                                      "snapshots": 0, "snapshot_loads": 0, "disk_losses": 0}
         for i in self.ids:
             self._start(i)
         self._schedule(0, self._tick_all)
@@ -209,11 +215,15 @@ class Simulation:
         heapq.heappush(self._queue, _Event(self.now + delay, self._seq, action))
 
     def _start(self, node_id: int) -> None:
-        self.nodes[node_id] = RaftNode(
-            node_id, self.voter_ids, self.logs[node_id], self.stores[node_id],
-            rng=random.Random(self.rng.getrandbits(64)),
-            snapshots=self.snapshot_stores[node_id], **self.node_options,
-        )
+        try:
+            self.nodes[node_id] = RaftNode(
+                node_id, self.voter_ids, self.logs[node_id], self.stores[node_id],
+                rng=random.Random(self.rng.getrandbits(64)),
+                snapshots=self.snapshot_stores[node_id], **self.node_options,
+            )
+        except LostLogError:
+            self.failed.add(node_id)
+            return
         self.delivered[node_id] = []
         self.hw_seen[node_id] = 0
 
@@ -251,7 +261,7 @@ class Simulation:
 
     def _schedule_chaos(self) -> None:
         f = self.faults
-        rate = f.crash_rate + f.partition_rate + f.resign_rate + f.append_rate
+        rate = f.crash_rate + f.partition_rate + f.resign_rate + f.append_rate + f.disk_loss_rate
         if rate <= 0:
             return
         self._schedule(int(self.rng.expovariate(rate / 1000.0)) + 1, self._chaos_event)
@@ -260,8 +270,10 @@ class Simulation:
         f = self.faults
         if self.chaos:
             choice = self.rng.random() * (f.crash_rate + f.partition_rate + f.resign_rate
-                                          + f.append_rate)
-            if choice < f.crash_rate:
+                                          + f.append_rate + f.disk_loss_rate)
+            if choice < f.disk_loss_rate:
+                self._lose_disk_of_someone()
+            elif (choice := choice - f.disk_loss_rate) < f.crash_rate:
                 self.crash(self.rng.choice(self.ids))
             elif choice < f.crash_rate + f.partition_rate:
                 self._partition_or_heal()
@@ -284,17 +296,34 @@ class Simulation:
     def heal(self) -> None:
         self.group = dict.fromkeys(self.ids, 0)
 
-    def crash(self, node_id: int) -> None:
-        """Kill node_id; it restarts after a random delay (while chaos lasts)."""
+    def crash(self, node_id: int, lose_snapshots: bool = False) -> None:
+        """Kill node_id; it restarts after a random delay (while chaos lasts). With
+        lose_snapshots its snapshot files are destroyed too (a disk fault): a voter whose log
+        had been cut after one must then refuse to start, and stays down."""
         if self.nodes[node_id] is None:
             return
         self.stats["crashes"] += 1
         self.nodes[node_id] = None
+        if lose_snapshots:
+            self.stats["disk_losses"] += 1
+            self._disk_lost.add(node_id)
+            self.snapshot_stores[node_id] = MemorySnapshotStore()
         low, high = self.faults.restart_after_ms
         self._schedule(self.rng.randint(low, high), lambda: self.restart(node_id))
 
+    def _lose_disk_of_someone(self) -> None:
+        """Crash a node and destroy its snapshots, but never more voters than can be lost
+        for good: a voter that refuses to start stays down, and the rest must stay a
+        majority for liveness."""
+        tolerated = (len(self.voter_ids) - 1) // 2
+        hit = self._disk_lost & set(self.voter_ids)  # each may refuse to start
+        candidates = [i for i in self.ids if i not in self.failed and (
+            i not in self.voter_ids or i in hit or len(hit) < tolerated)]
+        if candidates:
+            self.crash(self.rng.choice(candidates), lose_snapshots=True)
+
     def restart(self, node_id: int) -> None:
-        if self.nodes[node_id] is None:
+        if self.nodes[node_id] is None and node_id not in self.failed:
             self._start(node_id)
 
     def leaders(self) -> list[RaftNode]:

@@ -150,12 +150,12 @@ def test_truncate_fully_and_start_at_snapshot(make_log, tmp_path: Path) -> None:
         assert log.end_offset_for_epoch(6) == (6, 40)
 
 
-def _node(log: MemoryLog, store: MemorySnapshotStore):
+def _node(log: MemoryLog, store: MemorySnapshotStore, node_id: int = 1):
     import random
 
     from core.raft.node import RaftNode
     from core.raft.store import MemoryQuorumStore
-    return RaftNode(1, [1, 2, 3], log, MemoryQuorumStore(), rng=random.Random(1),
+    return RaftNode(node_id, [1, 2, 3], log, MemoryQuorumStore(), rng=random.Random(1),
                     snapshots=store)
 
 
@@ -184,12 +184,33 @@ def test_restart_starts_from_the_latest_snapshot(snapshot: SnapshotId, log_kept:
         assert log.last_epoch() == snapshot.epoch
 
 
-def test_restart_whose_log_start_snapshot_is_lost_starts_over() -> None:
+@pytest.mark.parametrize("older", [None, SnapshotId(3, 1)])
+def test_voter_whose_log_start_snapshot_is_lost_refuses_to_start(older) -> None:
+    """The entries below the log start are gone (the snapshot at 6 was corrupt and skipped;
+    maybe an older one is left): a voter must not start over, it may have acknowledged them."""
+    from core.raft.node import LostLogError
+
     log = _log([1] * 10)
     log.delete_before(6)
-    node = _node(log, MemorySnapshotStore())  # the snapshot at 6 was corrupt and skipped
-    assert node.poll_snapshot() is None
-    assert (log.start_offset(), log.end_offset(), node.applied_offset) == (0, 0, 0)
+    store = MemorySnapshotStore()
+    if older is not None:
+        store.write(older, [b"older state"])
+    with pytest.raises(LostLogError, match="voter 1 cannot start: its log starts at 6"):
+        _node(log, store)
+    assert (log.start_offset(), log.end_offset()) == (6, 10), "its files are left alone"
+
+
+@pytest.mark.parametrize("older", [None, SnapshotId(3, 1)])
+def test_observer_whose_log_start_snapshot_is_lost_starts_over(older) -> None:
+    log = _log([1] * 10)
+    log.delete_before(6)
+    store = MemorySnapshotStore()
+    if older is not None:
+        store.write(older, [b"older state"])
+    node = _node(log, store, node_id=4)  # not a voter: nothing depends on its log
+    assert node.poll_snapshot() == older
+    start = 0 if older is None else older.end_offset
+    assert (log.start_offset(), log.end_offset(), node.applied_offset) == (start, start, start)
 
 
 def test_create_snapshot_deletes_the_log_before_it() -> None:
