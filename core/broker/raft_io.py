@@ -30,6 +30,7 @@ from kio.schema.errors import ErrorCode
 
 from core.common.errors import KafkaError, NotControllerError
 from core.metadata.image import MetadataImage, image_records
+from core.metadata.log import BatchListener, Listener, Listeners
 from core.metadata.records import NoOp, decode_record
 from core.network.client import KafkaConnection
 from core.protocol.build import build
@@ -63,7 +64,6 @@ _RESPONSE_FOR = {VoteRequest: VoteResponse, BeginQuorumEpochRequest: BeginQuorum
                  EndQuorumEpochRequest: EndQuorumEpochResponse, FetchRequest: FetchResponse,
                  FetchSnapshotRequest: FetchSnapshotResponse}
 _VERSION = {1: 12, 59: 1}  # api key -> version we send (others: 0)
-Listener = Callable[[int, bytes], None]
 
 
 class RaftMetadataLog:
@@ -96,7 +96,7 @@ class RaftMetadataLog:
             # ~50 ms of the controller at the price of ~20 idle fetches/s per follower
             fetch_max_wait_ms=min(50, fetch_timeout_ms // 4),
             request_timeout_ms=fetch_timeout_ms // 4, snapshots=self.snapshots)
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
         self._conns: dict[int, KafkaConnection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
         #: (src, response type) -> (future of the node's answer, the request it answers)
@@ -110,7 +110,12 @@ class RaftMetadataLog:
 
     # MetadataLog ---------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
+
+    def add_batch_listener(self, listener: BatchListener) -> None:
+        """Committed entries in one call per batch (what poll_committed returned, or a
+        snapshot's records): a listener folds each batch into one new image."""
+        self._listeners.add_batch(listener)
 
     def is_leader(self) -> bool:
         return self.node.is_leader
@@ -171,13 +176,12 @@ class RaftMetadataLog:
         snapshot = self.node.poll_snapshot()
         if snapshot is not None:
             self._load_snapshot(snapshot)
-        fold = self._image_of_listeners is None
-        for entry in self.node.poll_committed():
-            if fold:
-                self._fold(entry.offset, entry.data)
-            self._bytes_since_snapshot += len(entry.data)
-            for listener in self._listeners:
-                listener(entry.offset, entry.data)
+        batch = [(entry.offset, entry.data) for entry in self.node.poll_committed()]
+        if batch:
+            if self._image_of_listeners is None:
+                self._fold(batch)
+            self._bytes_since_snapshot += sum(len(data) for _, data in batch)
+            self._listeners.deliver(batch)
         if self._bytes_since_snapshot >= self.snapshot_max_bytes:
             self.snapshot_now()
         hw = self.node.high_watermark
@@ -198,12 +202,14 @@ class RaftMetadataLog:
         provider = self._image_of_listeners
         return provider() if provider is not None else self._own_image
 
-    def _fold(self, offset: int, data: bytes) -> None:
-        try:
-            record = decode_record(data)
-        except ValueError:
-            record = NoOp()  # the broker skips it too (and logs it)
-        self._own_image = self._own_image.apply(record, offset)
+    def _fold(self, batch: list[tuple[int, bytes]]) -> None:
+        records = []
+        for _, data in batch:
+            try:
+                records.append(decode_record(data))
+            except ValueError:
+                records.append(NoOp())  # the broker skips it too (and logs it)
+        self._own_image = self._own_image.apply_batch(records, batch[-1][0])
 
     def _load_snapshot(self, snapshot_id: SnapshotId) -> None:
         """Hand a snapshot's records to the listeners (they rebuild their image from it)."""
@@ -217,12 +223,11 @@ class RaftMetadataLog:
             else "local snapshot"
         self._fetched_seen = fetched
         offset = snapshot_id.end_offset - 1
-        fold = self._image_of_listeners is None
-        for data in records:
-            if fold:
-                self._fold(offset, data)  # the SnapshotHeader first resets the image
-            for listener in self._listeners:
-                listener(offset, data)
+        batch = [(offset, data) for data in records]  # the SnapshotHeader resets the image
+        if batch:
+            if self._image_of_listeners is None:
+                self._fold(batch)
+            self._listeners.deliver(batch)
         self._bytes_since_snapshot = 0
         log.info("metadata loaded from %s %s (%d records, %d topics)", source,
                  snapshot_id, len(records), len(self.image.topics))
