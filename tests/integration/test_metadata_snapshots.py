@@ -235,3 +235,33 @@ def test_voter_whose_log_start_snapshot_is_corrupt_refuses_to_start(cluster: Loc
     create_topics(admin, ["corrupt-after"], rf=3)
     wait_for(lambda: metadata_via(cluster, broker) == metadata_via(cluster, controller),
              timeout=60, what="the broker's metadata equals the controller's")
+
+
+def test_single_broker_starts_from_its_own_snapshot(broker_factory) -> None:
+    """`serve --brokers 1` (LocalMetadataLog): with a small snapshot threshold the broker
+    snapshots its metadata image, cuts __cluster_metadata.log before it, and a restart
+    (SIGKILL: no clean shutdown) loads the snapshot plus the few entries after it and reports
+    the same topics, partitions and leaders."""
+    broker = broker_factory(**{"metadata.log.max.record.bytes.between.snapshots": "3000"})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    create_topics(admin, [f"single-{i:02d}" for i in range(30)], rf=1)
+    snapshots = broker.data_dir / "data" / "metadata-snapshots"
+    wait_for(lambda: FileSnapshotStore(snapshots, fsync=False).latest() is not None,
+             timeout=30, what="a metadata snapshot is written")
+    log_file = broker.data_dir / "data" / "__cluster_metadata.log"
+    with open(log_file, "rb") as f:
+        assert f.read(8 + 10)[8:] == b"\x00log-start", "the log was cut before the snapshot"
+
+    def topics() -> dict[str, object]:
+        md = AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10)
+        return {name: {p: (pm.leader, list(pm.replicas)) for p, pm in t.partitions.items()}
+                for name, t in md.topics.items() if name.startswith("single-")}
+
+    before = topics()
+    assert len(before) == 30
+    broker.kill()
+    broker.start()
+    assert topics() == before
+    assert "metadata loaded from local snapshot" in broker.log_text()
+    create_topics(AdminClient({"bootstrap.servers": broker.bootstrap}), ["single-after"], rf=1)
+    assert "single-after" in topics()
