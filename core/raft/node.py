@@ -19,6 +19,8 @@ fetch offset is below the leader's log start gets the snapshot's id in the Fetch
 instead of entries, downloads it chunk by chunk with FetchSnapshot, installs it (its log
 restarts empty at the snapshot's end offset) and fetches on from there. The state machine
 learns it must reload from a snapshot through poll_snapshot(), before poll_committed().
+A voter whose log starts after a snapshot it no longer has (lost, corrupt) refuses to start
+(LostLogError): it may have acknowledged the entries it lost (see _restore_snapshot).
 
 Randomness (election jitter, discovery targets) comes only from the `rng` passed in, so a
 seeded simulation replays exactly.

@@ -2,7 +2,9 @@
 
 Everything random comes from one seeded `random.Random`, so a seed replays exactly.
 The network delays (hence reorders), drops and duplicates messages and honours partitions;
-a crashed node loses everything but its log and quorum store, which survive the restart.
+a crashed node loses everything but its log, snapshots and quorum store, which survive the
+restart; `disk_loss_rate` crashes also destroy its snapshots (a voter whose log started after
+one then refuses to start and stays down: `failed`; at most a minority of voters is hit).
 
 `Checker` asserts Raft's safety properties after every step:
   * election safety: at most one leader per epoch, and every node that records a leader for
