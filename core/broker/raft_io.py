@@ -13,7 +13,8 @@ last snapshot (or on demand, snapshot_now), writes the image as metadata records
 `<endOffset>-<epoch>.checkpoint` next to raft.log; the node then deletes the log before it. A
 snapshot to load (at start, or fetched from the leader with FetchSnapshot) reaches the
 listeners as its records, the first a SnapshotHeader that resets their image, all at offset
-end_offset - 1.
+end_offset - 1, in one batch (batch listeners fold it into one image, so no reader sees the
+image half rebuilt); committed entries arrive in one batch per poll.
 """
 
 from __future__ import annotations
