@@ -234,11 +234,14 @@ def _appended_here(log: Any, piece: Any) -> bool:
 
 def _records(tp: TopicPartition, offset: int, piece: Any, region_ok: bool, log: Any = None
              ) -> bytes | FileRegion:
-    """The slice's batches: by reference to the file when they are known good (appended by
-    this process, or checked at an earlier read) and large enough to be worth a sendfile,
-    else read, CRC-checked (and remembered as checked)."""
-    if CHECKED.covers(piece.file, piece.position, piece.size) or (
-            log is not None and _appended_here(log, piece)):
+    """The slice's batches. Known good (appended by this process, or checked at an earlier
+    read): read as they are, or with sendfile on and large enough, by reference to the file
+    (a FileRegion). Otherwise read, CRC-checked, and remembered as checked."""
+    known = CHECKED.covers(piece.file, piece.position, piece.size)
+    if not known and log is not None and _appended_here(log, piece):
+        CHECKED.add(piece.file, piece.position, piece.size)  # no segment lookup next time
+        known = True
+    if known:
         if region_ok and SENDFILE and piece.size >= SPLICE_MIN_BYTES:
             return FileRegion(piece.fileno(), piece.position, piece.size)
         return piece.read_bytes()  # known good: no second CRC pass
