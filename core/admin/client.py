@@ -1068,26 +1068,35 @@ class AdminClient:
 
         await self._group_call(group_id, fn, "alter_consumer_group_offsets")
 
-    async def reset_consumer_group_offsets(
-            self, group_id: str, topic: str, to: OffsetSpec | tuple[str, int],
-            partitions: Iterable[int] | None = None) -> dict[TP, int]:
-        """Reset a group's offsets on a topic to earliest / latest / a timestamp (ms) /
-        ("offset", n). Returns the offsets committed."""
+    async def reset_targets(self, topic: str, to: OffsetSpec | tuple[str, int],
+                            partitions: Iterable[int] | None = None) -> dict[TP, int]:
+        """The offsets a reset to earliest / latest / a timestamp (ms) / ("offset", n) would
+        commit (kafka-consumer-groups.sh --dry-run): a timestamp after the last record maps to
+        latest, as Kafka does."""
         parts = list(partitions) if partitions is not None else await self.partitions_of(topic)
         tps = [(topic, p) for p in parts]
         if isinstance(to, tuple):
             kind, value = to
             if kind != "offset":
                 raise ValueError(f"bad reset target {to!r}")
-            target = dict.fromkeys(tps, int(value))
-        else:
-            found = await self.list_offsets(tps, to)
-            target = {}
-            for tp, r in found.items():
-                offset = r.offset
-                if offset < 0:  # timestamp after the last record: latest
-                    offset = (await self.list_offsets([tp], "latest"))[tp].offset
-                target[tp] = offset
+            return dict.fromkeys(tps, int(value))
+        found = await self.list_offsets(tps, to)
+        target = {}
+        latest: dict[TP, Any] | None = None
+        for tp in tps:
+            offset = found[tp].offset
+            if offset < 0:  # no record at or after the timestamp: latest
+                latest = latest or await self.list_offsets(tps, "latest")
+                offset = latest[tp].offset
+            target[tp] = offset
+        return target
+
+    async def reset_consumer_group_offsets(
+            self, group_id: str, topic: str, to: OffsetSpec | tuple[str, int],
+            partitions: Iterable[int] | None = None) -> dict[TP, int]:
+        """Reset a group's offsets on a topic (see reset_targets). Returns the offsets
+        committed."""
+        target = await self.reset_targets(topic, to, partitions)
         await self.alter_consumer_group_offsets(group_id, target)
         return target
 

@@ -97,23 +97,7 @@ async def plan_offsets(admin: AdminClient, topic: str, to: OffsetSpec | tuple[st
                        partitions: Iterable[int] | None = None) -> dict[tuple[str, int], int]:
     """The offsets a reset would commit (kafka-consumer-groups.sh --dry-run): earliest /
     latest / the first offset at or after a timestamp (latest when none) / ("offset", n)."""
-    parts = list(partitions) if partitions is not None else await admin.partitions_of(topic)
-    tps = [(topic, p) for p in parts]
-    if isinstance(to, tuple):
-        kind, value = to
-        if kind != "offset":
-            raise ValueError(f"bad reset target {to!r}")
-        return dict.fromkeys(tps, int(value))
-    found = await admin.list_offsets(tps, to)
-    out = {}
-    latest = None
-    for tp in tps:
-        offset = found[tp].offset
-        if offset < 0:  # no record at or after the timestamp: latest, as Kafka does
-            latest = latest or await admin.list_offsets(tps, "latest")
-            offset = latest[tp].offset
-        out[tp] = offset
-    return out
+    return await admin.reset_targets(topic, to, partitions)
 
 
 async def reset_offsets(admin: AdminClient, group: str, topic: str,
