@@ -15,11 +15,15 @@
       - {at: 12, fault: kill, leader: orders/0}        # or controller: true, broker: random
       - {at: 20, fault: restart, broker: last}         # the broker hit by the previous fault
       - {at: 5,  fault: latency, broker: 2, ms: 200}   # network faults: latency, drop,
-      - {at: 9,  fault: clear, broker: 2}              #   blackhole, clear
+      - {at: 9,  fault: clear, broker: 2}              #   blackhole, isolate, clear
       - {at: 20, action: reset-offsets, group: billing, to: earliest}
 
 Process faults: kill, pause, resume, restart, stop, start. Targets: ``broker: N | random |
 last``, ``leader: TOPIC/PARTITION``, ``controller: true``.
+
+Network faults go through the serve's own fault proxies when it has them (so they hit client,
+replication, Raft and heartbeat traffic); ``isolate`` (cut a broker off from the other brokers,
+clients still reach it) needs them: :func:`check_network_support` says so before a run.
 
 The ``reset-offsets`` step resets a group's committed offsets (``to: earliest | latest |
 offset | timestamp`` with ``offset: N`` / ``timestamp: MS``; ``topic:`` defaults to the
@@ -34,7 +38,9 @@ from pathlib import Path
 from typing import Any
 
 PROCESS_FAULTS = ("kill", "pause", "resume", "restart", "stop", "start")
-NETWORK_FAULTS = ("latency", "drop", "blackhole", "clear")
+NETWORK_FAULTS = ("latency", "drop", "blackhole", "isolate", "clear")
+#: network faults only the serve's fault proxies can do (between brokers, not client-side)
+CLUSTER_ONLY_FAULTS = ("isolate",)
 ACTIONS = ("reset-offsets",)
 FAULTS = PROCESS_FAULTS + NETWORK_FAULTS
 STEPS = FAULTS + ACTIONS
@@ -126,6 +132,10 @@ class Scenario:
     @property
     def uses_network_faults(self) -> bool:
         return any(f.is_network for f in self.faults)
+
+    def cluster_only_faults(self) -> tuple[FaultSpec, ...]:
+        """The faults that need a serve with fault proxies (``isolate``)."""
+        return tuple(f for f in self.faults if f.fault in CLUSTER_ONLY_FAULTS)
 
     def with_overrides(self, seed: int | None = None, duration: float | None = None) -> Scenario:
         """This scenario with another seed and/or duration (faults after it are dropped)."""
@@ -275,6 +285,25 @@ def parse(document: Any, default_name: str = "scenario") -> Scenario:
         seed=_num(doc, "seed", 0, "scenario", int), duration=duration, topics=tuple(topics),
         producers=tuple(producers), consumers=tuple(consumers), faults=tuple(faults),
         brokers=_num(doc, "brokers", 3, "scenario", int))
+
+
+def check_network_support(scenario: Scenario, cluster_fault_proxies: bool) -> None:
+    """Raise ScenarioError when the scenario has a fault the cluster's network cannot do.
+
+    ``cluster_fault_proxies``: the cluster is a kaflab serve whose status says
+    ``fault_proxies: true``. Without them the runner's own proxies sit only between the
+    scenario's clients and the brokers, so broker-to-broker faults (``isolate``) are impossible.
+    """
+    if cluster_fault_proxies:
+        return
+    bad = scenario.cluster_only_faults()
+    if bad:
+        f = bad[0]
+        raise ScenarioError(
+            f"fault at {f.at:g}s: {f.fault} {f.target_text()} needs a kaflab serve with fault "
+            "proxies (serve's default; status says fault_proxies: true); this cluster has "
+            "none (attached with --bootstrap, or serve --no-fault-proxies), and the "
+            "scenario's own proxies only reach its clients, not broker-to-broker traffic")
 
 
 def load(path: str | Path) -> Scenario:

@@ -10,9 +10,17 @@ The runner owns its consumers (core.admin.offsets_io.OwnedConsumers): a reset of
 groups' offsets, from a timed ``reset-offsets`` step or from the console, stops them, waits
 for the group to be Empty, resets and restarts them (:meth:`ScenarioRunner.reset_offsets`).
 
-When a scenario has network faults, a ProxySet is started in front of every broker and the
-scenario's producers and consumers connect through it (fault control and topic creation do
-not), so latency / drop / blackhole hit exactly the scenario's clients.
+Network faults have two modes, chosen at setup and named in the run's log:
+
+- ``cluster``: the cluster is a kaflab serve whose status says ``fault_proxies: true``; every
+  fault goes through ClusterControl.netfault, so it hits client, replication, Raft and
+  heartbeat traffic and shows in cluster.json, the console and the timeline. ``isolate`` works.
+  Every broker the scenario faulted is cleared at the end of the run (normal end, error,
+  Ctrl+C / stop, cancellation).
+- ``client proxies``: any other cluster (``--bootstrap``, ``serve --no-fault-proxies``): a
+  ProxySet is started in front of every broker and only the scenario's producers and consumers
+  connect through it (fault control and topic creation do not), so latency / drop / blackhole
+  hit exactly the scenario's clients; ``isolate`` is refused before the run starts.
 """
 
 from __future__ import annotations
@@ -35,12 +43,22 @@ from core.netfaults.proxy import ProxySet
 from core.scenarios.consumers import GroupConsumers
 from core.scenarios.data import RecordTemplate
 from core.scenarios.member import MemberConfig
-from core.scenarios.model import ConsumerSpec, FaultSpec, ProducerSpec, Scenario
+from core.scenarios.model import (
+    ConsumerSpec,
+    FaultSpec,
+    ProducerSpec,
+    Scenario,
+    ScenarioError,
+    check_network_support,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
 SEND_ATTEMPTS = 20
+#: ScenarioRunner.fault_mode values
+CLUSTER_FAULTS = "cluster"
+CLIENT_PROXIES = "client proxies"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +131,10 @@ class ScenarioRunner:
         self.grace_s = grace_s if grace_s is not None else max(10.0, scenario.duration / 2)
         self.summary = ScenarioSummary(scenario.name, scenario.seed)
         self.proxies: ProxySet | None = None
+        #: how network faults are applied: CLUSTER_FAULTS, CLIENT_PROXIES or "" (none used)
+        self.fault_mode = ""
+        #: brokers this run put a network fault on through the serve (cleared at the end)
+        self._netfaulted: set[int] = set()
         self._stop = asyncio.Event()
         self._t0 = time.monotonic()
         self._fault_rng = random.Random(f"{scenario.seed}:faults")
@@ -163,14 +185,21 @@ class ScenarioRunner:
         admin = AdminClient(self.bootstrap, client_id="kaflab-scenario", request_timeout=10.0)
         clients: AdminClient | None = None
         try:
+            if sc.uses_network_faults:
+                self.fault_mode = await self._choose_fault_mode()
             await self._create_topics(admin)
             client_bootstrap = self.bootstrap
-            if sc.uses_network_faults:
+            if self.fault_mode == CLUSTER_FAULTS:
+                self.emit("setup", "network faults: through the serve's fault proxies "
+                          "(client, replication, Raft and heartbeat traffic; shown in "
+                          "cluster.json and the console; cleared at the end)")
+            elif self.fault_mode == CLIENT_PROXIES:
                 md = await admin.metadata()
                 self.proxies = await ProxySet.start({b.id: (b.host, b.port) for b in md.brokers})
                 client_bootstrap = self.proxies.bootstrap
-                self.emit("setup", f"network fault proxies: {client_bootstrap} "
-                          "(scenario clients connect through them)")
+                self.emit("setup", f"network faults: scenario's own client proxies "
+                          f"{client_bootstrap} (only the scenario's producers and consumers "
+                          "see them; the cluster has no fault proxies)")
             clients = AdminClient(client_bootstrap, client_id="kaflab-scenario-clients",
                                   request_timeout=10.0, retries=3)
             self._t0 = time.monotonic()
@@ -195,14 +224,16 @@ class ScenarioRunner:
             await asyncio.gather(*workers, *background, return_exceptions=True)
             if self.proxies is not None:
                 self.proxies.clear_all()
+            await self.clear_network_faults()
             await self._final_lag(admin)
-        except KafkaError as exc:
+        except (KafkaError, ScenarioError) as exc:
             self.summary.errors.append(str(exc))
             self.summary.aborted = True
             self.emit("warning", f"scenario aborted: {exc}")
         finally:
             self._closed = True
             self._stop.set()
+            await self.clear_network_faults()  # error or cancellation: heal the cluster first
             for g in self.groups.values():  # aborted or cancelled: members still leave
                 with contextlib.suppress(Exception):
                     await g.stop(grace_s=5.0)
@@ -444,6 +475,54 @@ class ScenarioRunner:
             return self._fault_rng.choice(await self._broker_ids(admin))
         return int(fault.broker)  # type: ignore[arg-type]
 
+    async def _choose_fault_mode(self) -> str:
+        """CLUSTER_FAULTS when the serve has fault proxies, else CLIENT_PROXIES; raises
+        ScenarioError when the scenario has a fault the chosen mode cannot do."""
+        cluster = False
+        if self.control is not None:
+            try:
+                cluster = bool((await self.control.status()).get("fault_proxies"))
+            except ClusterControlError as exc:
+                self.emit("warning", f"cannot ask the serve about fault proxies ({exc}): "
+                          "using the scenario's own client proxies")
+        check_network_support(self.scenario, cluster)
+        return CLUSTER_FAULTS if cluster else CLIENT_PROXIES
+
+    async def clear_network_faults(self) -> None:
+        """Clear every network fault this run put on a broker through the serve (idempotent;
+        a failure is logged, the others are still cleared)."""
+        if self.control is None:
+            return
+        for broker_id in sorted(self._netfaulted):
+            try:
+                message = await asyncio.wait_for(
+                    self.control.netfault(broker_id, "clear"), 10.0)
+            except (ClusterControlError, OSError, TimeoutError) as exc:
+                text = f"could not clear the network fault on broker {broker_id}: {exc}"
+                self.summary.errors.append(text)
+                self.emit("warning", text)
+            else:
+                self.emit("setup", f"end of run: {message}")
+            self._netfaulted.discard(broker_id)
+
+    async def _apply_network(self, fault: FaultSpec, target: int, label: str) -> str:
+        extra = f" {fault.ms:g} ms" if fault.fault == "latency" else ""
+        if self.fault_mode == CLUSTER_FAULTS:
+            assert self.control is not None
+            if fault.fault != "clear":
+                self._netfaulted.add(target)  # before the request: cleared even if it hangs
+            message = await self.control.netfault(
+                target, fault.fault, fault.ms if fault.fault == "latency" else None)
+            if fault.fault == "clear":
+                self._netfaulted.discard(target)
+            return f"network {fault.fault}{extra} on {label}: {message}"
+        if self.proxies is None or target not in self.proxies:
+            raise ValueError(f"no proxy for broker {target}")
+        proxy = self.proxies[target]
+        proxy.apply(fault.fault, fault.ms)
+        return (f"network {fault.fault}{extra} on {label} (scenario clients only): "
+                f"link now {proxy.describe()}")
+
     async def _apply(self, admin: AdminClient, fault: FaultSpec) -> str:
         target = await self.resolve(admin, fault)
         self._last_target = target
@@ -451,12 +530,7 @@ class ScenarioRunner:
         label = f"broker {target}" if what == f"broker {fault.broker}" else \
             f"{what} (broker {target})"
         if fault.is_network:
-            if self.proxies is None or target not in self.proxies:
-                raise ValueError(f"no proxy for broker {target}")
-            proxy = self.proxies[target]
-            proxy.apply(fault.fault, fault.ms)
-            extra = f" {fault.ms:g} ms" if fault.fault == "latency" else ""
-            return f"network {fault.fault}{extra} on {label}: link now {proxy.describe()}"
+            return await self._apply_network(fault, target, label)
         if self.control is None:
             raise ValueError("process faults need the kaflab supervisor (--data-dir)")
         method: Any = getattr(self.control, fault.fault)

@@ -32,7 +32,7 @@ CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 
 #: event kinds worth a marker on a time line
 FAULT_KINDS = frozenset({"broker-exit", "broker-killed", "fencing", "scenario-fault",
-                         "broker-paused", "network-fault"})
+                         "broker-paused", "network-fault", "replication-throttle"})
 
 
 @dataclass(frozen=True, slots=True)
