@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.scenarios.data import RecordTemplate
-from core.scenarios.model import ScenarioError, bundled, load, parse
+from core.scenarios.model import ScenarioError, bundled, check_network_support, load, parse
 
 GOOD = {
     "name": "x", "seed": 3, "duration": 12,
@@ -62,6 +62,24 @@ def test_bundled_scenarios_load():
         assert sc.producers and sc.duration > 0
     quick = load(next(p for p in bundled() if p.stem == "quickstart-lagging-consumer"))
     assert any(c.processing_ms > 0 for c in quick.consumers)
+    partitioned = load(next(p for p in bundled() if p.stem == "partitioned-leader"))
+    assert [(f.fault, f.leader) for f in partitioned.cluster_only_faults()] == \
+        [("isolate", ("orders", 0))]
+    assert partitioned.faults[-1].fault == "clear" and partitioned.faults[-1].broker == "last"
+    assert partitioned.topics[0].replication_factor == 3 and partitioned.producers[0].acks == -1
+    assert partitioned.consumers
+
+
+def test_isolate_needs_cluster_fault_proxies():
+    sc = parse({**GOOD, "faults": [{"at": 3, "fault": "isolate", "leader": "orders/0"},
+                                   {"at": 9, "fault": "clear", "broker": "last"}]})
+    assert sc.faults[0].is_network and sc.uses_network_faults
+    check_network_support(sc, cluster_fault_proxies=True)  # a serve with fault proxies: fine
+    with pytest.raises(ScenarioError, match=r"fault at 3s: isolate the leader of orders-0 "
+                                            r"needs a kaflab serve with fault proxies"):
+        check_network_support(sc, cluster_fault_proxies=False)
+    # latency / drop / blackhole work either way (client proxies reach the scenario's clients)
+    check_network_support(parse(GOOD), cluster_fault_proxies=False)
 
 
 def test_load_bad_yaml(tmp_path):

@@ -79,3 +79,12 @@ def test_parse_log_lines():
     assert (k.kind, k.broker, k.ts) == ("broker-killed", 2, 7.0)
     assert parse_serve_line("kaflab serve: controller is now 3", 1).broker is None
     assert parse_serve_line("kaflab serve: stopping brokers", 1) is None
+
+
+def test_replication_throttle_notes_are_faults():
+    """The console notes throttles as ``replication-throttle``: the Timeline marks them."""
+    from core.timeline.store import TimelineEvent
+
+    assert TimelineEvent(1.0, "console", 2, "replication-throttle", "throttle").is_fault
+    assert TimelineEvent(1.0, "console", 2, "network-fault", "isolate").is_fault
+    assert not TimelineEvent(1.0, "scenario", None, "scenario-setup", "running").is_fault
