@@ -1,8 +1,9 @@
 """`python main.py scenario run FILE [--bootstrap B | --data-dir D] [--seed N] [--duration S]`.
 
 Where the cluster comes from:
-- ``--bootstrap B``: any Kafka cluster; network faults work, process faults are skipped
-  (logged) unless ``--data-dir`` also names the kaflab serve running it.
+- ``--bootstrap B``: any Kafka cluster; network faults hit only the scenario's own clients
+  (``isolate`` is refused), process faults are skipped (logged) unless ``--data-dir`` also
+  names the kaflab serve running it (then network faults go through its fault proxies).
 - ``--data-dir D``: the serve running on D (its ctl socket answers), else a new local cluster
   started there with LocalCluster (and stopped at the end).
 - neither: a throw-away local cluster in a temporary directory, on free ports.
