@@ -164,7 +164,7 @@ def test_voter_that_lost_its_snapshot_refuses_to_start() -> None:
     assert sim.delivered[observer] == sim.checker.committed
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(40))
 def test_voter_that_lost_its_snapshot_never_breaks_safety(seed: int) -> None:
     """Crashes that destroy snapshots, on top of crashes, partitions and lossy links; the
     checker runs after every step. Before voters refused to start, this found committed
@@ -173,6 +173,8 @@ def test_voter_that_lost_its_snapshot_never_breaks_safety(seed: int) -> None:
                     partition_rate=0.5, resign_rate=0.2, disk_loss_rate=1.0, append_rate=20,
                     restart_after_ms=(50, 1500))
     sim = Simulation(seed, voters=(3, 5)[seed % 2], observers=1, faults=faults,
+                     node_options={"max_fetch_entries": (5, 500)[seed % 4 < 2],
+                                   "snapshot_chunk_bytes": (256, 1 << 20)[seed % 5 != 0]},
                      snapshot_every=(3, 10)[seed % 3 == 0])
     sim.run_for(30_000)
     assert sim.stats["disk_losses"] > 0
