@@ -10,6 +10,7 @@ import sys
 
 from core.common.config import BrokerConfig, load_properties
 from core.common.errors import KafkaError
+from core.raft.node import LostLogError
 
 
 def run_broker(args: argparse.Namespace) -> int:
@@ -61,7 +62,7 @@ async def _serve(config: BrokerConfig) -> int:
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     try:
         await broker.start()
-    except OSError as exc:
+    except (OSError, LostLogError) as exc:
         logging.getLogger(__name__).error("broker %s cannot start: %s", config["node.id"], exc)
         return 1
     print(f"broker {broker.node_id} started on {broker.host}:{broker.port}"
