@@ -22,8 +22,9 @@ HOST = "127.0.0.1"
 
 
 def frame_request(key: int, version: int, correlation_id: int = 1,
-                  client_id: str | None = "fuzz", **fields: Any) -> bytes:
-    """A well-formed request frame (with its size prefix)."""
+                  client_id: str | None = "fuzz", /, **fields: Any) -> bytes:
+    """A well-formed request frame (with its size prefix); `fields` are kio field names
+    (positional-only parameters, so FindCoordinator's `key` field can be passed)."""
     return encode_request(key, version, correlation_id, client_id,
                           build(request_class(key, version), **fields))
 
@@ -80,7 +81,7 @@ class Session:
     def close(self) -> None:
         self.sock.close()
 
-    def call(self, key: int, version: int, **fields: Any) -> Any:
+    def call(self, key: int, version: int, /, **fields: Any) -> Any:
         self.correlation_id += 1
         self.sock.sendall(frame_request(key, version, self.correlation_id, "healthy",
                                         **fields))
@@ -128,3 +129,28 @@ def _values(records: bytes) -> list[bytes]:
         values += [r.value for r in iter_records(records[pos:end])]
         pos = end
     return values
+
+
+def exchange(port: int, payload: bytes, *, wait: float = 0.5) -> tuple[str, bytes | None]:
+    """Send `payload` on a fresh connection and read one whole response frame.
+
+    Returns ("answered", frame after its size), ("closed", None) or ("silent", None) when
+    nothing came within `wait` seconds (a request may legitimately wait, e.g. acks=0).
+    """
+    with socket.create_connection((HOST, port), timeout=5) as sock:
+        try:
+            sock.sendall(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            return "closed", None
+        sock.settimeout(wait)
+        try:
+            first = sock.recv(4, socket.MSG_WAITALL)
+        except TimeoutError:
+            return "silent", None
+        except ConnectionResetError:
+            return "closed", None
+        if len(first) < 4:
+            return "closed", None
+        sock.settimeout(5)  # a response that has started must arrive whole, and soon
+        (size,) = struct.unpack(">i", first)
+        return "answered", read_exact(sock, size)
