@@ -20,6 +20,7 @@ from kio.serial import entity_reader, entity_writer
 from kio.static.constants import EntityType
 
 from core.common.errors import InvalidRequestError, UnsupportedVersionError
+from core.protocol.lengths import check_array_lengths
 
 _HEADER = struct.Struct(">hhih")
 API_VERSIONS_KEY = 18
@@ -123,6 +124,9 @@ def decode_body(header: RequestHeader, frame: bytes | memoryview, pos: int) -> A
     if cls.__flexible__:
         pos = _skip_tagged_fields(frame, pos)
     try:
+        # kio reserves memory for an array from its declared length: a huge one aborts
+        # the process, so lengths are checked against the frame first (Kafka does the same)
+        check_array_lengths(cls, frame, pos)
         entity, _size = _reader(cls)(frame, pos)
     except Exception as exc:  # kio raises several types for malformed input
         raise FrameError(f"malformed {cls.__name__} v{header.api_version}: {exc}") from None
