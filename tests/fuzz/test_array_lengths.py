@@ -42,3 +42,20 @@ def test_records_are_skipped_by_length_and_checked_against_the_end():
     header, pos = decode_header(frame)
     with pytest.raises(FrameError):
         decode_body(header, frame, pos)
+
+
+@pytest.mark.parametrize(("key", "version", "body"), [
+    (20, 3, struct.pack(">i", -1) + struct.pack(">i", 1000)),   # DeleteTopics topic_names
+    (42, 2, b"\0"),                                              # DeleteGroups groups_names
+    (65, 0, b"\0" + b"\0"),                                      # DescribeTransactions ids
+    (15, 5, b"\2" + b"\0" + b"\0" + b"\0"),                      # DescribeGroups [null]
+])
+def test_null_in_a_non_nullable_field_is_refused(key, version, body):
+    """kio decodes length -1 (compact 0) to None even where the schema forbids null; the
+    handlers then raised TypeError (found by the fuzz run)."""
+    flexible = request_class(key, version).__flexible__
+    frame = struct.pack(">hhih", key, version, 1, 1) + b"x" + (b"\0" if flexible else b"")
+    view = memoryview(frame + body).toreadonly()
+    header, pos = decode_header(view)
+    with pytest.raises(FrameError, match="null"):  # ours, or kio's for array items
+        decode_body(header, view, pos)
