@@ -335,3 +335,16 @@ def test_huge_array_lengths_close_only_that_connection(kafka_broker, session, ke
                  wait=5) == "closed"
     _after_example(kafka_broker, session)
     session.produce_and_consume()
+
+
+@pytest.mark.parametrize("version", [10, 11, 12])
+def test_metadata_topic_without_a_name(kafka_broker, session, version):
+    """Metadata v10+ allows a null topic name (lookup by id); v10-11 responses cannot carry
+    one, so the broker answers INVALID_REQUEST there (Kafka's answer) and UNKNOWN_TOPIC_ID
+    in v12 (found by test_random_valid_requests: the response failed to encode)."""
+    body = session.call(3, version, topics=[dict(name=None, topic_id=None)],
+                        allow_auto_topic_creation=False,
+                        include_topic_authorized_operations=False)
+    expected = ErrorCode.unknown_topic_id if version >= 12 else ErrorCode.invalid_request
+    assert [t.error_code for t in body.topics] == [expected]
+    _after_example(kafka_broker, session)

@@ -41,8 +41,12 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     topics = []
     for name in names:
         if name is None:
-            topics.append(dict(error_code=ErrorCode.unknown_topic_id, name=None,
-                               topic_id=_NULL_UUID, is_internal=False, partitions=[]))
+            # v10-11 responses cannot carry a null name: Kafka refuses a null name (or a
+            # topic id) below v12 with INVALID_REQUEST
+            topics.append(dict(error_code=ErrorCode.unknown_topic_id if version >= 12
+                               else ErrorCode.invalid_request, name=None if version >= 12
+                               else "", topic_id=_NULL_UUID, is_internal=False,
+                               partitions=[]))
             continue
         if name not in image.topics and requested is not None:
             error = await _maybe_auto_create(ctx, name, allow_auto)
