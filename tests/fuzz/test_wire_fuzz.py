@@ -1,10 +1,13 @@
 """Bad input over raw sockets never kills the broker, and other connections keep working.
 
 Hypothesis generates random bytes, frames with random bodies, valid headers with garbage
-bodies, truncated and byte-flipped copies of valid requests, oversized or negative size
-prefixes and unknown api keys / versions. After every example a long-lived healthy
-connection does an ApiVersions round trip; after every batch (each test) it produces and
-fetches. The broker process must be alive throughout.
+bodies, random valid requests of every registered api (kio's strategies), truncated and
+byte-flipped copies of the well-formed templates in templates.py (every api key), oversized
+or negative size prefixes and unknown api keys / versions. After every example a long-lived
+healthy connection does an ApiVersions round trip; after every batch (each test) it produces
+and fetches, and the broker log must show no handler exception. Answers must be well-formed
+responses to the request's api, version and correlation id. The broker process must be alive
+throughout. Long run: KAFLAB_FUZZ_EXAMPLES=20000 (see docs/reliability.md).
 """
 
 from __future__ import annotations
