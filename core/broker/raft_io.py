@@ -64,7 +64,7 @@ SNAPSHOT_BYTES_DEFAULT = 20 * 1024 * 1024
 _RESPONSE_FOR = {VoteRequest: VoteResponse, BeginQuorumEpochRequest: BeginQuorumEpochResponse,
                  EndQuorumEpochRequest: EndQuorumEpochResponse, FetchRequest: FetchResponse,
                  FetchSnapshotRequest: FetchSnapshotResponse}
-_VERSION = {1: 12, 59: 1}  # api key -> version we send (others: 0)
+_VERSION = {1: 12, 52: 2, 59: 1}  # api key -> version we send (others: 0)
 
 
 class RaftMetadataLog:
@@ -96,7 +96,8 @@ class RaftMetadataLog:
             # v12 cannot carry it, so a short park keeps every broker's metadata within
             # ~50 ms of the controller at the price of ~20 idle fetches/s per follower
             fetch_max_wait_ms=min(50, fetch_timeout_ms // 4),
-            request_timeout_ms=fetch_timeout_ms // 4, snapshots=self.snapshots)
+            request_timeout_ms=fetch_timeout_ms // 4, snapshots=self.snapshots,
+            pre_vote=True)  # KIP-996: an isolated voter neither bumps the epoch nor disrupts
         self._listeners = Listeners()
         self._conns: dict[int, KafkaConnection] = {}
         self._connecting: dict[int, asyncio.Lock] = {}
@@ -364,12 +365,8 @@ class RaftMetadataLog:
         return [dict(topic_name=METADATA_TOPIC, partitions=[dict(partition_index=0, **fields)])]
 
     def _to_wire(self, m: RaftMessage) -> tuple[int, Any]:
-        if isinstance(m, VoteRequest):
-            return 52, build(request_class(52, 0), cluster_id=self.cluster_id,
-                             topics=self._partition(replica_epoch=m.replica_epoch,
-                                                    replica_id=m.replica_id,
-                                                    last_offset_epoch=m.last_offset_epoch,
-                                                    last_offset=m.last_offset))
+        if isinstance(m, VoteRequest):  # Vote v2: KIP-996 pre_vote
+            return 52, to_kio(m, cluster_id=self.cluster_id)
         if isinstance(m, BeginQuorumEpochRequest):
             return 53, build(request_class(53, 0), cluster_id=self.cluster_id,
                              topics=self._partition(leader_id=m.leader_id,

@@ -55,6 +55,7 @@ from core.cluster.layout import (
     write_atomic,
 )
 from core.cluster.lock import ServeLock
+from core.cluster.quorum_probe import QuorumView, describe_quorum, end_dead_leader_epoch
 from core.cluster.state import (
     ALIVE_STATES,
     CRASHED,
@@ -163,6 +164,8 @@ class Supervisor:
         self.proxies: ProxySet | None = None
         self.brokers: dict[int, BrokerProcess] = {}
         self.controller_id = -1
+        #: the Raft leader's last DescribeQuorum (voters' progress, for preferred successors)
+        self.quorum_view: QuorumView | None = None
         self.ready = asyncio.Event()
         self.failed: StartupError | None = None
         self._failure = asyncio.Event()
@@ -488,6 +491,7 @@ class Supervisor:
             self.controller_id = -1
         self._publish()
         if not self._closing:
+            self._spawn_task(self._end_dead_leader_epoch(b.id), f"end epoch of {b.id}")
             self._spawn_task(self._tell_controller_broker_died(b.id), f"fence broker {b.id}")
             if was_starting and state == CRASHED:
                 self._fail(StartupError(
@@ -521,6 +525,39 @@ class Supervisor:
         except ProcessLookupError:
             pass
 
+    def _voter_ids(self) -> list[int]:
+        """controller.quorum.voters, as the brokers' own config files say."""
+        for b in self.brokers.values():
+            with contextlib.suppress(OSError):
+                voters = load_properties(str(b.paths.config)).get("controller.quorum.voters", "")
+                return [int(v.split("@", 1)[0]) for v in voters.split(",") if "@" in v]
+        return []
+
+    async def _end_dead_leader_epoch(self, dead_id: int) -> None:
+        """If the dead broker led the metadata quorum, send the surviving voters the
+        EndQuorumEpoch it would have sent had it resigned (KIP-595), so they elect a new
+        controller at once rather than after controller.quorum.fetch.timeout.ms."""
+        voters = self._voter_ids()
+        if dead_id not in voters:
+            return
+        survivors = {b.id: (HOST, b.direct_port) for b in self.brokers.values()
+                     if b.id != dead_id and b.id in voters and b.state == RUNNING}
+        if not survivors:
+            return
+        sent = await end_dead_leader_epoch(dead_id, survivors, voters, self.quorum_view)
+        if sent is not None:
+            log.info("broker %d led the metadata quorum (epoch %d): EndQuorumEpoch sent on its "
+                     "behalf, preferred successors %s", dead_id, *sent)
+
+    async def _refresh_quorum_view(self) -> None:
+        """Remember the Raft leader's DescribeQuorum (per-voter log end offsets)."""
+        controller = self.brokers.get(self.controller_id)
+        if controller is None or controller.state != RUNNING:
+            return
+        view = await describe_quorum(HOST, controller.direct_port)
+        if view is not None and view.error_code == 0 and view.leader_id == controller.id:
+            self.quorum_view = view
+
     async def _tell_controller_broker_died(self, dead_id: int, within: float = 15.0) -> None:
         """Fence a dead broker at the active controller so leadership moves at once.
 
@@ -552,6 +589,7 @@ class Supervisor:
     async def _poll_controller(self) -> None:
         while not self._closing:
             await self._refresh_controller()
+            await self._refresh_quorum_view()
             await asyncio.sleep(self.poll_interval if self.ready.is_set() else 0.1)
 
     async def _refresh_controller(self, exclude: int | None = None) -> None:

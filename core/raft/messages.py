@@ -23,12 +23,17 @@ NO_LEADER = -1
 
 @dataclass(frozen=True, slots=True)
 class VoteRequest:
-    """A candidate asks for a vote in replica_epoch (kio: VoteRequest.PartitionData)."""
+    """A candidate asks for a vote in replica_epoch (kio: VoteRequest.PartitionData).
+
+    pre_vote (KIP-996, Vote v2): a prospective node asks whether the voter *would* vote for it
+    in replica_epoch (its epoch + 1); nothing changes or is persisted on the voter.
+    """
 
     replica_epoch: int
     replica_id: int
     last_offset_epoch: int
     last_offset: int  # the candidate's log end offset
+    pre_vote: bool = False
 
 
 @dataclass(frozen=True, slots=True)

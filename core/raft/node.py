@@ -22,8 +22,27 @@ learns it must reload from a snapshot through poll_snapshot(), before poll_commi
 A voter whose log starts after a snapshot it no longer has (lost, corrupt) refuses to start
 (LostLogError): it may have acknowledged the entries it lost (see _restore_snapshot).
 
-Randomness (election jitter, discovery targets) comes only from the `rng` passed in, so a
-seeded simulation replays exactly.
+Elections (KIP-595, KIP-996). With `pre_vote=True` (the brokers turn it on), a voter that
+stops hearing from its leader (fetch timeout), or whose election timeout passes without a
+leader, first becomes *prospective*: it asks the
+voters for pre-votes (Vote with pre_vote=true, for its epoch + 1) without bumping or
+persisting its epoch, and becomes a candidate only when a majority would vote for it. A voter
+refuses a pre-vote while it still hears from a leader (a follower within its fetch timeout,
+or the leader itself), so an isolated voter neither inflates the epoch nor disrupts the
+leader when it comes back: the rejections name the leader and it follows it again. A
+candidate that loses (a majority rejects, or election_deadline passes) backs off a random,
+binary-exponential time capped at election_backoff_max_ms (Kafka's
+controller.quorum.election.backoff.max.ms) before its next pre-vote round, so two
+candidates do not retry in lockstep. EndQuorumEpoch (a leader resigning, or sent on a dead
+leader's behalf by the supervisor) ends the leader's epoch on the receiver: the first
+preferred successor starts an election at once, the others wait 100 ms << (position - 1)
+(capped by the backoff max; Kafka's strictExponentialElectionBackoffMs), and none of them
+follows that leader again in that epoch. (Unlike Kafka, which keeps such a follower in
+FollowerState with a shortened fetch timer, ours becomes unattached with `ended_leader`
+set, which lets it grant pre-votes at once.)
+
+Randomness (election jitter and backoff, discovery targets) comes only from the `rng` passed
+in, so a seeded simulation replays exactly.
 """
 
 from __future__ import annotations
@@ -57,6 +76,7 @@ from core.raft.state import (
     CandidateState,
     FollowerState,
     LeaderState,
+    ProspectiveState,
     QuorumState,
     ReplicaState,
     ResignedState,
@@ -65,6 +85,8 @@ from core.raft.state import (
 from core.raft.store import QuorumStore
 
 NONE = ErrorCode.none
+#: Kafka's KafkaRaftClient.RETRY_BACKOFF_BASE_MS: the unit of the election backoffs
+RETRY_BACKOFF_BASE_MS = 100
 
 
 class LostLogError(RuntimeError):
@@ -124,6 +146,8 @@ class RaftNode:
         fetch_max_wait_ms: int = 500,
         request_timeout_ms: int = 500,
         retry_backoff_ms: int = 100,
+        election_backoff_max_ms: int = 1000,
+        pre_vote: bool = False,
         max_fetch_entries: int = 500,
         snapshots: SnapshotStore | None = None,
         snapshot_chunk_bytes: int = 1024 * 1024,
@@ -141,6 +165,8 @@ class RaftNode:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.request_timeout_ms = request_timeout_ms
         self.retry_backoff_ms = retry_backoff_ms
+        self.election_backoff_max_ms = election_backoff_max_ms
+        self.pre_vote = pre_vote
         self.max_fetch_entries = max_fetch_entries
         self._quorum = QuorumState(store)
         self._majority = len(self.voters) // 2 + 1
@@ -170,7 +196,7 @@ class RaftNode:
 
     @property
     def role(self) -> str:
-        """'unattached', 'follower', 'candidate', 'leader' or 'resigned'."""
+        """'unattached', 'follower', 'prospective', 'candidate', 'leader' or 'resigned'."""
         return type(self._quorum.role).__name__.removesuffix("State").lower()
 
     @property
@@ -190,6 +216,8 @@ class RaftNode:
             self._tick_unattached(role)
         elif isinstance(role, FollowerState):
             self._tick_follower(role)
+        elif isinstance(role, ProspectiveState):
+            self._tick_prospective(role)
         elif isinstance(role, CandidateState):
             self._tick_candidate(role)
         elif isinstance(role, LeaderState):
@@ -405,11 +433,56 @@ class RaftNode:
         self._quorum.transition(role)
         self._send_fetch(role)
 
-    def _become_candidate(self) -> None:
+    def _become_prospective(self, retries: int = 1, leader_hint: int | None = None,
+                            leader_ended: bool = False) -> None:
+        """KIP-996: ask for pre-votes in epoch + 1; nothing is bumped until a majority grants.
+        With pre_vote off (the node option), a plain election instead."""
+        if not self.pre_vote:
+            self._become_candidate(retries)
+            return
+        self._abort_download()
+        current = self._quorum.role
+        role = ProspectiveState(
+            current.epoch, self.node_id, current.voted_for,
+            self._now + self._election_timeout(), granted={self.node_id},
+            retries=retries, leader_hint=leader_hint, leader_ended=leader_ended,
+        )
+        self._quorum.transition(role)
+        if len(role.granted) >= self._majority:
+            self._become_candidate(retries)
+            return
+        self._request_pre_votes(role)
+
+    def _request_pre_votes(self, role: ProspectiveState) -> None:
+        log = self.log
+        request = VoteRequest(role.epoch + 1, self.node_id, log.last_epoch(), log.end_offset(),
+                              pre_vote=True)
+        for voter in self.voters:
+            if voter not in role.granted and voter not in role.rejected:
+                self._send(voter, request)
+        role.last_sent = self._now
+
+    def _election_backoff(self, retries: int) -> int:
+        """Kafka's binaryExponentialElectionBackoffMs: random, doubling per lost election."""
+        spread = 2 << min(20, max(0, retries - 1))
+        return min(RETRY_BACKOFF_BASE_MS * self.rng.randrange(spread),
+                   self.election_backoff_max_ms)
+
+    def _end_epoch_backoff(self, successors: Sequence[int]) -> int:
+        """Kafka's endEpochElectionBackoff: the first preferred successor at once, the k-th
+        after 100 ms << (k - 1) (strict exponential, capped), voters not listed after the max."""
+        if self.node_id not in successors:
+            return self.election_backoff_max_ms
+        position = list(successors).index(self.node_id)
+        if position == 0:
+            return 0
+        return min(RETRY_BACKOFF_BASE_MS << min(20, position - 1), self.election_backoff_max_ms)
+
+    def _become_candidate(self, retries: int = 1) -> None:
         self._abort_download()
         role = CandidateState(
             self._quorum.epoch + 1, self.node_id, self._now + self._election_timeout(),
-            granted={self.node_id}, last_sent=self._now,
+            granted={self.node_id}, last_sent=self._now, retries=retries,
         )
         self._quorum.transition(role)
         if len(role.granted) >= self._majority:
@@ -457,7 +530,8 @@ class RaftNode:
         role.last_sent = self._now
 
     def _observe(self, epoch: int, leader_id: int) -> None:
-        """Adopt a newer epoch, or the leader of our epoch, learned from a peer."""
+        """Adopt a newer epoch, or the leader of our epoch, learned from a peer (but never a
+        leader whose epoch EndQuorumEpoch ended here)."""
         leader = None if leader_id < 0 else leader_id
         current = self._quorum.role
         if epoch > current.epoch:
@@ -469,7 +543,9 @@ class RaftNode:
             epoch == current.epoch
             and leader is not None
             and leader != self.node_id
-            and isinstance(current, UnattachedState | CandidateState)
+            and not (isinstance(current, UnattachedState) and current.ended_leader == leader)
+            and not (isinstance(current, ProspectiveState) and current.leader_hint == leader)
+            and isinstance(current, UnattachedState | ProspectiveState | CandidateState)
         ):
             self._become_follower(epoch, leader, current.voted_for)
 
@@ -478,7 +554,8 @@ class RaftNode:
     def _tick_unattached(self, role: UnattachedState) -> None:
         if self.is_voter:
             if self._now >= role.election_deadline:
-                self._become_candidate()
+                ended = role.ended_leader
+                self._become_prospective(leader_hint=ended, leader_ended=ended is not None)
         elif self._now >= role.discover_at:
             self._discover()
 
@@ -494,7 +571,7 @@ class RaftNode:
     def _tick_follower(self, role: FollowerState) -> None:
         if self._now >= role.fetch_deadline:
             if self.is_voter:
-                self._become_candidate()
+                self._become_prospective(leader_hint=role.leader_id)
             else:
                 self._become_unattached(role.epoch)
             return
@@ -504,11 +581,32 @@ class RaftNode:
         elif self._now - role.inflight_since >= self.fetch_max_wait_ms + self.request_timeout_ms:
             self._send_next(role)
 
-    def _tick_candidate(self, role: CandidateState) -> None:
+    def _tick_prospective(self, role: ProspectiveState) -> None:
         if self._now >= role.election_deadline:
-            self._become_candidate()
+            # no majority in time (or it rejected us): back to the leader we had, if its
+            # epoch was not ended (a healed partition ends here), else another pre-vote
+            # round; the epoch is unchanged either way
+            if role.leader_hint is not None and not role.leader_ended:
+                self._become_follower(role.epoch, role.leader_hint, role.voted_for)
+            else:
+                self._become_prospective(role.retries + 1, role.leader_hint, role.leader_ended)
+        elif self._now - role.last_sent >= self.request_timeout_ms:
+            self._request_pre_votes(role)
+
+    def _tick_candidate(self, role: CandidateState) -> None:
+        if role.backoff_until is not None:
+            if self._now >= role.backoff_until:
+                self._become_prospective(role.retries + 1)
+        elif self._now >= role.election_deadline:
+            self._lose_election(role)
         elif self._now - role.last_sent >= self.request_timeout_ms:
             self._request_votes(role)
+
+    def _lose_election(self, role: CandidateState) -> None:
+        """Back off a random, exponentially growing time before trying again (Kafka's
+        controller.quorum.election.backoff.max.ms), so split candidates do not retry in step."""
+        if role.backoff_until is None:
+            role.backoff_until = self._now + self._election_backoff(role.retries)
 
     def _tick_leader(self, role: LeaderState) -> None:
         for src, (request, until) in list(role.parked.items()):
@@ -535,7 +633,7 @@ class RaftNode:
         if not self.is_voter:
             return
         if self._now >= role.election_deadline:
-            self._become_candidate()
+            self._become_prospective()
         elif role.unacked and self._now - role.last_sent >= self.request_timeout_ms:
             self._send_end_quorum(role)
 
@@ -550,37 +648,74 @@ class RaftNode:
             self._send(src, VoteResponse(
                 ErrorCode.fenced_leader_epoch, self._leader_or_none(), self.epoch, False))
             return
+        if request.pre_vote:
+            granted = request.replica_epoch > self.epoch and self._would_vote(request)
+            self._send(src, VoteResponse(NONE, self._leader_or_none(), self.epoch, granted))
+            return
         if request.replica_epoch > self.epoch:
             self._become_unattached(request.replica_epoch)
         role = self._quorum.role
         granted = role.voted_for == request.replica_id
-        if not granted and isinstance(role, UnattachedState) and role.voted_for is None:
-            mine = (self.log.last_epoch(), self.log.end_offset())
-            if (request.last_offset_epoch, request.last_offset) >= mine:
-                self._quorum.transition(UnattachedState(
-                    role.epoch, request.replica_id, self._now + self._election_timeout()))
-                granted = True
+        if (not granted and isinstance(role, UnattachedState | ProspectiveState)
+                and role.voted_for is None and self._log_up_to_date(request)):
+            ended = role.ended_leader if isinstance(role, UnattachedState) else (
+                role.leader_hint if role.leader_ended else None)
+            self._quorum.transition(UnattachedState(
+                role.epoch, request.replica_id, self._now + self._election_timeout(),
+                ended_leader=ended))
+            granted = True
         self._send(src, VoteResponse(NONE, self._leader_or_none(), self.epoch, granted))
 
+    def _log_up_to_date(self, request: VoteRequest) -> bool:
+        mine = (self.log.last_epoch(), self.log.end_offset())
+        return (request.last_offset_epoch, request.last_offset) >= mine
+
+    def _would_vote(self, request: VoteRequest) -> bool:
+        """KIP-996: grant a pre-vote unless we still hear from a leader (we lead, or follow one
+        within the fetch timeout) or the candidate's log is behind ours."""
+        role = self._quorum.role
+        if isinstance(role, LeaderState):
+            return False
+        if isinstance(role, FollowerState) and role.heard_ms >= 0 \
+                and self._now - role.heard_ms < self.fetch_timeout_ms:
+            return False
+        return self._log_up_to_date(request)
+
     def _on_vote_response(self, src: int, response: VoteResponse) -> None:
+        """Count (pre-)votes. A pre-vote answer carries the voter's epoch, ours while we are
+        prospective, never the epoch we then stand in as a candidate; so a late pre-vote can
+        not be counted as a vote (and a late vote at most as a pre-vote, which is harmless)."""
         self._observe(response.leader_epoch, response.leader_id)
         role = self._quorum.role
-        if not isinstance(role, CandidateState) or response.leader_epoch != role.epoch:
+        if not isinstance(role, CandidateState | ProspectiveState) \
+                or response.leader_epoch != role.epoch:
             return
         if response.error_code != NONE or src not in self.voters:
             return
         if response.vote_granted:
             role.granted.add(src)
             if len(role.granted) >= self._majority:
-                self._become_leader(role.epoch)
-        else:
-            role.rejected.add(src)
+                if isinstance(role, ProspectiveState):
+                    self._become_candidate(role.retries)
+                else:
+                    self._become_leader(role.epoch)
+            return
+        role.rejected.add(src)
+        if len(role.rejected) > len(self.voters) - self._majority:  # a majority is out of reach
+            if isinstance(role, CandidateState):
+                self._lose_election(role)
+            else:
+                role.election_deadline = min(role.election_deadline,
+                                             self._now + self._election_backoff(role.retries))
 
     # ------------------------------------------------------------------ begin / end epoch
 
     def _on_begin_quorum_epoch(self, src: int, request: BeginQuorumEpochRequest) -> None:
         if request.leader_epoch >= self.epoch:
             self._observe(request.leader_epoch, request.leader_id)
+            role = self._quorum.role
+            if isinstance(role, FollowerState) and role.leader_id == request.leader_id:
+                role.heard_ms = self._now
             error = NONE
         else:
             error = ErrorCode.fenced_leader_epoch
@@ -598,20 +733,29 @@ class RaftNode:
             role.voters[src].acked_epoch = True
 
     def _on_end_quorum_epoch(self, src: int, request: EndQuorumEpochRequest) -> None:
+        """The leader of request.leader_epoch ends its epoch (it resigns, or the supervisor
+        reports its death on its behalf). Accepted when it names the leader this node follows
+        in that epoch (or an epoch it learns from it); the election then starts after this
+        node's place in preferred_successors (see _end_epoch_backoff)."""
         if request.leader_epoch < self.epoch:
             self._send(src, EndQuorumEpochResponse(
                 ErrorCode.fenced_leader_epoch, self._leader_or_none(), self.epoch))
             return
         self._observe(request.leader_epoch, request.leader_id)
         role = self._quorum.role
-        if self.is_voter and role.epoch == request.leader_epoch:
-            successors = request.preferred_successors
-            rank = successors.index(self.node_id) if self.node_id in successors else len(successors)
-            backoff = rank * self.election_timeout_ms // 2 + self.rng.randint(0, 50)
-            if isinstance(role, FollowerState) and role.leader_id == request.leader_id:
-                role.fetch_deadline = min(role.fetch_deadline, self._now + backoff)
+        leader = request.leader_id
+        if self.is_voter and role.epoch == request.leader_epoch and leader != self.node_id:
+            deadline = self._now + self._end_epoch_backoff(request.preferred_successors)
+            if isinstance(role, FollowerState) and role.leader_id == leader:
+                self._abort_download()
+                self._quorum.transition(UnattachedState(
+                    role.epoch, role.voted_for, deadline, ended_leader=leader))
             elif isinstance(role, UnattachedState):
-                role.election_deadline = min(role.election_deadline, self._now + backoff)
+                role.election_deadline = min(role.election_deadline, deadline)
+                role.ended_leader = leader
+            elif isinstance(role, ProspectiveState) and role.leader_hint in (None, leader):
+                role.leader_hint, role.leader_ended = leader, True
+                role.election_deadline = min(role.election_deadline, deadline)
         self._send(src, EndQuorumEpochResponse(NONE, self._leader_or_none(), self.epoch))
 
     def _on_end_quorum_epoch_response(self, src: int, response: EndQuorumEpochResponse) -> None:
@@ -790,6 +934,7 @@ class RaftNode:
             role.next_fetch_at = self._now + self.retry_backoff_ms
             return
         role.fetch_deadline = self._now + self.fetch_timeout_ms
+        role.heard_ms = self._now
         if response.snapshot_end_offset >= 0 and response.snapshot_epoch >= 0:
             if self.snapshots is None:
                 role.next_fetch_at = self._now + self.retry_backoff_ms
@@ -829,6 +974,7 @@ class RaftNode:
             role.next_fetch_at = self._now + self.retry_backoff_ms
             return
         role.fetch_deadline = self._now + self.fetch_timeout_ms
+        role.heard_ms = self._now
         if response.unaligned_records:
             download.append(response.unaligned_records)
         if download.size < response.size:

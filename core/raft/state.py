@@ -1,8 +1,9 @@
 """One class per role, and QuorumState, which holds the current role and persists it.
 
 Roles (as in Kafka's KafkaRaftClient): Unattached (an epoch, maybe a vote, no known
-leader), Follower (fetching from a known leader), Candidate (asking for votes), Leader,
-Resigned (a leader that stepped down and waits for the next election). Every role knows its
+leader), Follower (fetching from a known leader), Prospective (KIP-996: asking for pre-votes
+without bumping the epoch), Candidate (asking for votes), Leader, Resigned (a leader that
+stepped down and waits for the next election). Every role knows its
 epoch, the leader it knows of and whom this node voted for in that epoch; QuorumState writes
 those three to the QuorumStore whenever they change, before the node acts on them.
 """
@@ -23,6 +24,33 @@ class UnattachedState:
     voted_for: int | None
     election_deadline: int
     discover_at: int = 0  # observers: when to ask a random voter who leads
+    #: the leader of this epoch that ended it (EndQuorumEpoch): never followed again
+    ended_leader: int | None = None
+
+    @property
+    def leader_id(self) -> int | None:
+        return None
+
+
+@dataclass(slots=True)
+class ProspectiveState:
+    """KIP-996 pre-vote: asks the voters whether they would vote for it in epoch + 1, without
+    changing (or persisting) anything but that it no longer follows a leader. A majority of
+    granted pre-votes makes it a candidate; otherwise it retries at election_deadline."""
+
+    epoch: int
+    node_id: int
+    voted_for: int | None
+    election_deadline: int
+    granted: set[int] = field(default_factory=set)
+    rejected: set[int] = field(default_factory=set)
+    last_sent: int = 0
+    retries: int = 1  # failed elections so far (the exponential backoff's exponent)
+    #: the leader it followed before (Kafka's ProspectiveState keeps it): hearing of it again
+    #: does not make it follow, so two voters whose leader died do not talk each other back
+    #: into following it; at election_deadline it goes back to fetching from it, unless...
+    leader_hint: int | None = None
+    leader_ended: bool = False  # ...EndQuorumEpoch ended that leader's epoch
 
     @property
     def leader_id(self) -> int | None:
@@ -39,6 +67,7 @@ class FollowerState:
     fetch_deadline: int
     inflight_since: int | None = None  # when the outstanding Fetch was sent
     next_fetch_at: int = 0  # backoff after an error response
+    heard_ms: int = -1  # when the leader last answered (a good fetch, BeginQuorumEpoch)
 
 
 @dataclass(slots=True)
@@ -51,6 +80,9 @@ class CandidateState:
     granted: set[int] = field(default_factory=set)
     rejected: set[int] = field(default_factory=set)
     last_sent: int = 0
+    retries: int = 1  # elections this node lost in a row, this one included
+    #: lost (majority rejected, or election_deadline passed): back off until then
+    backoff_until: int | None = None
 
     @property
     def voted_for(self) -> int:
@@ -113,7 +145,8 @@ class ResignedState:
         return self.node_id
 
 
-Role = UnattachedState | FollowerState | CandidateState | LeaderState | ResignedState
+Role = (UnattachedState | FollowerState | ProspectiveState | CandidateState | LeaderState
+        | ResignedState)
 
 
 class QuorumState:

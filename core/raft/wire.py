@@ -1,7 +1,8 @@
 """Put core.raft messages on the wire as real Kafka Raft RPCs (kio entities) and back.
 
 The metadata log is the single partition `__cluster_metadata-0` (topic id
-AAAAAAAAAAAAAAAAAAAAAQ, i.e. UUID int 1, in Fetch). Versions: Vote v0, BeginQuorumEpoch v0,
+AAAAAAAAAAAAAAAAAAAAAQ, i.e. UUID int 1, in Fetch). Versions: Vote v2 (KIP-996 pre_vote; no
+directory ids), BeginQuorumEpoch v0,
 EndQuorumEpoch v0, Fetch v18 (replica_state, last_fetched_epoch, the KIP-1166 high_watermark,
 diverging_epoch, current_leader and snapshot_id tagged fields), FetchSnapshot v1 (KIP-630).
 Fetched entries travel as RecordBatch v2:
@@ -26,8 +27,8 @@ from kio.schema.fetch.v18 import request as fetch_req
 from kio.schema.fetch.v18 import response as fetch_resp
 from kio.schema.fetch_snapshot.v1 import request as snap_req
 from kio.schema.fetch_snapshot.v1 import response as snap_resp
-from kio.schema.vote.v0 import request as vote_req
-from kio.schema.vote.v0 import response as vote_resp
+from kio.schema.vote.v2 import request as vote_req
+from kio.schema.vote.v2 import response as vote_resp
 
 from core.protocol.build import build, timedelta_to_ms
 from core.raft.log import LogEntry
@@ -96,8 +97,9 @@ def to_kio(message: RaftMessage, *, cluster_id: str | None = None) -> Any:
         case VoteRequest():
             return build(vote_req.VoteRequest, cluster_id=cluster_id, topics=_topics({
                 "replica_epoch": message.replica_epoch, "replica_id": message.replica_id,
+                "replica_directory_id": None, "voter_directory_id": None,
                 "last_offset_epoch": message.last_offset_epoch,
-                "last_offset": message.last_offset}))
+                "last_offset": message.last_offset, "pre_vote": message.pre_vote}))
         case VoteResponse():
             return build(vote_resp.VoteResponse, error_code=0, topics=_topics({
                 "error_code": message.error_code, "leader_id": message.leader_id,
@@ -171,7 +173,8 @@ def from_kio(entity: Any, request: FetchRequest | None = None) -> RaftMessage:
     match entity:
         case vote_req.VoteRequest():
             p = _partition(entity)
-            return VoteRequest(p.replica_epoch, p.replica_id, p.last_offset_epoch, p.last_offset)
+            return VoteRequest(p.replica_epoch, p.replica_id, p.last_offset_epoch, p.last_offset,
+                               bool(p.pre_vote))
         case vote_resp.VoteResponse():
             p = _partition(entity)
             return VoteResponse(_error(entity, p), p.leader_id, p.leader_epoch, p.vote_granted)

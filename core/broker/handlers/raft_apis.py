@@ -49,8 +49,9 @@ def _single_partition(request: Any) -> Any | None:
     return topics[0].partitions[0]
 
 
-@api(key=52, min_version=0, max_version=0)
+@api(key=52, min_version=0, max_version=2)
 async def handle_vote(ctx: RequestContext, request: Any) -> Any:
+    """Vote; v2 carries KIP-996's pre_vote (a pre-vote changes nothing on this voter)."""
     raft = _raft(ctx)
     p = _single_partition(request)
     if raft is None or p is None:
@@ -58,7 +59,8 @@ async def handle_vote(ctx: RequestContext, request: Any) -> Any:
     if request.cluster_id != raft.cluster_id:
         return _error(ctx, 52, ErrorCode.inconsistent_cluster_id)
     response = await raft.handle_inbound(p.replica_id, VoteRequest(
-        p.replica_epoch, p.replica_id, p.last_offset_epoch, p.last_offset))
+        p.replica_epoch, p.replica_id, p.last_offset_epoch, p.last_offset,
+        bool(getattr(p, "pre_vote", False))))
     return _wrap(ctx, 52, error_code=response.error_code, leader_id=response.leader_id,
                  leader_epoch=response.leader_epoch, vote_granted=response.vote_granted)
 
@@ -83,7 +85,9 @@ async def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
     p = _single_partition(request)
     if raft is None or p is None:
         return _error(ctx, 54, ErrorCode.inconsistent_voter_set)
-    if request.cluster_id != raft.cluster_id:
+    # a null cluster id is accepted, as Kafka's KafkaRaftClient.hasValidClusterId does: the
+    # supervisor ends a dead leader's epoch on its behalf without knowing the cluster id
+    if request.cluster_id is not None and request.cluster_id != raft.cluster_id:
         return _error(ctx, 54, ErrorCode.inconsistent_cluster_id)
     response = await raft.handle_inbound(p.leader_id, EndQuorumEpochRequest(
         p.leader_id, p.leader_epoch, tuple(p.preferred_successors)))

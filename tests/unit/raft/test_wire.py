@@ -45,6 +45,7 @@ MESSAGES = [
     FetchSnapshotRequest(2, 7, 30, 5, 4096, 1 << 20),
     FetchSnapshotResponse(ErrorCode.none, 1, 7, 30, 5, 9000, 4096, b"\x00chunk\xff"),
     FetchSnapshotResponse(ErrorCode.snapshot_not_found, 1, 7, 30, 5, -1, 0),
+    VoteRequest(6, 3, 5, 120, pre_vote=True),  # KIP-996 (Vote v2)
 ]
 
 
