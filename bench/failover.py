@@ -1,6 +1,7 @@
 """Failover: SIGKILL of a partition leader -> first acknowledged produce on the new leader.
 
-Run: ``.venv/bin/python -m bench.failover [--kills 10] [--manual-kills 3] [--trace]``
+Run: ``.venv/bin/python -m bench.failover [--kills 10] [--controller-kills 10]
+[--manual-kills 3] [--trace]``
 (``--trace``: librdkafka's own timeline, ``debug=broker,topic,metadata,msg,protocol`` with its
 wall-clock stamps, on stderr, with a ``KILL wall=... broker=...`` line per kill to line it up)
 
@@ -14,6 +15,12 @@ broker. Two ways of running the cluster:
 * supervisor: `python main.py serve --brokers 3` (core.cluster.LocalCluster), killed with
   `ctl kill` (SIGKILL); the supervisor sees its child die and fences it at the controller
   at once;
+* supervisor, controller kills: the same, but the broker killed is both the leader of the
+  partition produced to and the active controller (the metadata quorum's Raft leader): before
+  each kill a preferred-leader election spreads the 3 partitions over the 3 brokers and the
+  producer switches to the partition the controller leads. The supervisor also ends the dead
+  leader's Raft epoch with EndQuorumEpoch on its behalf; the time to a new Raft leader in
+  DescribeQuorum is measured too;
 * manual: three `python main.py broker --config F` processes started here and killed with
   os.kill(pid, SIGKILL); the controller notices only when broker.session.timeout.ms (9 s by
   default) passes without a heartbeat.
@@ -33,7 +40,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Producer
+from confluent_kafka import ElectionType, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from bench.common import (
     Broker,
@@ -48,6 +56,7 @@ from bench.produce_consume import create_topic
 from bench.replicated import wait_isr
 from core.cluster.layout import broker_properties
 from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.quorum_probe import describe_quorum
 from core.cluster.state import read_cluster_json
 from core.network.client import KafkaConnection
 
@@ -62,6 +71,8 @@ class SteadyProducer:
 
     #: librdkafka debug contexts for --trace (None: no debug output)
     debug: str | None = None
+    #: the partition produced to (None: the client's partitioner; aiokafka: 0)
+    partition: int | None = None
 
     def __init__(self, bootstrap: str, interval_s: float = 0.002) -> None:
         conf: dict[str, Any] = {"bootstrap.servers": bootstrap, "acks": "all",
@@ -87,8 +98,9 @@ class SteadyProducer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            extra = {} if self.partition is None else {"partition": self.partition}
             self.producer.produce(TOPIC, repr(time.monotonic()).encode(),
-                                  on_delivery=self._on_delivery)
+                                  on_delivery=self._on_delivery, **extra)
             self.producer.poll(self.interval_s)
         self.producer.flush(30)
 
@@ -136,7 +148,8 @@ class AioSteadyProducer(SteadyProducer):
         try:
             while not self._stop.is_set():
                 produced = time.monotonic()
-                fut = await producer.send(TOPIC, repr(produced).encode(), partition=0)
+                fut = await producer.send(TOPIC, repr(produced).encode(),
+                                          partition=self.partition or 0)
                 fut.add_done_callback(lambda f, p=produced: self._done(f, p))
                 await asyncio.sleep(self.interval_s)
             await producer.flush()
@@ -161,7 +174,9 @@ class MetadataWatch:
     partition 0 (leader -1 or a new one), stop listing it (fenced) and report a new leader?
     Polls each every ~5 ms over its own connection."""
 
-    def __init__(self, ports: dict[int, int], dead: int, t0: float, timeout_s: float = 30.0):
+    def __init__(self, ports: dict[int, int], dead: int, t0: float, timeout_s: float = 30.0,
+                 partition: int = 0):
+        self.partition = partition
         self.ports = {b: p for b, p in ports.items() if b != dead}
         self.dead = dead
         self.t0 = t0
@@ -192,7 +207,7 @@ class MetadataWatch:
                 self.fenced[broker] = now
             for t in md.topics:
                 for part in t.partitions:
-                    if part.partition_index != 0 or part.leader_id == self.dead:
+                    if part.partition_index != self.partition or part.leader_id == self.dead:
                         continue
                     self.unnamed.setdefault(broker, now)
                     if part.leader_id != -1:
@@ -216,8 +231,72 @@ class MetadataWatch:
 
 
 #: one kill: (first ack s, leader was the controller, new leader on all survivors s,
-#: dead leader no longer named by any survivor s)
-Kill = tuple[float, bool, float, float]
+#: dead leader no longer named by any survivor s, new Raft leader in DescribeQuorum s or nan)
+Kill = tuple[float, bool, float, float, float]
+
+
+class QuorumWatch:
+    """After a controller kill: when does a survivor answer DescribeQuorum as the leader of a
+    newer epoch? Polls every ~5 ms in a thread."""
+
+    def __init__(self, ports: dict[int, int], dead: int, epoch: int, t0: float,
+                 timeout_s: float = 30.0) -> None:
+        self.ports = {b: p for b, p in ports.items() if b != dead}
+        self.epoch, self.t0, self.timeout_s = epoch, t0, timeout_s
+        self.elected = float("nan")
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self._thread.start()
+
+    async def _main(self) -> None:
+        while time.monotonic() - self.t0 < self.timeout_s:
+            views = await asyncio.gather(*(describe_quorum("127.0.0.1", p, 0.5)
+                                           for p in self.ports.values()))
+            if any(v is not None and v.error_code == 0 and v.leader_id == b
+                   and v.leader_epoch > self.epoch
+                   for b, v in zip(self.ports, views, strict=True)):
+                self.elected = time.monotonic() - self.t0
+                return
+            await asyncio.sleep(0.005)
+
+    def result(self) -> float:
+        self._thread.join(self.timeout_s + 5)
+        return self.elected
+
+
+def quorum_leader(ports: dict[int, int]) -> tuple[int, int]:
+    """(leader, epoch) of the metadata quorum, from the leader's own DescribeQuorum."""
+    for b, port in ports.items():
+        v = asyncio.run(describe_quorum("127.0.0.1", port, 1.0))
+        if v is not None and v.error_code == 0 and v.leader_id == b:
+            return b, v.leader_epoch
+    return -1, -1
+
+
+def controller_partition(bootstrap: str, ports: dict[int, int], timeout_s: float = 120.0
+                         ) -> tuple[int, int, int]:
+    """Spread partition leadership (preferred-leader election), wait for full ISRs, and return
+    (controller, its Raft epoch, the partition it leads)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            futures = admin.elect_leaders(ElectionType.PREFERRED,
+                                          [TopicPartition(TOPIC, p) for p in range(3)])
+            futures.result(10)
+        except Exception:  # ELECTION_NOT_NEEDED, or a broker still starting
+            pass
+        try:
+            md = admin.list_topics(TOPIC, timeout=5).topics[TOPIC]
+        except Exception:
+            time.sleep(0.2)
+            continue
+        leader, epoch = quorum_leader(ports)
+        full = all(len(p.isrs) == 3 for p in md.partitions.values())
+        led = [p.id for p in md.partitions.values() if p.leader == leader]
+        if leader > 0 and full and led:
+            return leader, epoch, led[0]
+        time.sleep(0.2)
+    raise TimeoutError("the controller never led a partition with a full ISR")
 
 
 def _trace_kill(t0: float, broker: int) -> None:
@@ -255,7 +334,7 @@ def run_supervisor(tmp: Path, kills: int, client: str = "confluent-kafka"
                 watch = MetadataWatch(ports, leader, t0)
                 took = producer.first_ack_after(t0)
                 unnamed, fenced, moved = watch.result()
-                out.append((took, was_controller, moved, unnamed))
+                out.append((took, was_controller, moved, unnamed, float("nan")))
                 print(f"supervisor ({client}) kill {i + 1}: broker {leader}"
                       f"{' (controller)' if was_controller else ''} -> {took * 1000:.0f} ms "
                       f"(dead leader no longer named at {unnamed * 1000:.0f} ms, fenced seen "
@@ -264,6 +343,49 @@ def run_supervisor(tmp: Path, kills: int, client: str = "confluent-kafka"
                 control.start_sync(leader)
             if producer.errors:
                 print(f"warning: {producer.errors} deliveries failed", flush=True)
+    return out
+
+
+def run_controller(tmp: Path, kills: int, client: str = "confluent-kafka") -> list[Kill]:
+    """Kill the broker that is both the partition's leader and the active controller."""
+    out: list[Kill] = []
+    cluster = LocalCluster(tmp / f"cluster-ctrl-{client}", brokers=3, port=free_base_port(3),
+                           config=CLUSTER_CONFIG)
+    with cluster:
+        assert cluster.bootstrap is not None
+        create_topic(cluster.bootstrap, TOPIC, partitions=3, rf=3,
+                     config={"min.insync.replicas": "2"})
+        control = cluster.control
+        ports = {i + 1: int(hp.rsplit(":", 1)[1])
+                 for i, hp in enumerate(cluster.bootstrap.split(","))}
+        leader, _epoch, partition = controller_partition(cluster.bootstrap, ports)
+        CLIENTS[client].partition = partition
+        try:
+            with CLIENTS[client](cluster.bootstrap) as producer:
+                for i in range(kills):
+                    leader, epoch, partition = controller_partition(cluster.bootstrap, ports)
+                    producer.partition = partition
+                    time.sleep(1.0)  # the producer runs steadily on this partition's leader
+                    t0 = time.monotonic()
+                    control.kill_sync(leader)
+                    _trace_kill(t0, leader)
+                    watch = MetadataWatch(ports, leader, t0, partition=partition)
+                    quorum = QuorumWatch(ports, leader, epoch, t0)
+                    took = producer.first_ack_after(t0)
+                    unnamed, fenced, moved = watch.result()
+                    elected = quorum.result()
+                    out.append((took, True, moved, unnamed, elected))
+                    print(f"controller ({client}) kill {i + 1}: broker {leader} (controller, "
+                          f"epoch {epoch}, partition {partition}) -> {took * 1000:.0f} ms "
+                          f"(new Raft leader at {elected * 1000:.0f} ms, dead leader no "
+                          f"longer named at {unnamed * 1000:.0f} ms, fenced seen at "
+                          f"{fenced * 1000:.0f} ms, new partition leader on all survivors "
+                          f"at {moved * 1000:.0f} ms)", flush=True)
+                    control.start_sync(leader)
+                if producer.errors:
+                    print(f"warning: {producer.errors} deliveries failed", flush=True)
+        finally:
+            CLIENTS[client].partition = None
     return out
 
 
@@ -297,7 +419,7 @@ def run_manual(tmp: Path, kills: int) -> list[Kill]:
                 took = producer.first_ack_after(t0)
                 unnamed, fenced, moved = watch.result()
                 brokers[leader].kill()  # reap it
-                out.append((took, False, moved, unnamed))
+                out.append((took, False, moved, unnamed, float("nan")))
                 print(f"manual kill {i + 1}: broker {leader} -> {took * 1000:.0f} ms "
                       f"(dead leader no longer named at {unnamed * 1000:.0f} ms, fenced seen "
                       f"at {fenced * 1000:.0f} ms, new leader on all survivors "
@@ -317,27 +439,32 @@ def report(series: Series, args: argparse.Namespace, command: str, facts: str) -
     for name, is_goal, data in series:
         if not data:
             continue
-        times = [t * 1000 for t, _, _, _ in data]
-        moved = [m * 1000 for _, _, m, _ in data]
-        unnamed = [u * 1000 for _, _, _, u in data]
-        plain = [t * 1000 for t, c, _, _ in data if not c]
-        ctl = [t * 1000 for t, c, _, _ in data if c]
+        times = [k[0] * 1000 for k in data]
+        moved = [k[2] * 1000 for k in data]
+        unnamed = [k[3] * 1000 for k in data]
+        plain = [k[0] * 1000 for k in data if not k[1]]
+        ctl = [k[0] * 1000 for k in data if k[1]]
+        raft = [k[4] * 1000 for k in data if k[4] == k[4]]
         goal = "yes" if median(times) <= 1000 else "**no**"
         rows.append([name, len(times), fmt(median(times)), fmt(min(times)), fmt(max(times)),
                      fmt(median(unnamed)), fmt(median(moved)),
                      f"{len(plain)}: {fmt(median(plain)) if plain else 'n/a'}",
                      f"{len(ctl)}: {fmt(median(ctl)) if ctl else 'n/a'}",
+                     fmt(median(raft)) if raft else "n/a",
                      goal if is_goal else "(not a goal: 9 s session timeout)"])
     table = markdown_table(["cluster, client", "kills", "median ms", "min ms", "max ms",
                             "survivors no longer name the dead leader, median ms",
                             "broker side: new leader on all survivors, median ms",
                             "leader not controller: kills, median ms",
                             "leader was the active controller: kills, median ms",
+                            "new Raft leader (DescribeQuorum), median ms",
                             "median <= 1 s"], rows)
     raw = "\n".join(f"- {name}: first ack " + ", ".join(fmt(k[0] * 1000) for k in data)
                     + "; dead leader no longer named " + ", ".join(fmt(k[3] * 1000)
                                                                    for k in data)
                     + "; new leader seen " + ", ".join(fmt(k[2] * 1000) for k in data)
+                    + ("; new Raft leader " + ", ".join(fmt(k[4] * 1000) for k in data)
+                       if any(k[4] == k[4] for k in data) else "")
                     + "; controller kills at " + (", ".join(
                         str(i + 1) for i, k in enumerate(data) if k[1]) or "none")
                     for name, _, data in series if data)
@@ -407,6 +534,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--controller-kills", type=int, default=10,
+                        help="kills of the broker that leads the partition and the quorum")
     parser.add_argument("--manual-kills", type=int, default=3,
                         help="kills with hand-started brokers (0 to skip; ~10 s each)")
     parser.add_argument("--clients", default="confluent-kafka,aiokafka",
@@ -428,6 +557,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.kills:
                 series.append((f"supervisor (`serve`, `ctl kill`), {client}", True,
                                run_supervisor(work, args.kills, client)))
+            if args.controller_kills:
+                series.append((f"supervisor, partition leader = active controller, {client}",
+                               True, run_controller(work, args.controller_kills, client)))
         if args.manual_kills:
             series.append(("manual brokers (`os.kill`, no supervisor), confluent-kafka", False,
                            run_manual(work, args.manual_kills)))

@@ -602,11 +602,12 @@ class RaftNode:
         elif self._now - role.last_sent >= self.request_timeout_ms:
             self._request_votes(role)
 
-    def _lose_election(self, role: CandidateState) -> None:
+    def _lose_election(self, role: CandidateState, not_before: int = 0) -> None:
         """Back off a random, exponentially growing time before trying again (Kafka's
         controller.quorum.election.backoff.max.ms), so split candidates do not retry in step."""
         if role.backoff_until is None:
-            role.backoff_until = self._now + self._election_backoff(role.retries)
+            role.backoff_until = max(not_before,
+                                     self._now + self._election_backoff(role.retries))
 
     def _tick_leader(self, role: LeaderState) -> None:
         for src, (request, until) in list(role.parked.items()):
@@ -703,7 +704,9 @@ class RaftNode:
         role.rejected.add(src)
         if len(role.rejected) > len(self.voters) - self._majority:  # a majority is out of reach
             if isinstance(role, CandidateState):
-                self._lose_election(role)
+                # rejected (a longer log elsewhere): wait at least the election timeout, so a
+                # stale candidate does not keep resetting the others' timers with new epochs
+                self._lose_election(role, not_before=role.election_deadline)
             else:
                 role.election_deadline = min(role.election_deadline,
                                              self._now + self._election_backoff(role.retries))

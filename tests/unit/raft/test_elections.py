@@ -160,11 +160,22 @@ def test_a_lost_election_backs_off_randomly_and_exponentially() -> None:
         for retries in (1, 3):
             node._quorum.role.retries = retries
             node._quorum.role.backoff_until = None
-            start = node._now
-            node.receive(start, 2, VoteResponse(ErrorCode.none, -1, node.epoch, False))
-            node.receive(start, 3, VoteResponse(ErrorCode.none, -1, node.epoch, False))
+            start = node._quorum.role.election_deadline  # split vote: nobody answered
+            node.tick(start)
             role = node._quorum.role
             assert role.backoff_until is not None
             backoffs[retries].add(role.backoff_until - start)
+            node._quorum.role.election_deadline = start + 10_000
     assert backoffs[1] <= {0, 100} and len(backoffs[1]) == 2
     assert backoffs[3] <= set(range(0, 800, 100)) and max(backoffs[3]) > 100
+
+
+def test_a_rejected_candidate_waits_at_least_its_election_timeout() -> None:
+    """A candidate whose log is behind a majority's must not keep bumping the epoch (and
+    resetting the others' election timers) faster than they time out themselves."""
+    node = make_node()
+    node._become_candidate()
+    role = node._quorum.role
+    node.receive(1, 2, VoteResponse(ErrorCode.none, -1, node.epoch, False))
+    node.receive(1, 3, VoteResponse(ErrorCode.none, -1, node.epoch, False))
+    assert role.backoff_until is not None and role.backoff_until >= role.election_deadline
