@@ -516,11 +516,17 @@ dead leader to the internal queue to the new leader), so Produce stays at v9.
 aiokafka refreshes metadata as soon as a produce fails and retries after retry_backoff_ms
 (100 ms): ~0.22 s before this change (227 ms median at 463ae01 in the same session), less
 now (not traced).
-When the killed leader was also the active controller, a Raft election comes first
-(controller.quorum.fetch.timeout.ms, 2 s, then the vote) and the supervisor must find the
-new controller before it can fence: 2-3.5 s on the broker side (core/raft, core/cluster:
-not changed here); librdkafka follows within one fast-query interval (it backs off to
-retry.backoff.max.ms, 1 s).
+When the killed leader is also the active controller (the *controller* rows: the broker
+killed leads both the partition produced to and the metadata quorum), a Raft election comes
+first. Before, both surviving voters waited out controller.quorum.fetch.timeout.ms (2 s),
+became candidates at the same instant and often split the vote: ~3.5 s. Now the supervisor,
+which sees the death at once, asks the survivors for DescribeQuorum and, if they still follow
+the dead broker, sends them the EndQuorumEpoch a resigning Kafka leader sends (KIP-595:
+leader_id = the dead broker, its epoch, preferred successors by the replication progress of
+the leader's last DescribeQuorum): the first successor asks for pre-votes (KIP-996) at once
+and wins, the other backs off 100 ms; a lost election backs off randomly and exponentially
+(controller.quorum.election.backoff.max.ms, 1 s). The supervisor then fences the dead broker
+at the new controller (it polls for it every 200 ms) and the partition moves.
 Without the supervisor the controller fences the broker only after broker.session.timeout.ms
 (9 s): the survivors stop naming the dead leader at once, but a new one exists only then.
 
