@@ -2,9 +2,12 @@
 
 One asyncio task per broker process waits on it, so a death is noticed at once; the dead
 broker is marked crashed/killed in cluster.json and the active controller is told to fence it
-(`_tell_controller_broker_died`). A poller asks the brokers for the controller id about once a
-second. Brokers run in their own process groups: Ctrl-C on `serve` reaches only the supervisor,
-which then stops them cleanly (SIGTERM, bounded wait, SIGKILL).
+(`_tell_controller_broker_died`). If the dead broker led the metadata quorum, the survivors
+first get the EndQuorumEpoch it would have sent had it resigned (`_end_dead_leader_epoch`,
+core.cluster.quorum_probe), so they elect a new controller at once. A poller asks the
+brokers for the controller id about once a second. Brokers run in their own process groups:
+Ctrl-C on `serve` reaches only the supervisor, which then stops them cleanly (SIGTERM,
+bounded wait, SIGKILL).
 
 Brokers left running by a previous serve (killed with SIGKILL, say) are re-attached rather than
 started twice: their pid is in cluster.json and their command line names their config file.
