@@ -97,6 +97,16 @@ def test_killed_controller_is_replaced_within_bound_and_no_ack_lost(
         wait_for(lambda: (read_cluster_json(cluster.data_dir) or {}).get("brokers") and all(
             b["state"] == "running" for b in read_cluster_json(cluster.data_dir)["brokers"]),
             60, f"broker {old} running again")
+
+    def full_isrs() -> bool:
+        try:
+            md = admin.list_topics(topic, timeout=5).topics[topic]
+        except Exception:  # a broker may still be starting
+            return False
+        return md.error is None and len(md.partitions) == 3 \
+            and all(len(p.isrs) == 3 for p in md.partitions.values())
+
+    wait_for(full_isrs, 60, f"broker {old} back in every ISR of {topic}")
     for p, acked_p in producer.acked.items():  # every acknowledged record, once
         seen = [int(v) for v in read_partition(cluster.bootstrap, topic, p)]
         assert len(seen) == len(set(seen)), f"duplicates in {topic}-{p}"
