@@ -568,6 +568,9 @@ class Supervisor:
         controller; if the dead broker was the controller, waits for the new one first.
         """
         deadline = time.monotonic() + within
+        # ask often while a new quorum leader is being elected (tens of ms with the
+        # EndQuorumEpoch sent on the dead leader's behalf), then back off
+        eager_until = time.monotonic() + 3.0
         refresh = False
         while time.monotonic() < deadline and not self._closing:
             controller = self.brokers.get(self.controller_id)
@@ -583,7 +586,7 @@ class Supervisor:
                 except ProbeError as exc:  # e.g. NOT_CONTROLLER: ask who leads now
                     log.debug("fencing broker %d at %d: %s", dead_id, controller.id, exc)
                     refresh = True
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.03 if time.monotonic() < eager_until else 0.2)
         if not self._closing:
             log.warning("could not tell a controller that broker %d died", dead_id)
 
