@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -171,14 +171,18 @@ class MemorySnapshotStore:
             if old not in keep:
                 del self.snapshots[old]
 
-    def begin_download(self, snapshot_id: SnapshotId) -> _MemoryDownload:
-        return _MemoryDownload(self, snapshot_id)
+    def begin_download(self, snapshot_id: SnapshotId) -> _Download:
+        return _Download(snapshot_id, self._add)
 
 
-class _MemoryDownload:
-    def __init__(self, store: MemorySnapshotStore, snapshot_id: SnapshotId) -> None:
-        self.store = store
+class _Download:
+    """Chunks of a snapshot being fetched, held in memory (metadata snapshots are small);
+    complete() validates them and hands the bytes to the store's ``install``."""
+
+    def __init__(self, snapshot_id: SnapshotId,
+                 install: Callable[[SnapshotId, bytes], None]) -> None:
         self.snapshot_id = snapshot_id
+        self._install = install
         self._chunks = bytearray()
 
     @property
@@ -192,9 +196,10 @@ class _MemoryDownload:
         data = bytes(self._chunks)
         try:
             decode_snapshot(data, self.snapshot_id)
-        except SnapshotCorruptError:
+        except SnapshotCorruptError as exc:
+            log.error("fetched snapshot %s is not valid: %s", self.snapshot_id, exc)
             return False
-        self.store._add(self.snapshot_id, data)
+        self._install(self.snapshot_id, data)
         return True
 
     def abort(self) -> None:
@@ -299,35 +304,7 @@ class FileSnapshotStore:
         finally:
             os.close(dir_fd)
 
-    def begin_download(self, snapshot_id: SnapshotId) -> _FileDownload:
-        return _FileDownload(self, snapshot_id)
-
-
-class _FileDownload:
-    """Chunks are held in memory (metadata snapshots are small); complete() validates them,
-    then writes `<name>.checkpoint.part`, fsyncs and renames it."""
-
-    def __init__(self, store: FileSnapshotStore, snapshot_id: SnapshotId) -> None:
-        self.store = store
-        self.snapshot_id = snapshot_id
-        self._chunks = bytearray()
-
-    @property
-    def size(self) -> int:
-        return len(self._chunks)
-
-    def append(self, chunk: bytes) -> None:
-        self._chunks += chunk
-
-    def complete(self) -> bool:
-        data = bytes(self._chunks)
-        try:
-            decode_snapshot(data, self.snapshot_id)
-        except SnapshotCorruptError as exc:
-            log.error("fetched snapshot %s is not valid: %s", self.snapshot_id, exc)
-            return False
-        self.store._freeze(self.snapshot_id, data)
-        return True
-
-    def abort(self) -> None:
-        self._chunks.clear()
+    def begin_download(self, snapshot_id: SnapshotId) -> _Download:
+        """Collect a fetched snapshot; once complete and valid it is written as
+        `<name>.checkpoint.part`, fsynced and renamed."""
+        return _Download(snapshot_id, self._freeze)
