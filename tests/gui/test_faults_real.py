@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -294,17 +295,18 @@ def test_throttle_on_the_replicas_being_reassigned(console, qtbot):
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic, ResourceType
 
+    move = f"{MOVE}-{uuid.uuid4().hex[:6]}"  # a rerun must not meet the last attempt's topic
     cv = console.window.cluster_view
     caps = console.window.caps
     admin = AdminClient({"bootstrap.servers": caps.bootstrap})
-    admin.create_topics([NewTopic(MOVE, num_partitions=1,
-                                  replica_assignment=[[1]])])[MOVE].result(30)
+    admin.create_topics([NewTopic(move, num_partitions=1,
+                                  replica_assignment=[[1]])])[move].result(30)
     producer = Producer({"bootstrap.servers": caps.bootstrap, "linger.ms": 20, "acks": "all"})
     payload = b"x" * 1000
     for _ in range(3000):
         while True:
             try:
-                producer.produce(MOVE, payload)
+                producer.produce(move, payload)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -315,13 +317,13 @@ def test_throttle_on_the_replicas_being_reassigned(console, qtbot):
     pump_until(qtbot, lambda: cell(console, 3, BrokersModel.THROTTLE_COLUMN)
                == "follower 0.1 MB/s" or errors, 30, "the throttle on broker 3's row")
     assert not errors, errors
-    config_settles(console, qtbot, ResourceType.TOPIC, MOVE,
+    config_settles(console, qtbot, ResourceType.TOPIC, move,
                    {"follower.replication.throttled.replicas": "*"})
     # the describe answered from one broker; broker 3 (the follower that must be held back)
     # applies the same metadata within ~100 ms (measured): give it 1 s before the move starts
     qtbot.wait(1000)
     subprocess.run([sys.executable, "main.py", "data", "reassign", "--data-dir",
-                    str(caps.data_dir), "--topic", MOVE, "--replicas", "1,3", "--no-wait"],
+                    str(caps.data_dir), "--topic", move, "--replicas", "1,3", "--no-wait"],
                    cwd=ROOT, check=True, timeout=60, capture_output=True)
     done = []
     future = cv.set_throttle(3, ThrottleSpec(None, 100_000, "reassigning"))
@@ -330,22 +332,22 @@ def test_throttle_on_the_replicas_being_reassigned(console, qtbot):
     pump_until(qtbot, lambda: done or errors, 30, "the throttle on the moving replicas")
     assert not errors, errors
     assert "1 topic(s) being reassigned" in done[0], done
-    config_settles(console, qtbot, ResourceType.TOPIC, MOVE, {
+    config_settles(console, qtbot, ResourceType.TOPIC, move, {
         "leader.replication.throttled.replicas": "0:1",
         "follower.replication.throttled.replicas": "0:3"})
-    moving = console.session.last_snapshot.topic(MOVE)
+    moving = console.session.last_snapshot.topic(move)
     assert moving is not None and 3 not in moving.partitions[0].isr, \
         "the throttled move finished at once (3 MB at 100 kB/s?)"
     cv.clear_throttle(3).failed.connect(errors.append)
     pump_until(qtbot, lambda: cell(console, 3, BrokersModel.THROTTLE_COLUMN) == "" or errors,
                30, "the throttle cleared")
     assert not errors, errors
-    config_settles(console, qtbot, ResourceType.TOPIC, MOVE, {
+    config_settles(console, qtbot, ResourceType.TOPIC, move, {
         "leader.replication.throttled.replicas": None,
         "follower.replication.throttled.replicas": None})
 
     def moved() -> bool:
-        p = console.session.last_snapshot.topic(MOVE).partitions[0]
+        p = console.session.last_snapshot.topic(move).partitions[0]
         return set(p.replicas) == {1, 3} and set(p.isr) == {1, 3}
 
     pump_until(qtbot, moved, 90, "the move to complete once unthrottled")
