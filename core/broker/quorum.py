@@ -32,12 +32,13 @@ ISR_RETRY_BACKOFF_MS = 2000.0
 def start_raft_metadata(broker: Any) -> Any:
     """The metadata log of a multi-voter cluster: a Raft quorum over the Kafka protocol."""
     from core.broker.raft_io import RaftMetadataLog
-    raw = broker.config.raw
+    config = broker.config
     metadata_log = RaftMetadataLog(
         broker.node_id, broker.voters, broker.data_dir / "metadata-quorum",
         broker.cluster_id,
-        election_timeout_ms=int(raw.get("controller.quorum.election.timeout.ms", "1000")),
-        fetch_timeout_ms=int(raw.get("controller.quorum.fetch.timeout.ms", "2000")),
+        election_timeout_ms=config["controller.quorum.election.timeout.ms"],
+        fetch_timeout_ms=config["controller.quorum.fetch.timeout.ms"],
+        election_backoff_max_ms=config["controller.quorum.election.backoff.max.ms"],
         snapshot_max_bytes=broker.config["metadata.log.max.record.bytes.between.snapshots"],
         image=lambda: broker.image)
     metadata_log.start()

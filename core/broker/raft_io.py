@@ -72,6 +72,7 @@ class RaftMetadataLog:
 
     def __init__(self, node_id: int, voters: dict[int, tuple[str, int]], directory: Path,
                  cluster_id: str, *, election_timeout_ms: int, fetch_timeout_ms: int,
+                 election_backoff_max_ms: int = 1000,
                  snapshot_max_bytes: int = SNAPSHOT_BYTES_DEFAULT,
                  image: Callable[[], MetadataImage] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -97,6 +98,7 @@ class RaftMetadataLog:
             # ~50 ms of the controller at the price of ~20 idle fetches/s per follower
             fetch_max_wait_ms=min(50, fetch_timeout_ms // 4),
             request_timeout_ms=fetch_timeout_ms // 4, snapshots=self.snapshots,
+            election_backoff_max_ms=election_backoff_max_ms,
             pre_vote=True)  # KIP-996: an isolated voter neither bumps the epoch nor disrupts
         self._listeners = Listeners()
         self._conns: dict[int, KafkaConnection] = {}

@@ -149,6 +149,13 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
         ConfigDef("log.dir", "string", "/tmp/kaflab-logs"),
         ConfigDef("metrics.port", "int", "0", min=0),
         ConfigDef("controller.quorum.voters", "string", ""),
+        ConfigDef("controller.quorum.election.timeout.ms", "int", "1000", min=1,
+                  doc="Time without a leader before a voter starts an election (plus jitter)"),
+        ConfigDef("controller.quorum.fetch.timeout.ms", "int", "2000", min=1,
+                  doc="Time without a successful fetch from the leader before a voter "
+                      "considers it gone"),
+        ConfigDef("controller.quorum.election.backoff.max.ms", "int", "1000", min=1,
+                  doc="Upper bound of the randomised exponential backoff after a lost election"),
         ConfigDef("metadata.log.max.record.bytes.between.snapshots", "long", str(20 * MB), min=1,
                   doc="Metadata record bytes applied after which a metadata snapshot is taken"),
         ConfigDef("auto.create.topics.enable", "boolean", "true"),
