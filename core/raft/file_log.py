@@ -25,7 +25,7 @@ from pathlib import Path
 
 import crc32c
 
-from core.raft.log import EpochCache, LogEntry, _epoch_at
+from core.raft.log import EpochCache, LogEntry, _epoch_at, _epoch_before_cut
 
 _PREFIX = struct.Struct(">II")
 _BODY = struct.Struct(">qiB")
@@ -151,12 +151,9 @@ class FileLog:
         return self._epochs.end_offset_for_epoch(epoch, self.end_offset())
 
     def delete_before(self, offset: int) -> None:
-        if offset <= self._start:
+        epoch = _epoch_before_cut(self, self._start, offset)
+        if epoch is None:
             return
-        if offset > self.end_offset():
-            raise ValueError(f"delete_before({offset}) past the log end {self.end_offset()}")
-        epoch = self.epoch_at(offset - 1)
-        assert epoch is not None
         index = offset - self._start
         self._file.flush()
         self._file.seek(self._positions[index] if index < len(self._positions) else 0)

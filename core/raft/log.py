@@ -168,12 +168,9 @@ class MemoryLog:
         return self._epochs.end_offset_for_epoch(epoch, self.end_offset())
 
     def delete_before(self, offset: int) -> None:
-        if offset <= self._start:
+        epoch = _epoch_before_cut(self, self._start, offset)
+        if epoch is None:
             return
-        if offset > self.end_offset():
-            raise ValueError(f"delete_before({offset}) past the log end {self.end_offset()}")
-        epoch = self.epoch_at(offset - 1)
-        assert epoch is not None
         del self._entries[:offset - self._start]
         self._start = offset
         self._epochs.truncate_from_start(offset, epoch)
@@ -196,3 +193,16 @@ def _epoch_at(entries: Sequence[LogEntry], start: int, epochs: EpochCache,
     if offset == start - 1 and start > 0:
         return epochs.base_epoch
     return None
+
+
+def _epoch_before_cut(log: RaftLog, start: int, offset: int) -> int | None:
+    """delete_before's check, shared by the logs: None when there is nothing before offset to
+    delete, else the epoch of the entry at offset - 1 (the new start's epoch); past the log end
+    is an error."""
+    if offset <= start:
+        return None
+    if offset > log.end_offset():
+        raise ValueError(f"delete_before({offset}) past the log end {log.end_offset()}")
+    epoch = log.epoch_at(offset - 1)
+    assert epoch is not None
+    return epoch
