@@ -60,7 +60,10 @@ log = logging.getLogger(__name__)
 INT32_MAX = 2**31 - 1
 CLEAN_SHUTDOWN_FILE = ".clean-shutdown"
 _PREFIX = struct.Struct(">qii")  # baseOffset, batchLength, partitionLeaderEpoch
-_HEADER_UNPACK = struct.Struct(">qiibIhiqqqhii").unpack_from
+# The header fields the fast path needs (base offset, leader epoch, first timestamp skipped):
+# batchLength, magic, crc, attributes, lastOffsetDelta, maxTimestamp, producerId,
+# producerEpoch, baseSequence, recordsCount.
+_HEADER_UNPACK = struct.Struct(">8xi4xbIhi8xqqhii").unpack_from
 _DIR_RE = re.compile(r"^(.+)-(\d+)$")
 _LOG_RE = re.compile(r"^(\d{20})\.log$")
 
@@ -410,8 +413,8 @@ class Log:
         # general path, which raises the Kafka errors.
         total = len(records)
         if 61 <= total <= self._fast_max and origin == "client":
-            (_, length, _, magic, crc, attributes, delta, _, max_ts, pid, producer_epoch,
-             first_seq, count) = _HEADER_UNPACK(records, 0)
+            (length, magic, crc, attributes, delta, max_ts, pid, producer_epoch, first_seq,
+             count) = _HEADER_UNPACK(records, 0)
             if (length + 12 == total and magic == 2 and delta >= 0 and count == delta + 1
                     and not attributes & 0x20):
                 staged = total <= STAGING_BYTES

@@ -158,17 +158,21 @@ class ProducerStateManager:
         current = entry.epoch
         if epoch == current:
             batches = entry.batches
+            last_appended = batches[-1][1] if batches else -1
+            if first_seq == last_appended + 1 and last_appended >= 0:
+                # The next batch in sequence, the usual case: it cannot repeat one of the last
+                # batches (their sequences are all <= last_appended, and wrapping around the
+                # 2**31 sequence space takes far more than 5 batches).
+                return None
             for meta in batches:
                 if meta[0] == first_seq and meta[1] == last_seq:
                     return meta
-            if current != -1:
-                last_appended = batches[-1][1] if batches else -1
-                if first_seq != last_appended + 1 and not (
-                        first_seq == 0 and last_appended == INT32_MAX):
-                    raise OutOfOrderSequenceError(
-                        f"producer {pid} epoch {epoch}: out of order sequence {first_seq}, "
-                        f"last appended {last_appended}"
-                    )
+            if current != -1 and first_seq != last_appended + 1 and not (
+                    first_seq == 0 and last_appended == INT32_MAX):
+                raise OutOfOrderSequenceError(
+                    f"producer {pid} epoch {epoch}: out of order sequence {first_seq}, "
+                    f"last appended {last_appended}"
+                )
         elif epoch < current:
             raise InvalidProducerEpochError(
                 f"producer {pid} epoch {epoch} is older than current epoch {current}"

@@ -9,6 +9,7 @@ a reused scratch buffer; they must agree with a plain walk over ``LogSegment.bat
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -30,7 +31,7 @@ from core.storage.staging import STAGING_BYTES
 
 from .helpers import open_log
 
-FAST = settings(max_examples=30, deadline=None,
+FAST = settings(max_examples=int(os.environ.get("KAFLAB_FAST_PATH_EXAMPLES", 30)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
