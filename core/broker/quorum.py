@@ -18,6 +18,7 @@ from kio.schema.errors import ErrorCode
 
 from core.broker.peer_watch import PeerWatch
 from core.common.errors import KafkaError, NotControllerError
+from core.metadata.controller import NO_BROKER_EPOCH, IsrProposal
 from core.network.client import KafkaConnection
 from core.protocol.build import build
 from core.protocol.codec import request_class
@@ -238,32 +239,88 @@ async def allocate_producer_ids(broker: Any) -> tuple[int, int]:
     return int(response.producer_id_start), int(response.producer_id_len)
 
 
+def isr_with_epochs(image: Any, isr: list[int]) -> list[tuple[int, int]]:
+    """Each ISR member with its broker epoch in this broker's metadata image (-1 when the
+    image has no registration for it), for AlterPartition v3's NewIsrWithEpochs (KIP-903)."""
+    return [(b, image.brokers[b].epoch if b in image.brokers else NO_BROKER_EPOCH)
+            for b in isr]
+
+
+def eligible_isr(image: Any, current: Any, proposed: list[int]) -> list[int]:
+    """`proposed` without the members it would add that the controller would refuse as
+    ineligible: not registered or fenced in our image (Kafka's leader checks this too, in
+    Partition.isReplicaIsrEligible, before it proposes an expansion)."""
+    def eligible(b: int) -> bool:
+        registration = image.brokers.get(b)
+        return registration is not None and not registration.fenced
+    return [b for b in proposed if b in current or eligible(b)]
+
+
+def _stale_epoch_hold(broker: Any) -> bool:
+    """True while our broker epoch is one the controller called stale (STALE_BROKER_EPOCH):
+    until the lifecycle loop re-registers (a new epoch) or the hold expires, proposing again
+    could only be refused the same way."""
+    held = getattr(broker, "isr_stale_epoch", None)
+    if held is None:
+        return False
+    epoch, until = held
+    if epoch == broker.broker_epoch and time.monotonic() < until:
+        return True
+    broker.isr_stale_epoch = None
+    return False
+
+
 async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
-    """Ask the controller to change a led partition's ISR (AlterPartition)."""
+    """Ask the controller to change a led partition's ISR (AlterPartition v3).
+
+    The request carries our registered broker epoch and each proposed member's epoch from our
+    metadata image. A refusal leaves the partition as it is and the change is proposed again,
+    recomputed from fresh metadata, after ISR_RETRY_BACKOFF_MS; STALE_BROKER_EPOCH holds every
+    proposal until our epoch changes (re-registration) or ISR_RETRY_BACKOFF_MS passes, as
+    Kafka's AlterPartitionManager retries with its current broker epoch.
+    """
     reg = partition.registration
+    image = broker.image
+    new_isr = eligible_isr(image, reg.isr, new_isr)
+    if sorted(new_isr) == sorted(reg.isr):
+        return
+    epoch = broker.broker_epoch
+    if epoch < 0 or _stale_epoch_hold(broker):  # not registered (yet): nothing to send
+        return
+    members = isr_with_epochs(image, new_isr)
     shrink = len(new_isr) < len(reg.isr)
     partition.isr_change_pending = True
     try:
         if broker.is_controller():
-            await broker.controller.alter_partition(partition.tp.topic, partition.tp.partition,
-                                                    broker.node_id, reg.leader_epoch,
-                                                    reg.partition_epoch, new_isr)
+            proposal = IsrProposal(partition.tp.topic, partition.tp.partition,
+                                   reg.leader_epoch, reg.partition_epoch, tuple(members))
+            [result] = await broker.controller.alter_partitions(broker.node_id, epoch,
+                                                                [proposal])
+            if isinstance(result, KafkaError):
+                raise result
         else:
-            topic = broker.image.topics.get(partition.tp.topic)
+            topic = image.topics.get(partition.tp.topic)
             if topic is None:
                 raise KafkaError("topic deleted", ErrorCode.unknown_topic_or_partition)
             response = await _to_controller(
-                broker, 56, 2, broker_id=broker.node_id, broker_epoch=broker.broker_epoch,
+                broker, 56, 3, broker_id=broker.node_id, broker_epoch=epoch,
                 topics=[dict(topic_id=uuid.UUID(topic.topic_id), partitions=[dict(
                     partition_index=partition.tp.partition, leader_epoch=reg.leader_epoch,
-                    new_isr=new_isr, leader_recovery_state=0,
-                    partition_epoch=reg.partition_epoch)])])
+                    new_isr_with_epochs=[dict(broker_id=b, broker_epoch=e)
+                                         for b, e in members],
+                    leader_recovery_state=0, partition_epoch=reg.partition_epoch)])])
             code = response.error_code or response.topics[0].partitions[0].error_code
             if code:
                 raise KafkaError("AlterPartition refused", code)
     except KafkaError as exc:
         partition.isr_change_pending = False
-        partition.isr_retry_at_ms = time.monotonic() * 1000 + ISR_RETRY_BACKOFF_MS
+        now = time.monotonic()
+        partition.isr_retry_at_ms = now * 1000 + ISR_RETRY_BACKOFF_MS
+        if exc.code == ErrorCode.stale_broker_epoch:
+            broker.isr_stale_epoch = (epoch, now + ISR_RETRY_BACKOFF_MS / 1000)
+            log.warning("ISR change for %s refused: our broker epoch %d is stale; holding ISR "
+                        "changes until we re-register", partition.tp, epoch)
+            return
         log.info("ISR change %s -> %s for %s refused: %s (%s)", list(reg.isr), new_isr,
                  partition.tp, exc, exc.code.name)
         return

@@ -199,6 +199,7 @@ class BrokerServer:
             epoch = await self.controller.register_broker(
                 self.node_id, self.advertised_host, self.advertised_port, None,
                 uuid.uuid4().hex)
+            self.broker_epoch = epoch  # AlterPartition carries it (checked by the controller)
             await self.controller.heartbeat(self.node_id, epoch, want_fence=False,
                                             want_shutdown=False)
         else:

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -49,6 +49,27 @@ log = logging.getLogger(__name__)
 PRODUCER_ID_BLOCK = 1000
 #: Kafka refuses one operation that would write more metadata records than this
 MAX_RECORDS_PER_OPERATION = 10000
+
+
+#: a member epoch of -1 in an ISR proposal: not checked (AlterPartition v0-2 carry none)
+NO_BROKER_EPOCH = -1
+
+
+@dataclass(frozen=True, slots=True)
+class IsrProposal:
+    """One partition of an AlterPartition request: the leader's view of the partition
+    (leader and partition epochs) and the ISR it wants, each member with the broker epoch
+    the leader knows for it (KIP-903's NewIsrWithEpochs; NO_BROKER_EPOCH: not checked)."""
+
+    topic: str
+    partition: int
+    leader_epoch: int
+    partition_epoch: int
+    new_isr: tuple[tuple[int, int], ...]
+
+    @property
+    def isr(self) -> list[int]:
+        return [b for b, _ in self.new_isr]
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,36 +315,83 @@ class QuorumController:
         self._last_heartbeat[broker_id] = time.monotonic()
 
     # partitions --------------------------------------------------------------------------
-    async def alter_partition(self, topic: str, partition: int, leader_id: int,
-                              leader_epoch: int, partition_epoch: int,
-                              new_isr: list[int]) -> PartitionRegistration:
-        """An ISR change proposed by the partition leader (AlterPartition)."""
+    async def alter_partitions(self, broker_id: int, broker_epoch: int,
+                               proposals: Sequence[IsrProposal],
+                               ) -> list[PartitionRegistration | KafkaError]:
+        """ISR changes proposed by partition leaders (AlterPartition), as Kafka's
+        ReplicationControlManager.alterPartition decides them.
+
+        The sender must be registered at exactly `broker_epoch` (ClusterControlManager
+        .checkBrokerEpoch: -1 is no exemption, an unregistered sender is stale too), else
+        the whole request fails with STALE_BROKER_EPOCH (raised) and nothing changes. Then
+        each partition is decided on its own: its error, or its registration after the
+        change. Every member of a proposed ISR must be eligible (KIP-903): registered, not
+        fenced (a broker whose controlled shutdown completes is fenced in the same commit)
+        and, when the proposal names an epoch for it, registered at that epoch; otherwise
+        INELIGIBLE_REPLICA and that partition is left as it is.
+        """
         async with self._lock:
             image = self._image()
-            part = image.partition(_tp(topic, partition))
-            if part is None:
-                raise UnknownTopicOrPartitionError()
-            if part.leader != leader_id:
-                raise KafkaError("Not the leader", ErrorCode.not_leader_or_follower)
-            if leader_epoch != part.leader_epoch:
-                raise KafkaError("Stale leader epoch", ErrorCode.fenced_leader_epoch)
-            if partition_epoch != part.partition_epoch:
-                raise KafkaError("Stale partition epoch", ErrorCode.invalid_update_version)
-            if any(b not in part.replicas for b in new_isr) or leader_id not in new_isr:
-                raise KafkaError("Invalid ISR", ErrorCode.invalid_request)
-            fenced = [b for b in new_isr if not self._is_live(image, b) and b != leader_id]
-            if fenced and len(new_isr) > len(part.isr):
-                raise KafkaError("ISR member is fenced", ErrorCode.ineligible_replica)
-            # a reassignment completes when its last target replica joins the ISR (KIP-455)
-            completion = self._complete_reassignment(image, topic, partition, part, new_isr)
-            await self._commit([completion or PartitionChanged(topic, partition,
-                                                               isr=list(new_isr))])
-            if completion is not None:
-                log.info("reassignment of %s-%d complete: replicas %s", topic, partition,
-                         completion.replicas)
-            result = self._image().partition(_tp(topic, partition))
-            assert result is not None
-            return result
+            registration = image.brokers.get(broker_id)
+            if registration is None:
+                raise KafkaError(f"No broker registration found for broker id {broker_id}",
+                                 ErrorCode.stale_broker_epoch)
+            if registration.epoch != broker_epoch:
+                raise KafkaError(f"Expected broker epoch {registration.epoch}, but got broker "
+                                 f"epoch {broker_epoch}", ErrorCode.stale_broker_epoch)
+            after = image
+            decided: list[PartitionChanged | KafkaError] = []
+            for proposal in proposals:
+                try:
+                    record = self._isr_change(after, broker_id, proposal)
+                except KafkaError as exc:
+                    log.info("AlterPartition from broker %d for %s-%d refused: %s (%s)",
+                             broker_id, proposal.topic, proposal.partition, exc,
+                             exc.code.name)
+                    decided.append(exc)
+                    continue
+                # a later proposal for the same partition sees this one's epoch
+                after = after.apply(record, after.offset)
+                decided.append(record)
+            await self._commit([r for r in decided if isinstance(r, PartitionChanged)])
+            now = self._image()
+            results: list[PartitionRegistration | KafkaError] = []
+            for record in decided:
+                if isinstance(record, KafkaError):
+                    results.append(record)
+                    continue
+                if record.replicas is not None:
+                    log.info("reassignment of %s-%d complete: replicas %s", record.topic,
+                             record.partition, record.replicas)
+                result = now.partition(_tp(record.topic, record.partition))
+                assert result is not None
+                results.append(result)
+            return results
+
+    def _isr_change(self, image: MetadataImage, leader_id: int,
+                    proposal: IsrProposal) -> PartitionChanged:
+        """The record for one proposed ISR change, or the KafkaError refusing it."""
+        topic, partition = proposal.topic, proposal.partition
+        new_isr = proposal.isr
+        part = image.partition(_tp(topic, partition))
+        if part is None:
+            raise UnknownTopicOrPartitionError()
+        if part.leader != leader_id:
+            raise KafkaError("Not the leader", ErrorCode.not_leader_or_follower)
+        if proposal.leader_epoch != part.leader_epoch:
+            raise KafkaError("Stale leader epoch", ErrorCode.fenced_leader_epoch)
+        if proposal.partition_epoch != part.partition_epoch:
+            raise KafkaError("Stale partition epoch", ErrorCode.invalid_update_version)
+        if (any(b not in part.replicas for b in new_isr) or leader_id not in new_isr
+                or len(set(new_isr)) != len(new_isr)):
+            raise KafkaError("Invalid ISR", ErrorCode.invalid_request)
+        ineligible = _ineligible_replicas(image, proposal.new_isr)
+        if ineligible:
+            raise KafkaError(f"Ineligible replicas {ineligible} in the new ISR {new_isr}",
+                             ErrorCode.ineligible_replica)
+        # a reassignment completes when its last target replica joins the ISR (KIP-455)
+        completion = self._complete_reassignment(image, topic, partition, part, new_isr)
+        return completion or PartitionChanged(topic, partition, isr=list(new_isr))
 
     async def elect_leaders(self, partitions: Iterable[tuple[str, int]], *,
                             unclean: bool = False) -> dict[tuple[str, int], ErrorCode]:
@@ -556,6 +624,22 @@ class QuorumController:
                         records.append(PartitionChanged(topic.name, p, leader=live[0],
                                                         isr=[live[0]]))
         return records
+
+
+def _ineligible_replicas(image: MetadataImage,
+                         new_isr: Iterable[tuple[int, int]]) -> list[str]:
+    """Members of a proposed ISR the controller refuses (Kafka's ineligibleReplicasForIsr):
+    not registered, fenced, or registered at another epoch than the proposal names."""
+    out = []
+    for broker_id, epoch in new_isr:
+        registration = image.brokers.get(broker_id)
+        if registration is None:
+            out.append(f"{broker_id} (not registered)")
+        elif registration.fenced:
+            out.append(f"{broker_id} (fenced)")
+        elif epoch != NO_BROKER_EPOCH and epoch != registration.epoch:
+            out.append(f"{broker_id} (broker epoch {epoch}, registered {registration.epoch})")
+    return out
 
 
 def _check_batch_size(partitions: int) -> None:

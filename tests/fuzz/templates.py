@@ -200,11 +200,15 @@ _FIELDS: dict[int, list[tuple[str, Callable[[], dict[str, Any]]]]] = {
         leader_id=FOREIGN_BROKER, leader_epoch=FOREIGN_BROKER,
         preferred_successors=[FOREIGN_BROKER])))],
     55: [("describe-quorum", lambda: dict(topics=_raft_partitions()))],
-    # an unknown topic id: UNKNOWN_TOPIC_ID (a random uuid cannot become the scratch topic's)
+    # refused: STALE_BROKER_EPOCH (no broker FOREIGN_BROKER at FOREIGN_EPOCH), and the topic
+    # id is unknown (a random uuid cannot become the scratch topic's)
     56: [("alter-partition", lambda: dict(
         broker_id=FOREIGN_BROKER, broker_epoch=FOREIGN_EPOCH, topics=[dict(
             topic_id=uuid.uuid4(), partitions=[dict(partition_index=0, leader_epoch=0,
                                                     new_isr=[FOREIGN_BROKER],
+                                                    new_isr_with_epochs=[dict(
+                                                        broker_id=FOREIGN_BROKER,
+                                                        broker_epoch=FOREIGN_EPOCH)],
                                                     leader_recovery_state=0,
                                                     partition_epoch=0)])]))],
     59: [("fetch-snapshot", lambda: dict(
