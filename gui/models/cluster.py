@@ -38,7 +38,9 @@ class BrokersModel(KeyedTableModel):
         Column("Under-replicated", lambda b: b.under_replicated, numeric=True,
                color=lambda b: fmt.WARN if b.under_replicated else None),
         Column("Offline", lambda b: b.offline, numeric=True,
-               color=lambda b: fmt.BAD if b.offline else None),
+               color=lambda b: fmt.BAD if b.offline else None,
+               tooltip="Replicas on this broker that are offline (all of them while it is "
+                       "down)"),
         Column("Msgs in/s", lambda b: b.messages_in_per_sec, fmt=fmt.rate, numeric=True),
         Column("Bytes in/s", lambda b: b.bytes_in_per_sec, fmt=fmt.byte_rate, numeric=True),
         Column("Bytes out/s", lambda b: b.bytes_out_per_sec, fmt=fmt.byte_rate, numeric=True),
@@ -53,6 +55,9 @@ class BrokersModel(KeyedTableModel):
     )
     #: model columns of the injected faults
     NETWORK_COLUMN, THROTTLE_COLUMN = 14, 15
+    #: hidden until the user shows them (the header's context menu): Role (the page's
+    #: "Active controller" card says it), Rack, PID, Offline (mostly what State says)
+    HIDDEN_AT_FIRST = (3, 4, 5, 10)
 
     def row_color(self, item: Any) -> str | None:
         return fmt.MUTED if item.state in ("stopped", "offline", "killed", "crashed") else None

@@ -193,8 +193,8 @@ class KeyedTableModel(QAbstractTableModel):
         column = self.columns[section]
         if role == Qt.ItemDataRole.DisplayRole:
             return column.title
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return column.tooltip or None
+        if role == Qt.ItemDataRole.ToolTipRole:  # the full header text, then what it means
+            return f"{column.title}: {column.tooltip}" if column.tooltip else column.title
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int((Qt.AlignmentFlag.AlignRight if column.numeric
                         else Qt.AlignmentFlag.AlignLeft) | Qt.AlignmentFlag.AlignVCenter)

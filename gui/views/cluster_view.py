@@ -95,16 +95,19 @@ class ClusterView(QWidget):
 
         self.brokers = BrokersModel(self)
         self.brokers_proxy = sorting_proxy(self.brokers, self)
-        self.table = make_table(self.brokers_proxy, "BrokersTable")
+        # Columns fit their contents and share what is left. So that the rest fits the
+        # default window (faults included), Role, Rack, PID and Offline start hidden and the
+        # fault columns show only while a broker has a fault (the header's context menu
+        # shows any column).
+        self.table = make_table(self.brokers_proxy, "BrokersTable", stretch="all",
+                                hidden=BrokersModel.HIDDEN_AT_FIRST,
+                                auto_hide=(BrokersModel.NETWORK_COLUMN,
+                                           BrokersModel.THROTTLE_COLUMN))
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        for col, width in ((0, 60), (1, 150), (2, 90), (3, 95), (4, 70), (5, 80), (6, 75)):
-            self.table.setColumnWidth(col, width)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         header = self.table.horizontalHeader()  # the fault columns right after State
         header.moveSection(header.visualIndex(BrokersModel.NETWORK_COLUMN), 3)
         header.moveSection(header.visualIndex(BrokersModel.THROTTLE_COLUMN), 4)
-        self.table.setColumnWidth(BrokersModel.NETWORK_COLUMN, 130)
-        self.table.setColumnWidth(BrokersModel.THROTTLE_COLUMN, 225)
 
         self.buttons: dict[str, Any] = {}
         for action, text, tip in ACTIONS:
@@ -155,9 +158,9 @@ class ClusterView(QWidget):
         top_layout.addWidget(self.table)
 
         self.quorum = QuorumModel(self)
-        self.quorum_table = make_table(sorting_proxy(self.quorum, self), "QuorumTable")
+        self.quorum_table = make_table(sorting_proxy(self.quorum, self), "QuorumTable",
+                                       stretch=None)
         self.quorum_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.quorum_table.setColumnWidth(2, 140)
         self.quorum_title = section("Metadata quorum (KRaft)")
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)

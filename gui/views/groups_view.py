@@ -66,9 +66,8 @@ class GroupsView(QWidget):
         self.model = GroupsModel(self)
         self.proxy = sorting_proxy(self.model, self)
         self.proxy.setFilterKeyColumn(0)
-        self.table = make_table(self.proxy, "GroupsTable")
+        self.table = make_table(self.proxy, "GroupsTable", stretch=0)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setColumnWidth(0, 220)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
@@ -77,7 +76,6 @@ class GroupsView(QWidget):
         self.offsets_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.members = MembersModel(self)
         self.members_table = make_table(sorting_proxy(self.members, self), "MembersTable")
-        self.members_table.setColumnWidth(0, 280)
         self.detail_title = section("Select a group")
         self.tabs = QTabWidget()
         self.tabs.addTab(self.offsets_table, "Offsets && lag")

@@ -40,7 +40,7 @@ class LogsView(QWidget):
         self.proxy = LogFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.configure(min_level="INFO")
-        self.table = make_table(self.proxy, "LogTable")
+        self.table = make_table(self.proxy, "LogTable", fit=False)
         self.table.setSortingEnabled(False)
         self.table.setAlternatingRowColors(False)
         self.table.verticalHeader().setDefaultSectionSize(20)

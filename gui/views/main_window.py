@@ -34,6 +34,19 @@ from gui.views.topics_view import TopicsView
 
 PAGES = ("Cluster", "Topics", "Consumer groups", "Produce", "Browse", "Charts", "Logs")
 ICONS = ("◉", "☰", "⚇", "➤", "⌕", "∿", "≡")
+#: settings group of the tables' header states; v2: fitted columns, the arrow drawn by
+#: TableHeader (states saved by older versions kept stale widths, so they are not read)
+HEADERS_KEY = "headers.v2"
+
+
+def _ints(values: list[int]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def _parse_ints(value: Any) -> list[int]:
+    if isinstance(value, list | tuple):  # QSettings may hand back a list
+        value = ",".join(str(v) for v in value)
+    return [int(v) for v in str(value or "").split(",") if v.strip().isdigit()]
 
 
 class MainWindow(QMainWindow):
@@ -330,6 +343,11 @@ class MainWindow(QMainWindow):
         return {"cluster": self.cluster_view.splitter, "topics": self.topics_view.splitter,
                 "groups": self.groups_view.splitter, "browse": self.browse_view.splitter}
 
+    def _tables(self) -> dict[str, Any]:
+        return {"topics": self.topics_view.table, "brokers": self.cluster_view.table,
+                "groups": self.groups_view.table,
+                "partitions": self.topics_view.partitions_table}
+
     def save_layout(self) -> None:
         s = self.settings
         s.setValue("window/geometry", self.saveGeometry())
@@ -337,11 +355,11 @@ class MainWindow(QMainWindow):
         s.setValue("window/page", self.nav.currentRow())
         for name, splitter in self._splitters().items():
             s.setValue(f"splitters/{name}", splitter.saveState())
-        for name, table in (("topics", self.topics_view.table),
-                            ("brokers", self.cluster_view.table),
-                            ("groups", self.groups_view.table),
-                            ("partitions", self.topics_view.partitions_table)):
-            s.setValue(f"headers/{name}", table.horizontalHeader().saveState())
+        for name, table in self._tables().items():
+            header = table.horizontalHeader()
+            s.setValue(f"{HEADERS_KEY}/{name}", header.saveState())
+            s.setValue(f"{HEADERS_KEY}/{name}.sized", _ints(header.manual_sections()))
+            s.setValue(f"{HEADERS_KEY}/{name}.chosen", _ints(header.chosen_sections()))
         if self.theme is not None:
             s.setValue("theme", self.theme.name)
         s.sync()
@@ -358,13 +376,13 @@ class MainWindow(QMainWindow):
             value = s.value(f"splitters/{name}")
             if isinstance(value, QByteArray | bytes):
                 splitter.restoreState(value)
-        for name, table in (("topics", self.topics_view.table),
-                            ("brokers", self.cluster_view.table),
-                            ("groups", self.groups_view.table),
-                            ("partitions", self.topics_view.partitions_table)):
-            value = s.value(f"headers/{name}")
+        for name, table in self._tables().items():  # older "headers/" states are ignored
+            header = table.horizontalHeader()
+            value = s.value(f"{HEADERS_KEY}/{name}")
             if isinstance(value, QByteArray | bytes):
-                table.horizontalHeader().restoreState(value)
+                header.restoreState(value)
+                header.set_manual_sections(_parse_ints(s.value(f"{HEADERS_KEY}/{name}.sized")))
+                header.set_chosen_sections(_parse_ints(s.value(f"{HEADERS_KEY}/{name}.chosen")))
         try:
             page = int(s.value("window/page", 0))
         except (TypeError, ValueError):

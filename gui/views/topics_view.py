@@ -68,9 +68,8 @@ class TopicsView(QWidget):
         self.proxy = TopicFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.set_hide_internal(True)
-        self.table = make_table(self.proxy, "TopicsTable")
+        self.table = make_table(self.proxy, "TopicsTable", stretch=0)  # names can be long
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        self.table.setColumnWidth(0, 220)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.hide_internal.toggled.connect(self.proxy.set_hide_internal)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
@@ -78,10 +77,9 @@ class TopicsView(QWidget):
 
         self.partitions = PartitionsModel(self)
         self.partitions_proxy = sorting_proxy(self.partitions, self)
-        self.partitions_table = make_table(self.partitions_proxy, "PartitionsTable")
+        self.partitions_table = make_table(self.partitions_proxy, "PartitionsTable",
+                                           stretch="all")
         self.partitions_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-        for col, width in ((0, 80), (1, 70), (2, 60), (3, 95), (4, 95), (5, 80), (10, 150)):
-            self.partitions_table.setColumnWidth(col, width)
         self.partitions_title = section("Partitions")
         self.elect_button = button("Elect preferred leaders",
                                    tooltip="Move leadership back to each partition's first "

@@ -38,6 +38,7 @@ def console(qapp, tmp_path_factory) -> Iterator:
     settings = QSettings(str(root / "settings.ini"), QSettings.Format.IniFormat)
     c = Console(qapp, backend, settings=settings, interval=0.5)
     c.window.resize(1440, 900)
+    c.window.show()  # the tables fit their columns to what is on screen
     c.start()
     try:
         yield c

@@ -125,7 +125,7 @@ def test_layout_is_remembered(demo_console, qtbot, settings):
     w.topics_view.table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
     w.save_layout()
     assert int(settings.value("window/page")) == 2
-    assert settings.value("headers/topics") is not None
+    assert settings.value("headers.v2/topics") is not None
 
 
 def test_theme_toggle(demo_console):
