@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.data import DataTools, MoveRow, parse_ids
-from gui.views.common import button, hbox, page_header, section, show_error
+from gui.views.common import TableHeader, button, hbox, page_header, section, show_error
 from gui.views.pages import PageSpec
 
 MOVE_COLUMNS = ("Partition", "Replicas", "Adding", "Removing", "ISR", "Leader", "Progress",
@@ -123,8 +123,9 @@ class DataPage(QWidget):
         v.addWidget(section("Partitions being moved"))
         self.move_table = QTableWidget(0, len(MOVE_COLUMNS))
         self.move_table.setObjectName("move_table")
+        # columns fit their contents (labels never clipped), Replica lag takes what is left
+        self.move_table.setHorizontalHeader(TableHeader(self.move_table, stretch="last"))
         self.move_table.setHorizontalHeaderLabels(MOVE_COLUMNS)
-        self.move_table.horizontalHeader().setStretchLastSection(True)
         self.move_table.verticalHeader().setVisible(False)
         self.move_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         v.addWidget(self.move_table, 1)
@@ -365,7 +366,6 @@ class DataPage(QWidget):
                       "done" if m.done else f"{m.fraction:.0%}", "   ".join(parts))
             for col, text in enumerate(values):
                 table.setItem(row, col, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
         if moves and report:
             done = sum(1 for m in moves if m.done)
             fraction = sum(m.fraction for m in moves) / len(moves)

@@ -70,7 +70,11 @@ class ResultModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return name
             if role == Qt.ItemDataRole.ToolTipRole:
-                return kind
+                return f"{name}: {kind}"
+            if role == Qt.ItemDataRole.TextAlignmentRole:  # over the cells, as they align
+                side = (Qt.AlignmentFlag.AlignRight if self._numeric[section]
+                        else Qt.AlignmentFlag.AlignLeft)
+                return int(side | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -157,7 +161,7 @@ class QueryView(QWidget):
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT)
-        self.table = make_table(self.proxy, "query_result")
+        self.table = make_table(self.proxy, "query_result", fit=False)
         self.table.setSelectionMode(self.table.SelectionMode.ExtendedSelection)
         bottom_l.addWidget(self.table, 1)
         split.addWidget(bottom)

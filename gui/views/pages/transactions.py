@@ -9,7 +9,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QHeaderView,
     QLabel,
     QTableWidget,
     QTableWidgetItem,
@@ -18,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.transactions import TransactionsController, TransactionsSnapshot
-from gui.views.common import Card, button, hbox, page_header, section
+from gui.views.common import Card, TableHeader, button, hbox, page_header, section
 from gui.views.pages import PageSpec
 
 HANGING = QColor("#c0392b")
@@ -51,10 +50,10 @@ def _table(name: str, headers: list[str]) -> QTableWidget:
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
     table.verticalHeader().setVisible(False)
     table.verticalHeader().setDefaultSectionSize(26)
-    header = table.horizontalHeader()
-    header.setStretchLastSection(True)
-    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-    header.setDefaultSectionSize(120)
+    # labels never clipped, columns fit their contents, the last one takes what is left
+    table.setHorizontalHeader(TableHeader(table, stretch="last"))
+    table.setHorizontalHeaderLabels(headers)
+    table.horizontalHeader().setSortIndicatorShown(False)  # TableHeader draws the arrow
     return table
 
 
@@ -66,12 +65,7 @@ def _fill(table: QTableWidget, rows: list[list[_Item]], color: list[bool] | None
             if color and color[r]:
                 item.setForeground(HANGING)
             table.setItem(r, c, item)
-    table.setSortingEnabled(True)
-    if rows:
-        table.resizeColumnsToContents()
-        header = table.horizontalHeader()
-        for c in range(table.columnCount()):
-            header.resizeSection(c, min(max(header.sectionSize(c) + 12, 90), 360))
+    table.setSortingEnabled(True)  # the header fits the columns to the new rows
 
 
 def _duration(ms: int) -> str:
