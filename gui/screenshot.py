@@ -1,10 +1,14 @@
-"""Render the console's main views to PNGs (light and dark) with QWidget.grab().
+"""Render the console's pages to PNGs (light and dark) with QWidget.grab().
 
-    QT_QPA_PLATFORM=offscreen python -m gui.screenshot [--out docs/screenshots] [--live BOOTSTRAP]
+    QT_QPA_PLATFORM=offscreen python -m gui.screenshot [--out docs/screenshots]
+        [--local DATA_DIR | --live BOOTSTRAP] [--pages cluster,topics,...]
+        [--scenario failover-drill --duration 22]
 
-Without --live the synthetic DemoBackend feeds the window (no cluster needed); with --live
-it attaches to a running cluster. Each page is shown after a few snapshots so tables, cards
-and charts have data.
+Without --live / --local the synthetic DemoBackend feeds the window (no cluster needed);
+with --live it attaches to a running cluster, with --local it starts a real local cluster
+and seeds it. Each page is shown after a few snapshots so tables, cards and charts have data.
+--scenario runs a bundled scenario from the Scenarios page first (a real cluster only) and
+puts the timeline at its first fault.
 """
 
 from __future__ import annotations
@@ -20,7 +24,21 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+#: file names of the built-in pages, in sidebar order; extra pages use their lower-cased title
 PAGES = ("cluster", "topics", "groups", "produce", "browse", "charts", "logs")
+#: a query over the seeded "orders" records for the Query page
+ORDERS_SQL = ('SELECT "partition", count(*) AS records,\n'
+              "       min((value->>'id')::BIGINT) AS first_id,\n"
+              "       max((value->>'id')::BIGINT) AS last_id, max(\"timestamp\") AS latest\n"
+              "FROM \"orders\" WHERE value->>'id' IS NOT NULL\n"
+              'GROUP BY "partition" ORDER BY "partition"')
+
+
+def page_names(window: object) -> list[str]:
+    """The file name stem of every page of ``window``, in sidebar order."""
+    titles = list(window.page_titles)  # type: ignore[attr-defined]
+    return [PAGES[i] if i < len(PAGES) else t.lower().replace(" ", "-")
+            for i, t in enumerate(titles)]
 
 
 def _pump(app: QApplication, seconds: float) -> None:
@@ -76,8 +94,51 @@ def _seed(app: QApplication, console: object) -> None:
     _pump(app, 6.0)
 
 
+def _extra_page(window: object, cls_name: str) -> object:
+    return next((p for p in window.pages  # type: ignore[attr-defined]
+                 if type(p).__name__ == cls_name), None)
+
+
+def _run_scenario(app: QApplication, window: object, name: str, duration: float) -> None:
+    """Run a bundled scenario through the Scenarios page; the timeline at its first fault."""
+    page = _extra_page(window, "ScenariosView")
+    if page is None or not page.select(name):  # type: ignore[attr-defined]
+        raise SystemExit(f"no bundled scenario {name!r}")
+    if duration:
+        page.duration.setValue(duration)  # type: ignore[attr-defined]
+    done: list[object] = []
+    page.controller.finished.connect(done.append)  # type: ignore[attr-defined]
+    page.controller.failed.connect(done.append)  # type: ignore[attr-defined]
+    page.run()  # type: ignore[attr-defined]
+    _wait(app, lambda: done, duration + 120)
+    _pump(app, 3.0)
+    timeline = _extra_page(window, "TimelineView")
+    if timeline is None:
+        return
+    _wait(app, lambda: timeline.span is not None, 10)  # type: ignore[attr-defined]
+    faults = [ts for ts, _text, is_fault in timeline.marks if is_fault]  # type: ignore
+    if faults:
+        timeline.live.setChecked(False)  # type: ignore[attr-defined]
+        timeline.show_time(faults[0] + 2.0)  # type: ignore[attr-defined]
+        _pump(app, 1.0)
+
+
+def _query_orders(app: QApplication, window: object) -> None:
+    page = _extra_page(window, "QueryView")
+    if page is None or page.topic.findText("orders") < 0:  # type: ignore[attr-defined]
+        return
+    page.topic.setCurrentText("orders")  # type: ignore[attr-defined]
+    page.editor.setPlainText(ORDERS_SQL)  # type: ignore[attr-defined]
+    results: list[object] = []
+    page.controller.result.connect(results.append)  # type: ignore[attr-defined]
+    page.controller.failed.connect(results.append)  # type: ignore[attr-defined]
+    page.run()  # type: ignore[attr-defined]
+    _wait(app, lambda: results, 60)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="docs/screenshots")
     parser.add_argument("--live", help="attach to this bootstrap instead of the demo cluster")
     parser.add_argument("--local", metavar="DATA_DIR",
@@ -85,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
                              "topics, records and a consumer group, then grab")
     parser.add_argument("--port", type=int, default=19092, help="base port with --local")
     parser.add_argument("--ticks", type=int, default=40, help="demo snapshots before grabbing")
+    parser.add_argument("--pages", help="comma-separated pages to grab (default: all), e.g. "
+                                        "cluster,topics,scenarios,timeline")
+    parser.add_argument("--themes", default="light,dark", help="comma-separated themes")
+    parser.add_argument("--scenario", metavar="NAME",
+                        help="with --local/--live: run this bundled scenario first")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="the scenario's duration in seconds (default: its own)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -116,10 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(app, backend, settings=settings, interval=interval)
     window = console.window
     window.resize(1440, 900)
+    window.show()  # tables fit their columns to what is on screen
     console.start()
     _pump(app, 3.0)
+    names = page_names(window)
+    wanted = names if not args.pages else [n.strip() for n in args.pages.split(",")]
+    unknown = sorted(set(wanted) - set(names))
+    if unknown:
+        parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(names)}")
     real = bool(args.live or args.local)
-    if real:
+    if args.scenario and not real:
+        parser.error("--scenario needs a real cluster (--local or --live)")
+    if args.scenario:
+        _run_scenario(app, window, args.scenario, args.duration)
+    elif real:
         _seed(app, console)
     if not real:
         # a kill to show an under-replicated topic and a moved leader
@@ -131,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     window.browse_view.read()
     _pump(app, 1.0)
     window.browse_view.table.selectRow(2)
+    if real and "query" in wanted:
+        _query_orders(app, window)
     if not real:
         window.logs_view.append([(b, lvl, f"2024-05-01 12:00:{i:02d},{i * 7:03d} {lvl} "
                                   f"[broker-{b}] {msg}")
@@ -149,11 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     window.produce_view.set_topic("orders")
     window.produce_view.template.setCurrentText("JSON order")
     window.produce_view.count.setValue(1000)
-    for theme in ("light", "dark"):
+    for theme in [t.strip() for t in args.themes.split(",")]:
         console.theme.apply(theme)
-        for i, name in enumerate(PAGES):
+        for i, name in enumerate(names):
+            if name not in wanted:
+                continue
             window.show_page(i)
-            _pump(app, 0.4)
+            _pump(app, 0.6)
             path = out / f"{name}-{theme}.png"
             window.grab().save(str(path))
             print(path)
