@@ -329,6 +329,14 @@ class QuorumController:
         fenced (a broker whose controlled shutdown completes is fenced in the same commit)
         and, when the proposal names an epoch for it, registered at that epoch; otherwise
         INELIGIBLE_REPLICA and that partition is left as it is.
+
+        The other refusals, in the order of Kafka's validateAlterPartitionData: a leader or
+        partition epoch newer than the controller's -> NOT_CONTROLLER; an older leader epoch
+        -> FENCED_LEADER_EPOCH; a sender that is not the leader -> INVALID_REQUEST; an older
+        partition epoch -> INVALID_UPDATE_VERSION; an ISR outside the replicas, with
+        duplicates or without the leader -> INVALID_REQUEST. A change that completes a
+        reassignment and moves the leadership away from the sender is committed and answered
+        NEW_LEADER_ELECTED.
         """
         async with self._lock:
             image = self._image()
@@ -363,6 +371,14 @@ class QuorumController:
                 if record.replicas is not None:
                     log.info("reassignment of %s-%d complete: replicas %s", record.topic,
                              record.partition, record.replicas)
+                if record.leader is not None and record.leader != broker_id:
+                    # committed, but the completed reassignment moved the leadership: the
+                    # sender must learn the new state from metadata (Kafka: v2+)
+                    results.append(KafkaError(
+                        f"The ISR change of {record.topic}-{record.partition} completed its "
+                        f"reassignment and broker {record.leader} now leads it",
+                        ErrorCode.new_leader_elected))
+                    continue
                 result = now.partition(_tp(record.topic, record.partition))
                 assert result is not None
                 results.append(result)
@@ -376,15 +392,29 @@ class QuorumController:
         part = image.partition(_tp(topic, partition))
         if part is None:
             raise UnknownTopicOrPartitionError()
+        # epochs newer than ours: this node is likely no longer the active controller (its
+        # image lags the one the leader saw); NOT_CONTROLLER sends the leader to find it
+        if proposal.leader_epoch > part.leader_epoch:
+            raise KafkaError(f"Leader epoch {proposal.leader_epoch} is newer than the "
+                             f"controller's {part.leader_epoch}", ErrorCode.not_controller)
+        if proposal.partition_epoch > part.partition_epoch:
+            raise KafkaError(f"Partition epoch {proposal.partition_epoch} is newer than the "
+                             f"controller's {part.partition_epoch}", ErrorCode.not_controller)
+        if proposal.leader_epoch < part.leader_epoch:
+            raise KafkaError(f"Leader epoch {proposal.leader_epoch} is older than the current "
+                             f"{part.leader_epoch}", ErrorCode.fenced_leader_epoch)
         if part.leader != leader_id:
-            raise KafkaError("Not the leader", ErrorCode.not_leader_or_follower)
-        if proposal.leader_epoch != part.leader_epoch:
-            raise KafkaError("Stale leader epoch", ErrorCode.fenced_leader_epoch)
-        if proposal.partition_epoch != part.partition_epoch:
-            raise KafkaError("Stale partition epoch", ErrorCode.invalid_update_version)
-        if (any(b not in part.replicas for b in new_isr) or leader_id not in new_isr
-                or len(set(new_isr)) != len(new_isr)):
-            raise KafkaError("Invalid ISR", ErrorCode.invalid_request)
+            raise KafkaError(f"Broker {leader_id} is not the leader (the leader is "
+                             f"{part.leader})", ErrorCode.invalid_request)
+        if proposal.partition_epoch < part.partition_epoch:
+            raise KafkaError(f"Partition epoch {proposal.partition_epoch} is older than the "
+                             f"current {part.partition_epoch}", ErrorCode.invalid_update_version)
+        if any(b not in part.replicas for b in new_isr) or len(set(new_isr)) != len(new_isr):
+            raise KafkaError(f"Invalid ISR {new_isr} for replicas {list(part.replicas)}",
+                             ErrorCode.invalid_request)
+        if leader_id not in new_isr:
+            raise KafkaError(f"The ISR {new_isr} does not include the leader {leader_id}",
+                             ErrorCode.invalid_request)
         ineligible = _ineligible_replicas(image, proposal.new_isr)
         if ineligible:
             raise KafkaError(f"Ineligible replicas {ineligible} in the new ISR {new_isr}",
