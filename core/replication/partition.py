@@ -3,6 +3,15 @@
 The leader tracks each follower's log end offset (from their Fetch requests), advances the high
 watermark to the minimum LEO of the ISR, wakes delayed produces (acks=all) and delayed fetches,
 and proposes ISR shrinks / expands. A follower only holds its log; a fetcher feeds it.
+
+KIP-903, leader side: each follower's fetch state belongs to one incarnation of that broker,
+named by its broker epoch. The leader learns the epoch from its metadata image (when the image
+changes, and as of each Fetch request's arrival; our Fetch stops at v12, so there is no
+ReplicaState.ReplicaEpoch to read). When the epoch changes the follower restarted, possibly
+with an empty or truncated disk: its state is forgotten (Kafka's Replica.resetReplicaState), so
+neither the high watermark nor an ISR expansion can rest on what the previous incarnation had
+fetched, and a fetch stamped with an older epoch than the state's is ignored (Kafka's
+Replica.updateFetchStateOrThrow fences such a stale update).
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sized
+from collections.abc import Mapping, Sized
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -22,7 +31,7 @@ from core.common.errors import (
     UnknownLeaderEpochError,
 )
 from core.common.types import TopicPartition
-from core.metadata.image import PartitionRegistration
+from core.metadata.image import BrokerRegistration, PartitionRegistration
 from core.replication.quota import ReplicationQuota
 
 log = logging.getLogger(__name__)
@@ -30,13 +39,27 @@ log = logging.getLogger(__name__)
 _Records = TypeVar("_Records", bound=Sized)
 
 
+#: a follower's broker epoch not known (yet): its fetches are not checked against one
+UNKNOWN_BROKER_EPOCH = -1
+
+
 @dataclass(slots=True)
 class FollowerState:
-    """What the leader knows of one follower."""
+    """What the leader knows of one follower, as of the incarnation `broker_epoch`."""
 
     log_end_offset: int = -1
     last_caught_up_ms: float = 0.0
     last_fetch_ms: float = 0.0
+    broker_epoch: int = UNKNOWN_BROKER_EPOCH
+
+    def reset(self, broker_epoch: int, now_ms: float, in_sync: bool) -> None:
+        """A new incarnation: forget the previous one's progress. An ISR member keeps
+        replica.lag.time.max.ms from now to prove itself before a shrink, others start
+        out of date (Kafka's resetReplicaState); neither counts as having fetched."""
+        self.log_end_offset = -1
+        self.last_fetch_ms = 0.0
+        self.last_caught_up_ms = now_ms if in_sync else 0.0
+        self.broker_epoch = broker_epoch
 
 
 @dataclass(slots=True)
@@ -84,6 +107,8 @@ class Partition:
         self.isr_change_pending = False
         if old.isr != registration.isr:
             self._registered_ms = _now_ms()
+        if old.partition_epoch != registration.partition_epoch:
+            self.isr_retry_at_ms = 0.0  # the metadata a refused change waited for is here
         if (old.leader, old.leader_epoch) != (registration.leader, registration.leader_epoch):
             self._become(registration)
             return True
@@ -143,12 +168,55 @@ class Partition:
             timer.cancel()
 
     # leader: followers -------------------------------------------------------------------
-    def record_follower_fetch(self, follower_id: int, fetch_offset: int) -> None:
-        """A follower fetched from `fetch_offset`: it has everything before it."""
+    def observe_broker_epochs(self, brokers: Mapping[int, BrokerRegistration]) -> None:
+        """The metadata image's broker registrations: a follower registered at another epoch
+        than its fetch state's is a new incarnation, whose state starts over. A follower with
+        no registration keeps its state (it cannot join the ISR meanwhile; it comes back at a
+        new epoch)."""
+        if not self.followers:
+            return
+        now = None
+        for b, state in self.followers.items():
+            registration = brokers.get(b)
+            if registration is None or registration.epoch == state.broker_epoch:
+                continue
+            if state.broker_epoch == UNKNOWN_BROKER_EPOCH:
+                state.broker_epoch = registration.epoch  # first sight (a new leader)
+                continue
+            if registration.epoch < state.broker_epoch:
+                continue  # an older image than a fetch already showed us
+            now = _now_ms() if now is None else now
+            self._new_incarnation(b, state, registration.epoch, now)
+
+    def _new_incarnation(self, follower_id: int, state: FollowerState, epoch: int,
+                         now: float) -> None:
+        log.info("%s: follower %d is a new incarnation (broker epoch %d -> %d): its fetch "
+                 "state starts over", self.tp, follower_id, state.broker_epoch, epoch)
+        state.reset(epoch, now, follower_id in self.registration.isr)
+
+    def follower_broker_epoch(self, follower_id: int) -> int:
+        """The broker epoch of the incarnation whose fetches the follower's state holds."""
+        state = self.followers.get(follower_id)
+        return state.broker_epoch if state is not None else UNKNOWN_BROKER_EPOCH
+
+    def record_follower_fetch(self, follower_id: int, fetch_offset: int,
+                              broker_epoch: int = UNKNOWN_BROKER_EPOCH) -> None:
+        """A follower fetched from `fetch_offset`: it has everything before it.
+
+        `broker_epoch` is the follower's broker epoch as of the Fetch request (the leader's
+        metadata image when it arrived): a newer one than the state's starts the state over
+        (a new incarnation); an older one is a stale incarnation's fetch and is ignored."""
         state = self.followers.get(follower_id)
         if state is None:
             return
         now = _now_ms()
+        if broker_epoch != UNKNOWN_BROKER_EPOCH and broker_epoch != state.broker_epoch:
+            if broker_epoch < state.broker_epoch:
+                return
+            if state.broker_epoch == UNKNOWN_BROKER_EPOCH:
+                state.broker_epoch = broker_epoch
+            else:
+                self._new_incarnation(follower_id, state, broker_epoch, now)
         state.log_end_offset = fetch_offset
         state.last_fetch_ms = now
         if fetch_offset >= self.log.log_end_offset:

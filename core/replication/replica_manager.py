@@ -2,9 +2,11 @@
 
 On every new image it creates logs for new replicas, switches partitions between leader and
 follower (starting or stopping their fetchers), deletes the logs of deleted topics, and applies
-topic config changes to logs. It also applies the dynamic broker configs of the image (the
-cluster default "" overlaid with this broker's own): topic defaults such as `log.retention.ms`
-reach every log without a topic override, and the replication throttle rates reach the quotas.
+topic config changes to logs. A leader learns its followers' broker epochs from each image
+(KIP-903: a follower at a new epoch is a new incarnation whose fetch state starts over). It
+also applies the dynamic broker configs of the image (the cluster default "" overlaid with
+this broker's own): topic defaults such as `log.retention.ms` reach every log without a
+topic override, and the replication throttle rates reach the quotas.
 """
 
 from __future__ import annotations
@@ -95,15 +97,19 @@ class ReplicaManager:
                     partition = Partition(tp, log_, self.node_id, reg, min_isr,
                                           leader_quota=self.quotas.leader)
                     self.partitions[tp] = partition
+                    partition.observe_broker_epochs(image.brokers)
                     self._notify(partition)
                     continue
                 if config_changed:
                     partition.log.update_config(effective)
                     partition.min_insync_replicas = min_isr
                 if partition.update_registration(reg):
+                    partition.observe_broker_epochs(image.brokers)
                     self._notify(partition)
                 elif partition.is_leader:
                     _sync_followers(partition)  # replicas added / removed (reassignment)
+                    # KIP-903: a follower at a new broker epoch restarted; forget its past
+                    partition.observe_broker_epochs(image.brokers)
         for tp in [tp for tp in self.partitions if tp not in wanted]:
             partition = self.partitions.pop(tp)
             partition.close()

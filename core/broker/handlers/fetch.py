@@ -140,8 +140,13 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     min_bytes = request.min_bytes
     max_bytes = getattr(request, "max_bytes", 0x7FFFFFFF)
     read_committed = getattr(request, "isolation_level", 0) == 1
+    # KIP-903: the follower's incarnation as of this request's arrival (our image's epoch for
+    # it; Fetch v15's ReplicaState.ReplicaEpoch is not served): a delayed read that completes
+    # after the image moved to a new incarnation must not count for the new one
+    replica_epoch = _replica_epoch(broker, replica_id)
     while True:
-        responses, total, events = _read_all(ctx, wants, replica_id, max_bytes, read_committed)
+        responses, total, events = _read_all(ctx, wants, replica_id, max_bytes, read_committed,
+                                             replica_epoch)
         remaining = deadline - time.monotonic()
         if total >= min_bytes or remaining <= 0 or not events or any(
                 r["error_code"] for r in responses):
@@ -152,7 +157,8 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
         for w in pending:
             w.cancel()
         if not done:
-            responses, total, _ = _read_all(ctx, wants, replica_id, max_bytes, read_committed)
+            responses, total, _ = _read_all(ctx, wants, replica_id, max_bytes, read_committed,
+                                            replica_epoch)
             break
 
     if session is not None:
@@ -166,6 +172,14 @@ async def handle_fetch(ctx: RequestContext, request: Any) -> Any:
     return build(cls, throttle_time=0, error_code=0,
                  session_id=session.session_id if session else 0,
                  responses=[dict(topic=t, partitions=p) for t, p in by_topic.items()])
+
+
+def _replica_epoch(broker: Any, replica_id: int) -> int:
+    """A follower's broker epoch in our metadata image (-1: a consumer, or not registered)."""
+    if replica_id < 0:
+        return -1
+    registration = broker.image.brokers.get(replica_id)
+    return registration.epoch if registration is not None else -1
 
 
 def _merge_session(request: Any, session: Any, incremental: bool) -> list[_Want]:
@@ -219,7 +233,8 @@ def _filter_for_session(session: Any, responses: list[dict[str, Any]],
 
 
 def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_bytes: int,
-              read_committed: bool) -> tuple[list[dict[str, Any]], int, list[asyncio.Event]]:
+              read_committed: bool, replica_epoch: int = -1,
+              ) -> tuple[list[dict[str, Any]], int, list[asyncio.Event]]:
     broker = ctx.broker
     responses: list[dict[str, Any]] = []
     events: list[asyncio.Event] = []
@@ -229,7 +244,8 @@ def _read_all(ctx: RequestContext, wants: list[_Want], replica_id: int, max_byte
     for want in wants:
         response, size, event = _read_one(broker, want, replica_id, max(0, max_bytes - total),
                                           total == 0, read_committed,
-                                          use_sendfile and regions < MAX_REGIONS)
+                                          use_sendfile and regions < MAX_REGIONS,
+                                          replica_epoch)
         regions += type(response["records"]) is FileRegion
         responses.append(response)
         total += size
@@ -282,7 +298,7 @@ def _intact(tp: TopicPartition, offset: int, data: bytes) -> bytes:
 
 
 def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: bool,
-              read_committed: bool, region_ok: bool = True
+              read_committed: bool, region_ok: bool = True, replica_epoch: int = -1,
               ) -> tuple[dict[str, Any], int, asyncio.Event | None]:
     tp = TopicPartition(want.topic, want.partition)
     base = dict(topic=want.topic, partition_index=want.partition, high_watermark=-1,
@@ -301,7 +317,7 @@ def _read_one(broker: Any, want: _Want, replica_id: int, budget: int, first: boo
                             log_start_offset=log.log_start_offset,
                             diverging_epoch=dict(epoch=epoch, end_offset=end)), 0, None
         if is_follower:
-            partition.record_follower_fetch(replica_id, want.fetch_offset)
+            partition.record_follower_fetch(replica_id, want.fetch_offset, replica_epoch)
         lso = log.last_stable_offset
         limit = None if is_follower else (lso if read_committed else log.high_watermark)
         data: bytes | FileRegion = b""
