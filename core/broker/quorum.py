@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -27,6 +28,15 @@ log = logging.getLogger(__name__)
 
 CONTROLLER_TIMEOUT_S = 10.0
 ISR_RETRY_BACKOFF_MS = 2000.0
+#: AlterPartition refusals that say this leader's view of the partition is out of date (or,
+#: NEW_LEADER_ELECTED, that the change was made and moved the leadership): the change is given
+#: up until new metadata for the partition arrives (Kafka's Partition
+#: .handleAlterPartitionError: "awaiting the latest metadata"), at most ISR_METADATA_WAIT_MS
+AWAIT_METADATA_ERRORS = frozenset({
+    ErrorCode.unknown_topic_or_partition, ErrorCode.unknown_topic_id,
+    ErrorCode.fenced_leader_epoch, ErrorCode.invalid_update_version,
+    ErrorCode.invalid_request, ErrorCode.new_leader_elected})
+ISR_METADATA_WAIT_MS = 10000.0
 
 
 # --- the metadata quorum -------------------------------------------------------------------
@@ -246,13 +256,21 @@ def isr_with_epochs(image: Any, isr: list[int]) -> list[tuple[int, int]]:
             for b in isr]
 
 
-def eligible_isr(image: Any, current: Any, proposed: list[int]) -> list[int]:
+def eligible_isr(image: Any, current: Any, proposed: list[int],
+                 fetched_epoch: Callable[[int], int] | None = None) -> list[int]:
     """`proposed` without the members it would add that the controller would refuse as
     ineligible: not registered or fenced in our image (Kafka's leader checks this too, in
-    Partition.isReplicaIsrEligible, before it proposes an expansion)."""
+    Partition.isReplicaIsrEligible, before it proposes an expansion), or (KIP-903) whose
+    fetch progress `fetched_epoch(b)` was made by another incarnation than the one our image
+    has registered (-1: not known, not checked; Kafka's isBrokerEpochIsrEligible)."""
     def eligible(b: int) -> bool:
         registration = image.brokers.get(b)
-        return registration is not None and not registration.fenced
+        if registration is None or registration.fenced:
+            return False
+        if fetched_epoch is None:
+            return True
+        epoch = fetched_epoch(b)
+        return epoch == NO_BROKER_EPOCH or epoch == registration.epoch
     return [b for b in proposed if b in current or eligible(b)]
 
 
@@ -274,14 +292,22 @@ async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
     """Ask the controller to change a led partition's ISR (AlterPartition v3).
 
     The request carries our registered broker epoch and each proposed member's epoch from our
-    metadata image. A refusal leaves the partition as it is and the change is proposed again,
-    recomputed from fresh metadata, after ISR_RETRY_BACKOFF_MS; STALE_BROKER_EPOCH holds every
-    proposal until our epoch changes (re-registration) or ISR_RETRY_BACKOFF_MS passes, as
-    Kafka's AlterPartitionManager retries with its current broker epoch.
+    metadata image. A refusal leaves the partition as it is; nothing raises, nothing spins:
+
+    * STALE_BROKER_EPOCH holds every proposal until our epoch changes (re-registration) or
+      ISR_RETRY_BACKOFF_MS passes, as Kafka's AlterPartitionManager retries with its current
+      broker epoch;
+    * AWAIT_METADATA_ERRORS (FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INVALID_REQUEST,
+      NEW_LEADER_ELECTED, unknown partition): the change is given up until the partition's
+      registration changes in our image (Partition.update_registration clears the wait), at
+      most ISR_METADATA_WAIT_MS;
+    * anything else (INELIGIBLE_REPLICA, NOT_CONTROLLER, no controller reachable): proposed
+      again, recomputed from the metadata of that moment, after ISR_RETRY_BACKOFF_MS.
     """
     reg = partition.registration
     image = broker.image
-    new_isr = eligible_isr(image, reg.isr, new_isr)
+    new_isr = eligible_isr(image, reg.isr, new_isr,
+                           getattr(partition, "follower_broker_epoch", None))
     if sorted(new_isr) == sorted(reg.isr):
         return
     epoch = broker.broker_epoch
@@ -320,6 +346,13 @@ async def propose_isr(broker: Any, partition: Any, new_isr: list[int]) -> None:
             broker.isr_stale_epoch = (epoch, now + ISR_RETRY_BACKOFF_MS / 1000)
             log.warning("ISR change for %s refused: our broker epoch %d is stale; holding ISR "
                         "changes until we re-register", partition.tp, epoch)
+            return
+        if exc.code in AWAIT_METADATA_ERRORS:
+            # the metadata to wait for may have come while the request was in flight
+            arrived = partition.registration.partition_epoch != reg.partition_epoch
+            partition.isr_retry_at_ms = 0.0 if arrived else now * 1000 + ISR_METADATA_WAIT_MS
+            log.info("ISR change %s -> %s for %s not made: %s (%s); awaiting new metadata",
+                     list(reg.isr), new_isr, partition.tp, exc, exc.code.name)
             return
         log.info("ISR change %s -> %s for %s refused: %s (%s)", list(reg.isr), new_isr,
                  partition.tp, exc, exc.code.name)
