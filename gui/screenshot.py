@@ -104,13 +104,18 @@ def _run_scenario(app: QApplication, window: object, name: str, duration: float)
     page = _extra_page(window, "ScenariosView")
     if page is None or not page.select(name):  # type: ignore[attr-defined]
         raise SystemExit(f"no bundled scenario {name!r}")
+    session = window.session  # type: ignore[attr-defined]
+    _wait(app, lambda: session.last_snapshot is not None
+          and window.caps is not None, 120)  # type: ignore[attr-defined]
     if duration:
         page.duration.setValue(duration)  # type: ignore[attr-defined]
     done: list[object] = []
     page.controller.finished.connect(done.append)  # type: ignore[attr-defined]
     page.controller.failed.connect(done.append)  # type: ignore[attr-defined]
     page.run()  # type: ignore[attr-defined]
-    _wait(app, lambda: done, duration + 120)
+    _wait(app, lambda: done, (duration or 60) + 120)
+    if not done or isinstance(done[0], str):
+        raise SystemExit(f"scenario {name} did not finish: {done[0] if done else 'timeout'}")
     _pump(app, 3.0)
     timeline = _extra_page(window, "TimelineView")
     if timeline is None:
@@ -186,60 +191,62 @@ def main(argv: list[str] | None = None) -> int:
     window.resize(1440, 900)
     window.show()  # tables fit their columns to what is on screen
     console.start()
-    _pump(app, 3.0)
-    names = page_names(window)
-    wanted = names if not args.pages else [n.strip() for n in args.pages.split(",")]
-    unknown = sorted(set(wanted) - set(names))
-    if unknown:
-        parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(names)}")
-    real = bool(args.live or args.local)
-    if args.scenario and not real:
-        parser.error("--scenario needs a real cluster (--local or --live)")
-    if args.scenario:
-        _run_scenario(app, window, args.scenario, args.duration)
-    elif real:
-        _seed(app, console)
-    if not real:
-        # a kill to show an under-replicated topic and a moved leader
-        backend.cluster.broker_action("kill", 3)
-        _pump(app, 0.5)
-    window.topics_view.select_topic("orders")
-    window.groups_view.select_group("order-service")
-    window.browse_view.set_topic("orders")
-    window.browse_view.read()
-    _pump(app, 1.0)
-    window.browse_view.table.selectRow(2)
-    if real and "query" in wanted:
-        _query_orders(app, window)
-    if not real:
-        window.logs_view.append([(b, lvl, f"2024-05-01 12:00:{i:02d},{i * 7:03d} {lvl} "
-                                  f"[broker-{b}] {msg}")
-                                 for i, (b, lvl, msg) in enumerate([
-                                     (1, "INFO", "Kafka listener started on 127.0.0.1:9092"),
-                                     (2, "INFO", "Registered with controller 1, epoch 3"),
-                                     (3, "INFO", "Became follower of orders-0 (leader 1)"),
-                                     (1, "WARNING", "ISR of orders-2 shrinking from 1,2,3 to "
-                                      "1,2: broker 3 is 31204 ms behind"),
-                                     (1, "INFO", "Partition orders-2: high watermark 40211"),
-                                     (2, "ERROR", "Connection to broker 3 (127.0.0.1:9094) "
-                                      "refused"),
-                                     (1, "INFO", "Elected leader for 6 partitions after "
-                                      "broker 3 was fenced"),
-                                 ] * 3)])
-    window.produce_view.set_topic("orders")
-    window.produce_view.template.setCurrentText("JSON order")
-    window.produce_view.count.setValue(1000)
-    for theme in [t.strip() for t in args.themes.split(",")]:
-        console.theme.apply(theme)
-        for i, name in enumerate(names):
-            if name not in wanted:
-                continue
-            window.show_page(i)
-            _pump(app, 0.6)
-            path = out / f"{name}-{theme}.png"
-            window.grab().save(str(path))
-            print(path)
-    console.close()
+    try:
+        _pump(app, 3.0)
+        names = page_names(window)
+        wanted = names if not args.pages else [n.strip() for n in args.pages.split(",")]
+        unknown = sorted(set(wanted) - set(names))
+        if unknown:
+            parser.error(f"unknown page(s) {', '.join(unknown)}; pages: {', '.join(names)}")
+        real = bool(args.live or args.local)
+        if args.scenario and not real:
+            parser.error("--scenario needs a real cluster (--local or --live)")
+        if args.scenario:
+            _run_scenario(app, window, args.scenario, args.duration)
+        elif real:
+            _seed(app, console)
+        if not real:
+            # a kill to show an under-replicated topic and a moved leader
+            backend.cluster.broker_action("kill", 3)
+            _pump(app, 0.5)
+        window.topics_view.select_topic("orders")
+        window.groups_view.select_group("order-service")
+        window.browse_view.set_topic("orders")
+        window.browse_view.read()
+        _pump(app, 1.0)
+        window.browse_view.table.selectRow(2)
+        if real and "query" in wanted:
+            _query_orders(app, window)
+        if not real:
+            window.logs_view.append([(b, lvl, f"2024-05-01 12:00:{i:02d},{i * 7:03d} {lvl} "
+                                      f"[broker-{b}] {msg}")
+                                     for i, (b, lvl, msg) in enumerate([
+                                         (1, "INFO", "Kafka listener started on 127.0.0.1:9092"),
+                                         (2, "INFO", "Registered with controller 1, epoch 3"),
+                                         (3, "INFO", "Became follower of orders-0 (leader 1)"),
+                                         (1, "WARNING", "ISR of orders-2 shrinking from 1,2,3 to "
+                                          "1,2: broker 3 is 31204 ms behind"),
+                                         (1, "INFO", "Partition orders-2: high watermark 40211"),
+                                         (2, "ERROR", "Connection to broker 3 (127.0.0.1:9094) "
+                                          "refused"),
+                                         (1, "INFO", "Elected leader for 6 partitions after "
+                                          "broker 3 was fenced"),
+                                     ] * 3)])
+        window.produce_view.set_topic("orders")
+        window.produce_view.template.setCurrentText("JSON order")
+        window.produce_view.count.setValue(1000)
+        for theme in [t.strip() for t in args.themes.split(",")]:
+            console.theme.apply(theme)
+            for i, name in enumerate(names):
+                if name not in wanted:
+                    continue
+                window.show_page(i)
+                _pump(app, 0.6)
+                path = out / f"{name}-{theme}.png"
+                window.grab().save(str(path))
+                print(path)
+    finally:
+        console.close()  # stops a cluster it started (by PID)
     return 0
 
 
