@@ -80,7 +80,9 @@ class BrowseView(QWidget):
         self.model = MessagesModel(self)
         self.proxy = MessageFilterProxy(self)
         self.proxy.setSourceModel(self.model)
-        self.table = make_table(self.proxy, "MessagesTable", stretch=4, max_width=240)
+        # Value takes what is left and gives way first (the detail pane shows it whole)
+        self.table = make_table(self.proxy, "MessagesTable", stretch=4, max_width=240,
+                                stretch_floor=120)
         self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
         self.detail = QPlainTextEdit()
         self.detail.setObjectName("message_detail")

@@ -61,10 +61,12 @@ class TableHeader(QHeaderView):
     SHRINK_SLACK = 24
 
     def __init__(self, view: QTableView, *, stretch: int | str | None = "last",
-                 fit: bool = True, max_width: int = 360, auto_hide: tuple[int, ...] = ()) -> None:
+                 fit: bool = True, max_width: int = 360, auto_hide: tuple[int, ...] = (),
+                 stretch_floor: int | None = None) -> None:
         super().__init__(Qt.Orientation.Horizontal, view)
         self._view = view
         self._stretch = stretch
+        self._stretch_floor = stretch_floor  # a single stretch column may shrink to this
         self._fit = fit
         self._max_width = max_width
         self._auto_hide = tuple(auto_hide)
@@ -222,6 +224,8 @@ class TableHeader(QHeaderView):
                 widths[logical] = max(current, low)
                 continue
             need = self.fitted_width(logical)
+            if self._stretch_floor is not None and logical == self._stretch:
+                need = max(low, min(need, self._stretch_floor))
             shrink = current - need > (self.SHRINK_SLACK if self._settled else 0)
             widths[logical] = need if need > current or shrink else current
         return widths
@@ -387,18 +391,20 @@ class TableHeader(QHeaderView):
 
 def make_table(proxy: Any, name: str, *, stretch: int | str | None = "last", fit: bool = True,
                max_width: int = 360, hidden: tuple[int, ...] = (),
-               auto_hide: tuple[int, ...] = ()) -> QTableView:
+               auto_hide: tuple[int, ...] = (), stretch_floor: int | None = None) -> QTableView:
     """A sortable, row-selecting table view over ``proxy`` with a :class:`TableHeader`.
 
     ``stretch``: the column that takes the width left over ("last": the last column when it
-    holds text; None: no column). ``fit``: columns follow their contents. ``hidden``: columns
-    hidden at first, ``auto_hide``: columns hidden while empty (the header's context menu
-    shows or hides any column).
+    holds text; None: no column; "all": every column); ``stretch_floor``: how narrow a single
+    stretch column of long text may get before the table scrolls (default: its contents).
+    ``fit``: columns follow their contents. ``hidden``: columns hidden at first,
+    ``auto_hide``: columns hidden while empty (the header's context menu shows or hides any
+    column).
     """
     view = QTableView()
     view.setObjectName(name)
     header = TableHeader(view, stretch=stretch, fit=fit, max_width=max_width,
-                         auto_hide=auto_hide)
+                         auto_hide=auto_hide, stretch_floor=stretch_floor)
     view.setHorizontalHeader(header)
     view.setModel(proxy)
     view.setSortingEnabled(True)

@@ -162,3 +162,17 @@ def test_hidden_columns_come_back_from_the_header_menu(demo_console, qtbot, sett
     w.restore_layout()
     assert not header.isSectionHidden(rack)
     assert rack in header.chosen_sections()
+
+
+def test_messages_table_gives_way_to_the_detail_pane(demo_console, qtbot):
+    """Long values shrink (elided; the detail pane shows them whole), nothing scrolls."""
+    w = shown(qtbot, demo_console)
+    browse = w.browse_view
+    browse.set_topic("orders")
+    browse.read()
+    visit(qtbot, w, 4)
+    qtbot.waitUntil(lambda: browse.table.model().rowCount() > 0, timeout=5000)
+    qtbot.wait(300)
+    table = browse.table
+    assert not too_narrow(table), too_narrow(table)
+    assert table.horizontalHeader().length() <= table.viewport().width()
