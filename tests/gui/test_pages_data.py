@@ -1,12 +1,14 @@
 """The Data page in the real console against real broker processes: a reassignment with
 progress (RF 1 -> 3 through the widgets), an export to a file, a clear error dialog for a bad
-restore, and a screenshot (docs/screenshots/data-light.png). The console starts its own
-3-broker cluster (LocalCluster, free ports) and stops it; LocalCluster.stop (by PID) is the
-safety net."""
+restore, and a screenshot (KAFLAB_SCREENSHOTS=docs/screenshots saves data-light.png there;
+otherwise it goes to the test's tmp dir, so a test run leaves docs/ alone). The console starts
+its own 3-broker cluster (LocalCluster, free ports) and stops it; LocalCluster.stop (by PID) is
+the safety net."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from core.cluster.local import free_base_port
 from tests.fixtures import TEST_DEFAULTS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
-ROOT = Path(__file__).resolve().parents[2]
+SHOTS = os.environ.get("KAFLAB_SCREENSHOTS", "")
 
 
 def pump_until(qtbot, predicate, timeout: float = 30.0, what: str = "") -> None:
@@ -120,6 +122,6 @@ def test_data_page_reassign_export_errors_and_screenshot(console, qtbot, tmp_pat
     page.progress.setValue(1000)
     console.theme.apply("light")
     qtbot.wait(600)
-    shots = ROOT / "docs" / "screenshots"
+    shots = Path(SHOTS) if SHOTS else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     assert console.window.grab().save(str(shots / "data-light.png"))
