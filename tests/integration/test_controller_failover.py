@@ -23,6 +23,7 @@ import pytest
 
 from core.cluster import LocalCluster, free_base_port, read_cluster_json
 from core.cluster.quorum_probe import QuorumView, describe_quorum
+from core.network.client import KafkaConnection
 from tests.fixtures import wait_for
 from tests.integration.test_cluster_netfaults import (
     CONFIG,
@@ -62,6 +63,37 @@ def quorum_leader(cluster: LocalCluster, brokers: list[int]) -> tuple[int, int] 
         if v is not None and v.error_code == 0 and v.leader_id == b:
             return b, v.leader_epoch
     return None
+
+
+def client_describe_quorum(cluster: LocalCluster, broker_id: int) -> object:
+    """DescribeQuorum as an ordinary client sends it (not the supervisor's client id)."""
+    async def ask() -> object:
+        conn = await KafkaConnection.connect("127.0.0.1", public_port(cluster, broker_id),
+                                             client_id="metadata-quorum-tool", timeout=5.0)
+        async with conn:
+            return await conn.request(55, max_version=1, timeout=15.0, topics=[{
+                "topic_name": "__cluster_metadata", "partitions": [{"partition_index": 0}]}])
+    return asyncio.run(ask())
+
+
+def test_any_broker_answers_describe_quorum_for_a_client(cluster: LocalCluster) -> None:
+    """As Kafka's brokers do (they forward it to the active controller), every broker gives an
+    ordinary client the whole quorum; the supervisor's own probe still gets each voter's view
+    (a non-leader names the leader with NOT_LEADER_OR_FOLLOWER)."""
+    healthy(cluster)
+    found = quorum_leader(cluster, [1, 2, 3])
+    assert found is not None
+    leader, epoch = found
+    for broker_id in (1, 2, 3):
+        response = client_describe_quorum(cluster, broker_id)
+        p = response.topics[0].partitions[0]  # type: ignore[attr-defined]
+        assert (int(p.error_code), int(p.leader_id), int(p.leader_epoch)) == (0, leader, epoch), \
+            f"broker {broker_id} answered {p}"
+        assert sorted(int(v.replica_id) for v in p.current_voters) == [1, 2, 3]
+        assert int(p.high_watermark) > 0
+    for follower in (b for b in (1, 2, 3) if b != leader):
+        own = view(cluster, follower)
+        assert own is not None and own.leader_id == leader and own.voters == {}, own
 
 
 def test_killed_controller_is_replaced_within_bound_and_no_ack_lost(

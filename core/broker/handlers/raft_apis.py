@@ -13,6 +13,7 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
+from core.common.errors import KafkaError
 from core.protocol.build import build
 from core.protocol.codec import response_class
 from core.raft.messages import (
@@ -39,6 +40,18 @@ def _error(ctx: RequestContext, key: int, code: ErrorCode) -> Any:
 def _wrap(ctx: RequestContext, key: int, **fields: Any) -> Any:
     return build(response_class(key, ctx.version), error_code=0, topics=[dict(
         topic_name=METADATA_TOPIC, partitions=[dict(partition_index=0, **fields)])])
+
+
+#: Client ids of the quorum's own traffic (the other nodes and the supervisor). Kafka answers
+#: it on the controller listener with the node's own view (a non-leader says
+#: NOT_LEADER_OR_FOLLOWER and names the leader it knows); our nodes share one listener, so the
+#: client id tells it apart from clients, whose DescribeQuorum a non-leader forwards.
+_QUORUM_PEER_PREFIXES = ("broker-", "raft-", "kaflab-supervisor")
+
+
+def _from_quorum_peer(ctx: RequestContext) -> bool:
+    client_id = ctx.header.client_id or ""
+    return client_id.startswith(_QUORUM_PEER_PREFIXES)
 
 
 def _single_partition(request: Any) -> Any | None:
@@ -112,6 +125,13 @@ async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
                     last_fetch_timestamp=r.last_fetch_ms, last_caught_up_timestamp=-1)
 
     if status.role != "leader":
+        if not _from_quorum_peer(ctx):
+            # Kafka's brokers forward DescribeQuorum to the active controller (KafkaApis
+            # forwardToControllerOrFail), so any client can ask any broker.
+            try:
+                return await broker.forward_to_controller(ctx, request)
+            except KafkaError:
+                pass  # no controller reachable: answer with what this voter knows
         return _wrap(ctx, 55, error_code=ErrorCode.not_leader_or_follower,
                      leader_id=status.leader_id, leader_epoch=status.epoch, high_watermark=-1,
                      current_voters=[], observers=[])
