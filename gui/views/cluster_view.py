@@ -159,7 +159,7 @@ class ClusterView(QWidget):
 
         self.quorum = QuorumModel(self)
         self.quorum_table = make_table(sorting_proxy(self.quorum, self), "QuorumTable",
-                                       stretch=None)
+                                       stretch="all")
         self.quorum_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.quorum_title = section("Metadata quorum (KRaft)")
         bottom = QWidget()

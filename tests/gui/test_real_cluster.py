@@ -63,6 +63,10 @@ def test_launch_starts_cluster_with_progress(real_console, qtbot):
     assert w.bootstrap_label.text() == w.caps.bootstrap
     assert w.cluster_view.brokers.rowCount() == 3
     assert snap(real_console).controller_id is not None
+    # the metadata quorum table: whichever broker the poll reaches answers for the quorum
+    pump_until(qtbot, lambda: w.cluster_view.quorum.rowCount() == 3, 30,
+               "the 3 quorum voters in the quorum table")
+    assert "leader" in w.cluster_view.quorum_title.text()
 
 
 def test_create_topic_through_dialog(real_console, qtbot):
