@@ -27,6 +27,7 @@ class ProducerIdManager:
     async def _allocate(self) -> tuple[int, int]:
         broker = self._broker
         if broker.is_controller():
-            return await broker.controller.allocate_producer_ids(broker.node_id)
+            return await broker.controller.allocate_producer_ids(broker.node_id,
+                                                                broker.broker_epoch)
         from core.broker.quorum import allocate_producer_ids
         return await allocate_producer_ids(broker)

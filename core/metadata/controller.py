@@ -340,13 +340,7 @@ class QuorumController:
         """
         async with self._lock:
             image = self._image()
-            registration = image.brokers.get(broker_id)
-            if registration is None:
-                raise KafkaError(f"No broker registration found for broker id {broker_id}",
-                                 ErrorCode.stale_broker_epoch)
-            if registration.epoch != broker_epoch:
-                raise KafkaError(f"Expected broker epoch {registration.epoch}, but got broker "
-                                 f"epoch {broker_epoch}", ErrorCode.stale_broker_epoch)
+            self._check_broker_epoch(image, broker_id, broker_epoch)
             after = image
             decided: list[PartitionChanged | KafkaError] = []
             for proposal in proposals:
@@ -596,8 +590,23 @@ class QuorumController:
         candidates = [b for b in allowed if b in isr and self._is_live(image, b)]
         return candidates[0] if candidates else NO_LEADER
 
-    async def allocate_producer_ids(self, broker_id: int) -> tuple[int, int]:
+    @staticmethod
+    def _check_broker_epoch(image: MetadataImage, broker_id: int, broker_epoch: int) -> None:
+        """Kafka's ClusterControlManager.checkBrokerEpoch: the sender must be registered, at
+        exactly ``broker_epoch`` (-1 included: no exception), else STALE_BROKER_EPOCH."""
+        registration = image.brokers.get(broker_id)
+        if registration is None:
+            raise KafkaError(f"No broker registration found for broker id {broker_id}",
+                             ErrorCode.stale_broker_epoch)
+        if registration.epoch != broker_epoch:
+            raise KafkaError(f"Expected broker epoch {registration.epoch}, but got broker "
+                             f"epoch {broker_epoch}", ErrorCode.stale_broker_epoch)
+
+    async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> tuple[int, int]:
+        """The next block of producer ids for a broker at its registered epoch (Kafka's
+        ProducerIdControlManager checks the epoch first: STALE_BROKER_EPOCH otherwise)."""
         async with self._lock:
+            self._check_broker_epoch(self._image(), broker_id, broker_epoch)
             start = self._image().next_producer_id
             await self._commit([ProducerIdsAllocated(broker_id, start + PRODUCER_ID_BLOCK)])
             return start, PRODUCER_ID_BLOCK

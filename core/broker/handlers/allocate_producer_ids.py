@@ -19,7 +19,8 @@ async def handle_allocate_producer_ids(ctx: RequestContext, request: Any) -> Any
         return build(cls, throttle_time=0, error_code=ErrorCode.not_controller,
                      producer_id_start=-1, producer_id_len=0)
     try:
-        start, length = await ctx.broker.controller.allocate_producer_ids(request.broker_id)
+        start, length = await ctx.broker.controller.allocate_producer_ids(
+            request.broker_id, request.broker_epoch)
     except KafkaError as exc:
         return build(cls, throttle_time=0, error_code=exc.code, producer_id_start=-1,
                      producer_id_len=0)
