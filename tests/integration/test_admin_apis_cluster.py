@@ -99,9 +99,15 @@ def test_admin_writes_sent_to_a_non_controller_are_forwarded(cluster, admin):
     assert elected.replica_election_results[0].partition_result[0].error_code == (
         ErrorCode.election_not_needed)
 
-    # every broker sees the result (legacy AlterConfigs replaced retention.ms)
+    # every broker sees the result (legacy AlterConfigs replaced retention.ms). The controller
+    # answers once the records are committed; every other broker applies them when its
+    # metadata fetch brings them, a little later, as in Kafka ("it may take several seconds
+    # after this method returns success for all the brokers to become aware that the
+    # partitions have been created", Admin.createPartitions). So each broker is waited for,
+    # for the configs and for the partitions: seeing the configs does not imply seeing the
+    # partitions committed after them.
     for broker_id in (1, 2, 3):
-        def seen(b: int = broker_id) -> bool:
+        def configs_seen(b: int = broker_id) -> bool:
             described = call(_port(cluster, b), 32, 4, include_synonyms=False,
                              include_documentation=False, resources=[dict(
                                  resource_type=2, resource_name=topic,
@@ -109,7 +115,17 @@ def test_admin_writes_sent_to_a_non_controller_are_forwarded(cluster, admin):
             values = {c.name: (c.value, c.config_source)
                       for c in described.results[0].configs}
             return values == {"retention.ms": ("604800000", 5), "segment.ms": ("7654321", 1)}
-        _wait(seen, what=f"configs on broker {broker_id}")
+        _wait(configs_seen, what=f"configs on broker {broker_id}")
+
+        def partitions_seen(b: int = broker_id) -> bool:
+            [described] = call(_port(cluster, b), 3, 12, topics=[dict(name=topic, topic_id=None)],
+                               allow_auto_topic_creation=False,
+                               include_topic_authorized_operations=False).topics
+            return described.error_code == ErrorCode.none and sorted(
+                (p.partition_index, len(p.replica_nodes), p.leader_id in p.replica_nodes)
+                for p in described.partitions) == [(i, 3, True) for i in range(5)]
+        _wait(partitions_seen, what=f"5 partitions on broker {broker_id}")
+    # every broker has them now, so whichever one the client asks answers 5
     assert len(admin.list_topics(topic, timeout=TIMEOUT).topics[topic].partitions) == 5
 
 
