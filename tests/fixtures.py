@@ -169,3 +169,20 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerPro
 @pytest.fixture
 def topic_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def running_local_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
+                          config: dict[str, str], *, brokers: int = 3,
+                          ready_timeout: float = 120, **kwargs: object) -> Iterator:
+    """A started LocalCluster (`serve` subprocess, free ports) under a fresh temporary dir,
+    stopped by PID when the generator is closed: the body of a module-scoped fixture."""
+    from core.cluster import LocalCluster, free_base_port
+
+    local = LocalCluster(tmp_path_factory.mktemp(name) / "c", brokers=brokers,
+                         port=free_base_port(brokers), config=config,
+                         ready_timeout=ready_timeout, **kwargs)
+    local.start()
+    try:
+        yield local
+    finally:
+        local.stop()

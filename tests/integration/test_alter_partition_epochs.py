@@ -27,12 +27,12 @@ import pytest
 from kio.schema.errors import ErrorCode
 
 from core.cluster.layout import BrokerPaths
-from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.local import LocalCluster
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage, PartitionRegistration
 from core.metadata.records import decode_record
 from core.network.client import KafkaConnection
-from tests.fixtures import wait_for
+from tests.fixtures import running_local_cluster, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -51,13 +51,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("ap-epochs") / "c", brokers=3,
-                         port=free_base_port(3), config=CONFIG, ready_timeout=120)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+    yield from running_local_cluster(tmp_path_factory, "ap-epochs", CONFIG)
 
 
 def port_of(cluster: LocalCluster, broker_id: int) -> int:

@@ -27,7 +27,7 @@ from core.cluster import LocalCluster, free_base_port, read_cluster_json
 from core.cluster.kafka_probe import probe_api_versions, probe_controller, probe_registered
 from core.cluster.supervisor import MAIN_PY
 from core.network.client import KafkaConnection
-from tests.fixtures import wait_for
+from tests.fixtures import running_local_cluster, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -47,13 +47,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("netfaults") / "c", brokers=3,
-                         port=free_base_port(3), config=CONFIG, ready_timeout=120)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+    yield from running_local_cluster(tmp_path_factory, "netfaults", CONFIG)
 
 
 def ctl(cluster: LocalCluster, *args: str) -> str:

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.cluster import LocalCluster, free_base_port, read_cluster_json
+from core.cluster import LocalCluster, read_cluster_json
 from core.cluster.quorum_probe import QuorumView, describe_quorum
 from core.network.client import KafkaConnection
-from tests.fixtures import wait_for
+from tests.fixtures import running_local_cluster, wait_for
 from tests.integration.test_cluster_netfaults import (
     CONFIG,
     AckedProducer,
@@ -43,13 +43,7 @@ NEW_LEADER_BOUND_S = 1.5
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("ctrl-failover") / "c", brokers=3,
-                         port=free_base_port(3), config=CONFIG, ready_timeout=120)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+    yield from running_local_cluster(tmp_path_factory, "ctrl-failover", CONFIG)
 
 
 def view(cluster: LocalCluster, broker_id: int) -> QuorumView | None:

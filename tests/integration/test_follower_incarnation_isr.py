@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from kio.schema.errors import ErrorCode
 
-from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.local import LocalCluster
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage, PartitionRegistration
 from core.network.client import KafkaConnection
-from tests.fixtures import wait_for
+from tests.fixtures import running_local_cluster, wait_for
 from tests.integration.test_alter_partition_epochs import controller_id, metadata_image, port_of
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -55,13 +55,7 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    local = LocalCluster(tmp_path_factory.mktemp("kip903") / "c", brokers=3,
-                         port=free_base_port(3), config=CONFIG, ready_timeout=120)
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+    yield from running_local_cluster(tmp_path_factory, "kip903", CONFIG)
 
 
 def reg(image: MetadataImage) -> PartitionRegistration:

@@ -34,7 +34,8 @@ pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.local import LocalCluster
+from tests.fixtures import running_local_cluster
 
 pytestmark = pytest.mark.timeout(170)
 
@@ -63,13 +64,8 @@ wordcount = _load("wordcount_app")
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(tmp_path_factory.mktemp("streams") / "c", brokers=3,
-                     port=free_base_port(3), config=CONFIG, ready_timeout=90, stop_timeout=40)
-    c.start()
-    try:
-        yield c
-    finally:
-        c.stop()
+    yield from running_local_cluster(tmp_path_factory, "streams", CONFIG, ready_timeout=90,
+                                     stop_timeout=40)
 
 
 def _bootstrap(cluster: LocalCluster) -> str:
