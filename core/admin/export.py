@@ -9,10 +9,13 @@ values are written as UTF-8 text when they are valid UTF-8, else base64 (the rec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +25,22 @@ from core.admin.client import AdminClient
 from core.admin.producer import DeliveryReport, Producer, ProducerRecord
 
 __all__ = [
-    "CSV_COLUMNS", "ExportSpec", "ExportedRecord", "count_records", "export", "from_browsed",
-    "read_export", "republish", "select",
+    "CSV_COLUMNS", "ExportSpec", "ExportedRecord", "IncompleteReadError", "count_records",
+    "export", "fetch_range", "from_browsed", "read_export", "republish", "select",
 ]
 
 #: called with (records written so far, records to scan in total)
 ProgressCallback = Callable[[int, int], None]
 CSV_COLUMNS = ("topic", "partition", "offset", "timestamp", "key", "value", "headers",
                "encoding")
+#: how long a partition may answer with nothing below the end offset a read started with
+#: before the read fails (a new leader's high watermark can trail for a moment after a
+#: leadership change; a read that just stopped there would end short without a word)
+STALL_TIMEOUT_S = 10.0
+
+
+class IncompleteReadError(RuntimeError):
+    """A partition stopped returning records before the end offset the read started with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,26 +163,47 @@ async def select(admin: AdminClient, spec: ExportSpec, *,
     needle = spec.contains.encode("utf-8") if spec.contains else None
     scanned = emitted = 0
     for p in parts:
-        offset, end = starts[p], ends[p]
-        while offset < end:
-            result = await browser.fetch(spec.topic, p, offset)
-            if result.next_offset <= offset:
-                break
-            for r in result.records:
-                if r.offset >= end:
-                    break
-                if _matches(r, spec, needle):
-                    yield from_browsed(r)
-                    emitted += 1
-                    if spec.limit is not None and emitted >= spec.limit:
-                        return
-            scanned += min(result.next_offset, end) - offset
-            offset = result.next_offset
-            if progress is not None:
-                progress(scanned, total)
-            if spec.end_ms is not None and result.records and \
-                    min(r.timestamp for r in result.records) > spec.end_ms + 3_600_000:
-                break  # an hour past the window: timestamps only grow roughly, stop here
+        async with aclosing(fetch_range(browser, spec.topic, p, starts[p], ends[p])) as chunks:
+            async for records, advanced in chunks:
+                for r in records:
+                    if _matches(r, spec, needle):
+                        yield from_browsed(r)
+                        emitted += 1
+                        if spec.limit is not None and emitted >= spec.limit:
+                            return
+                scanned += advanced
+                if progress is not None:
+                    progress(scanned, total)
+                if spec.end_ms is not None and records and \
+                        min(r.timestamp for r in records) > spec.end_ms + 3_600_000:
+                    break  # an hour past the window: timestamps only grow roughly, stop here
+
+
+async def fetch_range(browser: Browser, topic: str, partition: int, start: int, end: int, *,
+                      stall_timeout: float = STALL_TIMEOUT_S,
+                      ) -> AsyncIterator[tuple[list[BrowsedRecord], int]]:
+    """The records of [start, end) of one partition, fetch by fetch from its leader: yields
+    (the fetch's records below `end`, how many offsets it advanced). A fetch that returns
+    nothing below `end` is retried for up to `stall_timeout` seconds, then
+    IncompleteReadError: the read never ends short without saying so."""
+    offset = start
+    stalled_since: float | None = None
+    while offset < end:
+        result = await browser.fetch(topic, partition, offset)
+        if result.next_offset <= offset:
+            now = time.monotonic()
+            if stalled_since is None:
+                stalled_since = now
+            elif now - stalled_since >= stall_timeout:
+                raise IncompleteReadError(
+                    f"{topic}-{partition} returned no records at offset {offset} for "
+                    f"{stall_timeout:g} s, though its end offset was {end} when the read began "
+                    f"(high watermark now {result.high_watermark}); the read stopped short")
+            await asyncio.sleep(0.1)
+            continue
+        stalled_since = None
+        yield [r for r in result.records if r.offset < end], min(result.next_offset, end) - offset
+        offset = result.next_offset
 
 
 async def export(admin: AdminClient, spec: ExportSpec, path: str | Path, fmt: str = "jsonl",
@@ -183,18 +215,22 @@ async def export(admin: AdminClient, spec: ExportSpec, path: str | Path, fmt: st
         raise ValueError(f"unknown export format {fmt!r} (jsonl or csv)")
     count = 0
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS) if fmt == "csv" else None
-        if writer is not None:
-            writer.writeheader()
-        async for r in select(admin, spec, progress=progress):
-            obj = to_json(r)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS) if fmt == "csv" else None
             if writer is not None:
-                obj["headers"] = json.dumps(obj["headers"]) if obj["headers"] else ""
-                writer.writerow(obj)
-            else:
-                out.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            count += 1
+                writer.writeheader()
+            async for r in select(admin, spec, progress=progress):
+                obj = to_json(r)
+                if writer is not None:
+                    obj["headers"] = json.dumps(obj["headers"]) if obj["headers"] else ""
+                    writer.writerow(obj)
+                else:
+                    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+                count += 1
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # no half file left behind
+        raise
     tmp.replace(path)
     return count
 
@@ -239,12 +275,7 @@ async def count_records(admin: AdminClient, topic: str,
     starts, ends = await _bounds(browser, ExportSpec(topic), parts)
     counts = {}
     for p in parts:
-        n, offset = 0, starts[p]
-        while offset < ends[p]:
-            result = await browser.fetch(topic, p, offset)
-            if result.next_offset <= offset:
-                break
-            n += sum(1 for r in result.records if r.offset < ends[p])
-            offset = result.next_offset
-        counts[p] = n
+        counts[p] = 0
+        async for records, _ in fetch_range(browser, topic, p, starts[p], ends[p]):
+            counts[p] += len(records)
     return counts
