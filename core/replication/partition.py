@@ -173,26 +173,25 @@ class Partition:
         than its fetch state's is a new incarnation, whose state starts over. A follower with
         no registration keeps its state (it cannot join the ISR meanwhile; it comes back at a
         new epoch)."""
-        if not self.followers:
-            return
-        now = None
         for b, state in self.followers.items():
             registration = brokers.get(b)
-            if registration is None or registration.epoch == state.broker_epoch:
-                continue
-            if state.broker_epoch == UNKNOWN_BROKER_EPOCH:
-                state.broker_epoch = registration.epoch  # first sight (a new leader)
-                continue
-            if registration.epoch < state.broker_epoch:
-                continue  # an older image than a fetch already showed us
-            now = _now_ms() if now is None else now
-            self._new_incarnation(b, state, registration.epoch, now)
+            if registration is not None and registration.epoch != state.broker_epoch:
+                # False (an older image than a fetch already showed us) needs nothing
+                self._adopt_broker_epoch(b, state, registration.epoch)
 
-    def _new_incarnation(self, follower_id: int, state: FollowerState, epoch: int,
-                         now: float) -> None:
+    def _adopt_broker_epoch(self, follower_id: int, state: FollowerState, epoch: int) -> bool:
+        """Move `state` to broker epoch `epoch` (not the state's): at first sight (a new
+        leader) it is just taken; a newer one is a new incarnation, whose state starts over.
+        False when `epoch` is older than the state's: a stale incarnation, to be ignored."""
+        if state.broker_epoch == UNKNOWN_BROKER_EPOCH:
+            state.broker_epoch = epoch
+            return True
+        if epoch < state.broker_epoch:
+            return False
         log.info("%s: follower %d is a new incarnation (broker epoch %d -> %d): its fetch "
                  "state starts over", self.tp, follower_id, state.broker_epoch, epoch)
-        state.reset(epoch, now, follower_id in self.registration.isr)
+        state.reset(epoch, _now_ms(), follower_id in self.registration.isr)
+        return True
 
     def follower_broker_epoch(self, follower_id: int) -> int:
         """The broker epoch of the incarnation whose fetches the follower's state holds."""
@@ -209,14 +208,10 @@ class Partition:
         state = self.followers.get(follower_id)
         if state is None:
             return
+        if broker_epoch != UNKNOWN_BROKER_EPOCH and broker_epoch != state.broker_epoch \
+                and not self._adopt_broker_epoch(follower_id, state, broker_epoch):
+            return
         now = _now_ms()
-        if broker_epoch != UNKNOWN_BROKER_EPOCH and broker_epoch != state.broker_epoch:
-            if broker_epoch < state.broker_epoch:
-                return
-            if state.broker_epoch == UNKNOWN_BROKER_EPOCH:
-                state.broker_epoch = broker_epoch
-            else:
-                self._new_incarnation(follower_id, state, broker_epoch, now)
         state.log_end_offset = fetch_offset
         state.last_fetch_ms = now
         if fetch_offset >= self.log.log_end_offset:
