@@ -19,7 +19,7 @@ from kio.schema.errors import ErrorCode
 
 from core.broker.peer_watch import PeerWatch
 from core.common.errors import KafkaError, NotControllerError
-from core.metadata.controller import NO_BROKER_EPOCH, IsrProposal
+from core.metadata.controller import NO_BROKER_EPOCH, IsrProposal, isr_ineligibility
 from core.network.client import KafkaConnection
 from core.protocol.build import build
 from core.protocol.codec import request_class
@@ -264,13 +264,8 @@ def eligible_isr(image: Any, current: Any, proposed: list[int],
     fetch progress `fetched_epoch(b)` was made by another incarnation than the one our image
     has registered (-1: not known, not checked; Kafka's isBrokerEpochIsrEligible)."""
     def eligible(b: int) -> bool:
-        registration = image.brokers.get(b)
-        if registration is None or registration.fenced:
-            return False
-        if fetched_epoch is None:
-            return True
-        epoch = fetched_epoch(b)
-        return epoch == NO_BROKER_EPOCH or epoch == registration.epoch
+        epoch = fetched_epoch(b) if fetched_epoch is not None else NO_BROKER_EPOCH
+        return isr_ineligibility(image, b, epoch) is None
     return [b for b in proposed if b in current or eligible(b)]
 
 

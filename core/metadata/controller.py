@@ -665,20 +665,27 @@ class QuorumController:
         return records
 
 
+def isr_ineligibility(image: MetadataImage, broker_id: int, epoch: int) -> str | None:
+    """Why `broker_id`, known at broker epoch `epoch`, may not be in an ISR (None: it may):
+    not registered, fenced, or registered at another epoch (NO_BROKER_EPOCH: not compared).
+    The controller's rule (Kafka's ineligibleReplicasForIsr); a leader checks the same before
+    it proposes an expansion (isReplicaIsrEligible / isBrokerEpochIsrEligible)."""
+    registration = image.brokers.get(broker_id)
+    if registration is None:
+        return "not registered"
+    if registration.fenced:
+        return "fenced"
+    if epoch != NO_BROKER_EPOCH and epoch != registration.epoch:
+        return f"broker epoch {epoch}, registered {registration.epoch}"
+    return None
+
+
 def _ineligible_replicas(image: MetadataImage,
                          new_isr: Iterable[tuple[int, int]]) -> list[str]:
-    """Members of a proposed ISR the controller refuses (Kafka's ineligibleReplicasForIsr):
-    not registered, fenced, or registered at another epoch than the proposal names."""
-    out = []
-    for broker_id, epoch in new_isr:
-        registration = image.brokers.get(broker_id)
-        if registration is None:
-            out.append(f"{broker_id} (not registered)")
-        elif registration.fenced:
-            out.append(f"{broker_id} (fenced)")
-        elif epoch != NO_BROKER_EPOCH and epoch != registration.epoch:
-            out.append(f"{broker_id} (broker epoch {epoch}, registered {registration.epoch})")
-    return out
+    """Members of a proposed ISR the controller refuses, each with the reason."""
+    reasons = ((broker_id, isr_ineligibility(image, broker_id, epoch))
+               for broker_id, epoch in new_isr)
+    return [f"{broker_id} ({why})" for broker_id, why in reasons if why is not None]
 
 
 def _check_batch_size(partitions: int) -> None:
