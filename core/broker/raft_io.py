@@ -30,8 +30,8 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.common.errors import KafkaError, NotControllerError
-from core.metadata.image import MetadataImage, image_records
-from core.metadata.log import BatchListener, Listener, Listeners
+from core.metadata.image import MetadataImage
+from core.metadata.log import BatchListener, Listener, Listeners, write_image_snapshot
 from core.metadata.records import NoOp, decode_record
 from core.network.client import KafkaConnection
 from core.protocol.build import build
@@ -250,17 +250,10 @@ class RaftMetadataLog:
         if image.offset >= end:  # the listeners are ahead of the log: not this snapshot's state
             log.error("metadata image at %d is past the snapshot end %d", image.offset, end)
             return None
-        records = [r.encode() for r in image_records(image, end, epoch)]
-        try:
-            snapshot_id = node.create_snapshot(end, records)
-        except OSError as exc:  # e.g. a full disk: keep the log, try again later
-            log.error("cannot write a metadata snapshot at %d: %r", end, exc)
-            self._bytes_since_snapshot = 0
-            return None
         self._bytes_since_snapshot = 0
-        log.info("metadata snapshot %s written (%d records); log start offset now %d",
-                 snapshot_id, len(records), node.log.start_offset())
-        return snapshot_id
+        return write_image_snapshot(image, end, epoch,
+                                    lambda records: node.create_snapshot(end, records),
+                                    node.log.start_offset)
 
     def _dispatch(self, outbound: list[Any]) -> None:
         loop = asyncio.get_running_loop()

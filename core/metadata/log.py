@@ -94,6 +94,24 @@ def _frame(entry: bytes) -> bytes:
     return _ENTRY.pack(len(entry), crc32c.crc32c(entry)) + entry
 
 
+
+def write_image_snapshot(image: MetadataImage, end: int, epoch: int,
+                         write: Callable[[list[bytes]], SnapshotId],
+                         log_start: Callable[[], int]) -> SnapshotId | None:
+    """Encode `image` as the records of a snapshot ending at `end` (KIP-630) and hand them to
+    `write`, which stores them and cuts the log. None when the disk refuses (e.g. full): the
+    log is kept and a later snapshot tries again. Used by the local and the Raft metadata
+    logs, which differ only in where the snapshot goes."""
+    records = [r.encode() for r in image_records(image, end, epoch)]
+    try:
+        snapshot_id = write(records)
+    except OSError as exc:
+        log.error("cannot write a metadata snapshot at %d: %r", end, exc)
+        return None
+    log.info("metadata snapshot %s written (%d records); log start offset now %d",
+             snapshot_id, len(records), log_start())
+    return snapshot_id
+
 class LocalMetadataLog:
     """A single-voter metadata log in one file (the `--brokers 1` and unit-test case)."""
 
@@ -228,18 +246,13 @@ class LocalMetadataLog:
                       image.offset, end - 1)
             return None
         snapshot_id = SnapshotId(end, SNAPSHOT_EPOCH)
-        records = [r.encode() for r in image_records(image, end, SNAPSHOT_EPOCH)]
-        try:
+
+        def write(records: list[bytes]) -> SnapshotId:
             self.snapshots.write(snapshot_id, records)
             self._cut_before(end)
-        except OSError as exc:  # e.g. a full disk: keep the log, try again later
-            log.error("cannot write a metadata snapshot at %d: %r", end, exc)
-            self._bytes_since_snapshot = 0
-            return None
+            return snapshot_id
         self._bytes_since_snapshot = 0
-        log.info("metadata snapshot %s written (%d records); log start offset now %d",
-                 snapshot_id, len(records), self._start)
-        return snapshot_id
+        return write_image_snapshot(image, end, SNAPSHOT_EPOCH, write, lambda: self._start)
 
     def _cut_before(self, offset: int) -> None:
         """Rewrite the log file to hold the entries from `offset` on (atomically: a .part
