@@ -17,6 +17,7 @@ import os
 import re
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pytest
@@ -153,7 +154,9 @@ def rate_limit(cluster, broker_id: int, side: str) -> float | None:
 
 
 def test_added_replica_catches_up_at_the_throttle_then_fast_once_removed(cluster, admin):
-    topic = "throttled-move"
+    # a fresh topic per attempt: a rerun after a failure retries instead of stopping at
+    # TOPIC_ALREADY_EXISTS (the reassignment leaves the first attempt's topic behind)
+    topic = f"throttled-move-{uuid.uuid4().hex[:6]}"
     create(cluster, topic, [1, 2])
     produce(cluster, topic, 3000)  # ~3 MB
     total = log_size(cluster, 1, topic)
