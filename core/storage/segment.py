@@ -185,13 +185,13 @@ class LogSegment:
         if self.bytes_since_index > self.index_interval_bytes:
             # _add_index_entry, inlined
             index = self.offset_index
-            index._offsets.append(last_offset)
-            index._positions.append(position)
-            timestamps = self.time_index._timestamps
+            index._keys.append(last_offset)
+            index._values.append(position)
+            timestamps = self.time_index._keys
             max_ts = self.max_timestamp
             if max_ts > (timestamps[-1] if timestamps else -1):
                 timestamps.append(max_ts)
-                self.time_index._offsets.append(self.offset_of_max_timestamp)
+                self.time_index._values.append(self.offset_of_max_timestamp)
             self._index_room -= 1
             if self._index_room <= 0:
                 self._update_index_full()
@@ -233,14 +233,14 @@ class LogSegment:
         its last offset -> its position; the max timestamp so far if it grew)."""
         # Offsets, positions and timestamps only grow on the append path: no checks needed.
         index = self.offset_index
-        index._offsets.append(last_offset)
-        index._positions.append(position)
+        index._keys.append(last_offset)  # the offset index: offset -> position
+        index._values.append(position)
         time_index = self.time_index
-        timestamps = time_index._timestamps
+        timestamps = time_index._keys  # the time index: timestamp -> offset
         max_ts = self.max_timestamp
         if max_ts > (timestamps[-1] if timestamps else -1):
             timestamps.append(max_ts)
-            time_index._offsets.append(self.offset_of_max_timestamp)
+            time_index._values.append(self.offset_of_max_timestamp)
         self._index_room -= 1
         if self._index_room <= 0:
             self._update_index_full()
@@ -362,7 +362,7 @@ class LogSegment:
         wanted = start + max_bytes
         if wanted >= end_limit:
             return end_limit, limit_next
-        positions = self.offset_index._positions
+        positions = self.offset_index._values
         index = bisect.bisect_right(positions, wanted) - 1
         # An index entry is a batch start at or before ``wanted``: walk headers from there.
         pos = positions[index] if index >= 0 and positions[index] > start else start
