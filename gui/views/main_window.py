@@ -39,6 +39,17 @@ ICONS = ("◉", "☰", "⚇", "➤", "⌕", "∿", "≡")
 HEADERS_KEY = "headers.v2"
 
 
+def page_shortcut(index: int) -> str:
+    """The shortcut of the page at ``index``: Ctrl+1 to Ctrl+9, then Alt+1 to Alt+9.
+
+    (Not Ctrl+Shift+digit: with Shift a keyboard sends the digit's symbol, "!" for 1.)"""
+    if index < 9:
+        return f"Ctrl+{index + 1}"
+    if index < 18:
+        return f"Alt+{index - 8}"
+    return ""
+
+
 def _ints(values: list[int]) -> str:
     return ",".join(str(v) for v in values)
 
@@ -95,7 +106,8 @@ class MainWindow(QMainWindow):
         self.nav.setObjectName("Nav")
         for i, (icon, name) in enumerate(zip(self.page_icons, self.page_titles, strict=True)):
             item = QListWidgetItem(f"{icon}   {name}")
-            item.setToolTip(f"{name} (Ctrl+{i + 1})")
+            shortcut = page_shortcut(i)
+            item.setToolTip(f"{name} ({shortcut})" if shortcut else name)
             self.nav.addItem(item)
         side.addWidget(brand)
         side.addWidget(self.brand_sub)
@@ -201,8 +213,7 @@ class MainWindow(QMainWindow):
 
         view = menubar.addMenu("&View")
         for i, name in enumerate(self.page_titles):
-            shortcut = f"Ctrl+{i + 1}" if i < 9 else ""
-            self._action(view, name, shortcut, lambda _=False, i=i: self.show_page(i))
+            self._action(view, name, page_shortcut(i), lambda _=False, i=i: self.show_page(i))
         view.addSeparator()
         self._action(view, "&Filter", "Ctrl+F", self.focus_filter, "filter")
         self._action(view, "Toggle &dark theme", "Ctrl+T", self.toggle_theme, "theme")
@@ -212,7 +223,15 @@ class MainWindow(QMainWindow):
         self._action(topics, "&Produce…", "Ctrl+P", lambda: self.show_produce(None), "produce")
         self._action(topics, "&Browse messages…", "Ctrl+B", lambda: self.show_browse(None),
                      "browse")
-        self._action(topics, "Send (in Produce)", "Ctrl+Return", self.produce_view.send)
+        # Ctrl+Enter sends only from the Produce page (elsewhere it is the page's own key,
+        # e.g. Run on the Query page); the menu item shows the page, then sends
+        send = QAction("Send (in Produce)", self)
+        send.setShortcut(QKeySequence("Ctrl+Return"))
+        send.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        send.setObjectName("produce_send_action")
+        send.triggered.connect(self.send_produce)
+        topics.addAction(send)
+        self.produce_view.addAction(send)
 
         help_menu = menubar.addMenu("&Help")
         self._action(help_menu, "Keyboard shortcuts", "F1", self.show_shortcuts)
@@ -307,6 +326,10 @@ class MainWindow(QMainWindow):
             self.produce_view.set_topic(topic)
         self.show_page(3)
 
+    def send_produce(self) -> None:
+        self.show_page(self.pages.index(self.produce_view))
+        self.produce_view.send()
+
     def show_browse(self, topic: str | None) -> None:
         if topic:
             self.browse_view.set_topic(topic)
@@ -328,14 +351,21 @@ class MainWindow(QMainWindow):
     def show_shortcuts(self) -> None:
         from PySide6.QtWidgets import QMessageBox
 
-        QMessageBox.information(self, "Keyboard shortcuts", (
-            "F5\tRefresh now\nCtrl+1…7\tSwitch page\nCtrl+N\tNew topic\nCtrl+P\tProduce\n"
+        QMessageBox.information(self, "Keyboard shortcuts", self.shortcuts_text())
+
+    def shortcuts_text(self) -> str:
+        """The help's list of shortcuts: the pages' keys come from the View menu's actions."""
+        pages = "\n".join(f"{page_shortcut(i)}\t{name}" for i, name in
+                          enumerate(self.page_titles) if page_shortcut(i))
+        return (
+            "F5\tRefresh now\nCtrl+N\tNew topic\nCtrl+P\tProduce\n"
             "Ctrl+B\tBrowse messages\nCtrl+F\tFilter the current table\n"
-            "Ctrl+Enter\tSend (Produce page)\nCtrl+T\tToggle dark theme\nCtrl+Q\tQuit\n"
+            "Ctrl+Enter\tSend (Produce page), Run (Query page)\nCtrl+T\tToggle dark theme\n"
+            "Ctrl+Q\tQuit\n\nPages:\n" + pages + "\n"
             "\nCluster page, selected broker:\n"
             "Ctrl+Shift+L\tAdd network latency…\nCtrl+Shift+D\tDrop connections\n"
             "Ctrl+Shift+I\tCut off from other brokers\nCtrl+Shift+H\tBlackhole\n"
-            "Ctrl+Shift+C\tClear network fault\nCtrl+Shift+R\tReplication throttle…"))
+            "Ctrl+Shift+C\tClear network fault\nCtrl+Shift+R\tReplication throttle…")
 
     # -- layout persistence -------------------------------------------------------------------
 
