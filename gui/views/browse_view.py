@@ -23,6 +23,8 @@ from gui.bridge.backend import BrowseSpec
 from gui.models.messages import MessageFilterProxy, MessagesModel, render, ts_text
 from gui.views.common import button, hbox, make_table, page_header, selected_item, show_error
 
+NOT_READ = "No messages read yet. Choose a topic and press Read (Enter)."
+
 
 class BrowseView(QWidget):
     """Reads records with the backend's browser; a live tail polls for new ones."""
@@ -60,10 +62,14 @@ class BrowseView(QWidget):
         self.limit.setRange(1, 5000)
         self.limit.setValue(500)
         self.limit.setPrefix("max ")
-        self.read_button = button("Read", primary=True)
+        self.read_button = button("Read", primary=True,
+                                  tooltip="Read the records (Enter in the topic box)")
         self.read_button.setObjectName("browse_read")
         self.live = QCheckBox("Live tail")
         self.live.setObjectName("browse_live")
+        self.live.setToolTip("Keep reading: append new records every second")
+        self.limit.setToolTip("At most this many records per read")
+        self.start.setToolTip("Where to start reading in each partition")
         layout.addLayout(hbox(QLabel("Topic"), self.topic, self.partition, self.start,
                               self.value, self.when, self.limit, self.read_button, self.live,
                               None))
@@ -82,7 +88,7 @@ class BrowseView(QWidget):
         self.proxy.setSourceModel(self.model)
         # Value takes what is left and gives way first (the detail pane shows it whole)
         self.table = make_table(self.proxy, "MessagesTable", stretch=4, max_width=240,
-                                stretch_floor=120)
+                                stretch_floor=120, empty=NOT_READ)
         self.table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
         self.detail = QPlainTextEdit()
         self.detail.setObjectName("message_detail")
@@ -98,6 +104,9 @@ class BrowseView(QWidget):
         layout.addWidget(split, 1)
 
         self.read_button.clicked.connect(self.read)
+        if self.topic.lineEdit() is not None:
+            self.topic.lineEdit().returnPressed.connect(self.read)
+        self._read_once = False
         self.filter.textChanged.connect(self.proxy.set_needle)
         self.filter.textChanged.connect(lambda _t: self._update_subtitle())
         self.format.currentIndexChanged.connect(lambda _i: self._show_detail())
@@ -109,6 +118,7 @@ class BrowseView(QWidget):
         self._timer.setInterval(1000)
         self._timer.timeout.connect(self._tail_tick)
         self._partitions: dict[str, int] = {}
+        self._start_changed(0)  # "N = 100", not a bare 100
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -159,6 +169,8 @@ class BrowseView(QWidget):
     def read(self) -> None:
         spec = self.spec()
         if not spec.topic:
+            self.subtitle.setText("Choose a topic to read first.")
+            self.topic.setFocus()
             return
         self.read_button.setEnabled(False)
         self.subtitle.setText(f"Reading {spec.topic}…")
@@ -173,6 +185,7 @@ class BrowseView(QWidget):
         for r in records:
             positions[r.partition] = max(positions.get(r.partition, -1), r.offset + 1)
         self._tail_positions = positions or None
+        self._read_once = True
         self._update_subtitle()
         if records:
             self.table.scrollToBottom()
@@ -190,6 +203,16 @@ class BrowseView(QWidget):
         if self.live.isChecked():
             text += " · live"
         self.subtitle.setText(text)
+        needle = self.filter.text().strip()
+        if total and needle:
+            hint = f"No message matches \u201c{needle}\u201d."
+        elif self._read_once:
+            hint = ("No records there: the topic (or partition) has none from that "
+                    "position." + (" Live tail is waiting for new ones." if
+                                   self.live.isChecked() else ""))
+        else:
+            hint = NOT_READ
+        self.table.empty_hint.set_text(hint)
 
     def _show_detail(self) -> None:
         r = selected_item(self.table)
@@ -229,6 +252,7 @@ class BrowseView(QWidget):
         self._tail_busy = False
         records, positions = result
         self._tail_positions = positions
+        self._read_once = True
         if records:
             bar = self.table.verticalScrollBar()
             at_bottom = bar.value() >= bar.maximum() - 4

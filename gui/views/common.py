@@ -389,9 +389,53 @@ class TableHeader(QHeaderView):
         painter.restore()
 
 
+class EmptyHint(QLabel):
+    """A muted sentence over an item view's viewport while the view has no rows.
+
+    "No topics yet: New topic… (Ctrl+N)" instead of a blank box; the view's page changes the
+    text (e.g. "No topic matches …" while a filter hides every row). Works for any
+    QAbstractItemView (QTableView over a proxy, QTableWidget).
+    """
+
+    MARGIN = 24
+
+    def __init__(self, view: QAbstractItemView, text: str = "") -> None:
+        super().__init__(text, view.viewport())
+        self.setObjectName("Muted")
+        self.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        self.setWordWrap(True)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self._view = view
+        view.viewport().installEventFilter(self)
+        model = view.model()
+        if model is not None:
+            for signal in (model.modelReset, model.layoutChanged, model.rowsInserted,
+                           model.rowsRemoved):
+                signal.connect(self.refresh)
+        self.refresh()
+
+    def set_text(self, text: str) -> None:
+        if text != self.text():
+            self.setText(text)
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        model = self._view.model()
+        empty = model is None or model.rowCount() == 0
+        rect = self._view.viewport().rect()
+        self.setGeometry(rect.adjusted(self.MARGIN, self.MARGIN, -self.MARGIN, 0))
+        self.setVisible(empty and bool(self.text()))
+
+    def eventFilter(self, watched: Any, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self.refresh()
+        return False
+
+
 def make_table(proxy: Any, name: str, *, stretch: int | str | None = "last", fit: bool = True,
                max_width: int = 360, hidden: tuple[int, ...] = (),
-               auto_hide: tuple[int, ...] = (), stretch_floor: int | None = None) -> QTableView:
+               auto_hide: tuple[int, ...] = (), stretch_floor: int | None = None,
+               empty: str = "") -> QTableView:
     """A sortable, row-selecting table view over ``proxy`` with a :class:`TableHeader`.
 
     ``stretch``: the column that takes the width left over ("last": the last column when it
@@ -399,7 +443,7 @@ def make_table(proxy: Any, name: str, *, stretch: int | str | None = "last", fit
     stretch column of long text may get before the table scrolls (default: its contents).
     ``fit``: columns follow their contents. ``hidden``: columns hidden at first,
     ``auto_hide``: columns hidden while empty (the header's context menu shows or hides any
-    column).
+    column). ``empty``: what the table says while it has no rows (``view.empty_hint``).
     """
     view = QTableView()
     view.setObjectName(name)
@@ -421,6 +465,7 @@ def make_table(proxy: Any, name: str, *, stretch: int | str | None = "last", fit
     view.setHorizontalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.empty_hint = EmptyHint(view, empty)  # type: ignore[attr-defined]
     return view
 
 

@@ -36,6 +36,9 @@ from gui.views.common import (
 )
 from gui.views.dialogs import ResetOffsetsDialog
 
+NO_GROUPS = ("No consumer groups yet. A group appears when a consumer joins it or "
+             "commits offsets.")
+
 
 class GroupsView(QWidget):
     """Groups with state, members, per-partition offsets and lag; reset offsets, delete."""
@@ -66,16 +69,19 @@ class GroupsView(QWidget):
         self.model = GroupsModel(self)
         self.proxy = sorting_proxy(self.model, self)
         self.proxy.setFilterKeyColumn(0)
-        self.table = make_table(self.proxy, "GroupsTable", stretch=0)
+        self.table = make_table(self.proxy, "GroupsTable", stretch=0, empty=NO_GROUPS)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.filter.textChanged.connect(self._update_empty)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
 
         self.offsets = OffsetsModel(self)
-        self.offsets_table = make_table(sorting_proxy(self.offsets, self), "OffsetsTable")
+        self.offsets_table = make_table(sorting_proxy(self.offsets, self), "OffsetsTable",
+                                        empty="Select a group above to see its offsets.")
         self.offsets_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.members = MembersModel(self)
-        self.members_table = make_table(sorting_proxy(self.members, self), "MembersTable")
+        self.members_table = make_table(sorting_proxy(self.members, self), "MembersTable",
+                                        empty="Select a group above to see its members.")
         self.detail_title = section("Select a group")
         self.tabs = QTabWidget()
         self.tabs.addTab(self.offsets_table, "Offsets && lag")
@@ -108,11 +114,18 @@ class GroupsView(QWidget):
         self.model.set_items(snap.groups)
         lag = sum(g.total_lag or 0 for g in snap.groups)
         self.subtitle.setText(f"{len(snap.groups):,} groups · total lag {lag:,}")
+        self._update_empty()
         self._refresh_detail()
 
     def _owned_changed(self, _groups: Any) -> None:
         """A scenario started or ended: whether Reset offsets is possible may change."""
         self._refresh_detail()
+
+    def _update_empty(self, *_: Any) -> None:
+        needle = self.filter.text().strip()
+        self.table.empty_hint.set_text(
+            f"No group matches \u201c{needle}\u201d." if needle and self.model.rowCount()
+            else NO_GROUPS)
 
     def current_group(self) -> Any:
         return selected_item(self.table)
@@ -144,6 +157,12 @@ class GroupsView(QWidget):
             lag = "\u2013" if group.total_lag is None else f"{group.total_lag:,}"
             self.detail_title.setText(
                 f"{group.group_id} — {group.state}, {len(group.members)} member(s), lag {lag}")
+        self.offsets_table.empty_hint.set_text(
+            "Select a group above to see its offsets." if group is None
+            else "The group has no committed offsets.")
+        self.members_table.empty_hint.set_text(
+            "Select a group above to see its members." if group is None
+            else f"No active members (the group is {group.state}).")
         empty = group is not None and group.state in ("Empty", "Dead")
         why = "" if empty else ("Select a group first." if group is None else
                                 f"The group is {group.state}: stop its consumers first.")

@@ -28,6 +28,8 @@ from gui.views.common import (
 )
 from gui.views.dialogs import AddPartitionsDialog, CreateTopicDialog, TopicConfigDialog
 
+NO_TOPICS = "No topics yet. Create one with New topic… (Ctrl+N)."
+
 
 class TopicsView(QWidget):
     """Topics with create / delete / add partitions / configs, and a partitions panel."""
@@ -68,17 +70,21 @@ class TopicsView(QWidget):
         self.proxy = TopicFilterProxy(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.set_hide_internal(True)
-        self.table = make_table(self.proxy, "TopicsTable", stretch=0)  # names can be long
+        self.table = make_table(self.proxy, "TopicsTable", stretch=0,  # names can be long
+                                empty=NO_TOPICS)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.hide_internal.toggled.connect(self.proxy.set_hide_internal)
+        self.filter.textChanged.connect(self._update_empty)
+        self.hide_internal.toggled.connect(self._update_empty)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _i: self._browse())
 
         self.partitions = PartitionsModel(self)
         self.partitions_proxy = sorting_proxy(self.partitions, self)
         self.partitions_table = make_table(self.partitions_proxy, "PartitionsTable",
-                                           stretch="all")
+                                           stretch="all",
+                                           empty="Select a topic above to see its partitions.")
         self.partitions_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.partitions_title = section("Partitions")
         self.elect_button = button("Elect preferred leaders",
@@ -120,9 +126,24 @@ class TopicsView(QWidget):
         self.model.set_items(snap.topics)
         parts = sum(len(t.partitions) for t in snap.topics)
         self.subtitle.setText(f"{len(snap.topics):,} topics · {parts:,} partitions")
+        self._update_empty()
         if self._pending_select and self.select_topic(self._pending_select):
             self._pending_select = None
         self._refresh_partitions()
+
+    def _update_empty(self, *_: Any) -> None:
+        """What the topic table says when it shows no row: none yet, or the filter's doing."""
+        needle = self.filter.text().strip()
+        if self.model.rowCount() == 0:
+            text = NO_TOPICS
+        elif needle:
+            text = f"No topic matches \u201c{needle}\u201d."
+        elif self.hide_internal.isChecked():
+            text = ("Only internal topics so far (untick Hide internal to see them). "
+                    "Create one with New topic… (Ctrl+N).")
+        else:
+            text = NO_TOPICS
+        self.table.empty_hint.set_text(text)
 
     def current_topic(self) -> str | None:
         item = selected_item(self.table)

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.data import DataTools, MoveRow, parse_ids
-from gui.views.common import TableHeader, button, hbox, page_header, section, show_error
+from gui.views.common import EmptyHint, TableHeader, button, hbox, page_header, section, show_error
 from gui.views.pages import PageSpec
 
 MOVE_COLUMNS = ("Partition", "Replicas", "Adding", "Removing", "ISR", "Leader", "Progress",
@@ -128,6 +128,9 @@ class DataPage(QWidget):
         self.move_table.setHorizontalHeaderLabels(MOVE_COLUMNS)
         self.move_table.verticalHeader().setVisible(False)
         self.move_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.move_table.empty_hint = EmptyHint(
+            self.move_table, "No partition is being moved. Choose a topic and target replicas, "
+                             "then Reassign.")
         v.addWidget(self.move_table, 1)
         self.re_button.clicked.connect(self.start_reassign)
         self.re_cancel.clicked.connect(self.cancel_reassign)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.transactions import TransactionsController, TransactionsSnapshot
-from gui.views.common import Card, TableHeader, button, hbox, page_header, section
+from gui.views.common import Card, EmptyHint, TableHeader, button, hbox, page_header, section
 from gui.views.pages import PageSpec
 
 HANGING = QColor("#c0392b")
@@ -112,11 +112,15 @@ class TransactionsView(QWidget):
         self.open_table = _table("txn_open", [
             "Transactional id", "State", "Producer id", "Epoch", "Coordinator", "Started",
             "Open for", "Timeout", "Partitions"])
+        self.open_table.empty_hint = EmptyHint(self.open_table, "No open transactions.")
         layout.addWidget(self.open_table, 3)
         layout.addWidget(section("Partitions held back by an open transaction"))
         self.held_table = _table("txn_held", [
             "Topic", "Partition", "LSO", "High watermark", "Held records", "Producer ids",
             "Transactional ids"])
+        self.held_table.empty_hint = EmptyHint(
+            self.held_table, "No partition is held back: every last stable offset is at its "
+                             "high watermark.")
         layout.addWidget(self.held_table, 2)
         self.status = QLabel("")
         self.status.setObjectName("txn_status")
