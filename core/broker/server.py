@@ -431,7 +431,7 @@ class BrokerServer:
                 if now - last_checkpoint >= checkpoint_interval:
                     last_checkpoint = now
                     self.logs.checkpoint()
-                # dynamic (AlterConfigs) values apply: read the effective config each round
+                # read-only in Kafka (not a dynamic broker config): server.properties' value
                 retention_interval = self.replicas.config["log.retention.check.interval.ms"]
                 if now - last_retention >= retention_interval / 1000:
                     last_retention = now

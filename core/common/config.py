@@ -2,12 +2,20 @@
 
 A topic config (`retention.ms`) falls back to its broker default (`log.retention.ms`), as in Kafka.
 Values are stored as strings on the wire and parsed here, once.
+
+Dynamic broker configs (AlterConfigs on the broker resource "<id>" or the cluster default "")
+are resolved here, in one place, for the running logs and for DescribeConfigs alike: a topic
+config is its topic override, else the broker config it falls back to, whose value is the
+dynamic per-broker value, else the dynamic cluster default, else server.properties, else
+Kafka's default (DescribeConfigs' sources 1, 2, 3, 4, 5). Only DYNAMIC_BROKER_CONFIGS are read
+from the dynamic levels; a stored value that is empty or no longer parses is skipped there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from core.common.errors import InvalidConfigError
@@ -200,6 +208,102 @@ BROKER_CONFIGS: dict[str, ConfigDef] = {
 }
 
 
+class ConfigSource(IntEnum):
+    """Where a config value comes from (DescribeConfigsResponse.ConfigSource), in Kafka's
+    order of precedence: a lower number wins."""
+
+    DYNAMIC_TOPIC_CONFIG = 1
+    DYNAMIC_BROKER_CONFIG = 2
+    DYNAMIC_DEFAULT_BROKER_CONFIG = 3
+    STATIC_BROKER_CONFIG = 4
+    DEFAULT_CONFIG = 5
+
+
+#: Kafka's DynamicLogConfig.ReconfigurableConfigs: the broker config each topic config falls
+#: back to (ServerTopicConfigSynonyms.TOPIC_CONFIG_SYNONYMS values); update mode cluster-wide
+DYNAMIC_LOG_CONFIGS = frozenset(t.broker_name for t in TOPIC_CONFIGS.values() if t.broker_name)
+
+#: broker configs AlterConfigs may change at runtime, per broker or as the cluster default:
+#: Kafka's DynamicBrokerConfig.AllDynamicConfigs restricted to the configs this broker knows
+#: (the log defaults, LogCleaner's log.cleaner.backoff.ms, the replication throttle rates of
+#: DynamicConfig.Broker). Everything else is read-only, as in Kafka: log.retention.hours,
+#: log.retention.check.interval.ms, log.cleaner.enable, log.dirs, num.partitions, ...
+DYNAMIC_BROKER_CONFIGS = (DYNAMIC_LOG_CONFIGS | frozenset({
+    "log.cleaner.backoff.ms",
+    "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+})) & frozenset(BROKER_CONFIGS)
+
+#: a broker config's names, highest precedence first (DynamicBrokerConfig.brokerConfigSynonyms)
+BROKER_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "log.retention.ms": ("log.retention.ms", "log.retention.hours"),
+}
+
+#: (name, raw value, source): one level that sets a config, as DescribeConfigs lists synonyms
+Synonym = tuple[str, str | None, ConfigSource]
+
+
+def usable_dynamic_value(name: str, raw: str | None) -> bool:
+    """Whether a dynamic broker config stored in the metadata applies: a dynamic config
+    with a value that parses (an empty or stale value is skipped, so a bad stored value
+    never stops a broker; Kafka likewise drops invalid dynamic configs with a warning)."""
+    if name not in DYNAMIC_BROKER_CONFIGS or raw is None or raw.strip() == "":
+        return False
+    try:
+        BROKER_CONFIGS[name].parse(raw)
+    except InvalidConfigError:
+        return False
+    return True
+
+
+def dynamic_overrides(cluster_default: Mapping[str, str],
+                      per_broker: Mapping[str, str]) -> dict[str, str]:
+    """The dynamic values that apply on a broker: its own over the cluster default."""
+    merged = {n: v for n, v in cluster_default.items() if usable_dynamic_value(n, v)}
+    merged.update((n, v) for n, v in per_broker.items() if usable_dynamic_value(n, v))
+    return merged
+
+
+def broker_config_synonyms(name: str, static_raw: Mapping[str, str],
+                           cluster_default: Mapping[str, str],
+                           per_broker: Mapping[str, str]) -> list[Synonym]:
+    """Every level that sets broker config `name`, highest precedence first; the first is
+    where its effective value comes from. The built-in default is always last."""
+    result: list[Synonym] = []
+    levels = ((per_broker, ConfigSource.DYNAMIC_BROKER_CONFIG),
+              (cluster_default, ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG),
+              (static_raw, ConfigSource.STATIC_BROKER_CONFIG))
+    for props, source in levels:
+        for synonym in BROKER_SYNONYMS.get(name, (name,)):
+            raw = props.get(synonym)
+            if raw is None:
+                continue
+            if source != ConfigSource.STATIC_BROKER_CONFIG and \
+                    not usable_dynamic_value(synonym, raw):
+                continue
+            result.append((synonym, raw, source))
+    definition = BROKER_CONFIGS.get(name)
+    if definition is not None:
+        result.append((name, definition.default, ConfigSource.DEFAULT_CONFIG))
+    return result
+
+
+def topic_config_synonyms(definition: ConfigDef, overrides: Mapping[str, str],
+                          static_raw: Mapping[str, str], cluster_default: Mapping[str, str],
+                          per_broker: Mapping[str, str]) -> list[Synonym]:
+    """Every level that sets topic config `definition`, highest precedence first: the topic
+    override, then its broker config's levels under the broker name (`log.retention.ms`)."""
+    result: list[Synonym] = []
+    if definition.name in overrides:
+        result.append((definition.name, overrides[definition.name],
+                       ConfigSource.DYNAMIC_TOPIC_CONFIG))
+    if definition.broker_name:
+        result += broker_config_synonyms(definition.broker_name, static_raw,
+                                         cluster_default, per_broker)
+    else:
+        result.append((definition.name, definition.default, ConfigSource.DEFAULT_CONFIG))
+    return result
+
+
 class BrokerConfig:
     """The parsed broker configuration: Kafka property names to typed values."""
 
@@ -225,19 +329,18 @@ class BrokerConfig:
 
     def with_dynamic(self, overrides: Mapping[str, str]) -> BrokerConfig:
         """This static config with dynamic broker configs laid over it (cluster default
-        first, then this broker's, as the caller merges them). A value that no longer
-        parses is skipped, so a bad stored override never stops a broker."""
+        first, then this broker's, as the caller merges them). Only DYNAMIC_BROKER_CONFIGS
+        apply, and a value that is empty or no longer parses is skipped, so a bad stored
+        override never stops a broker (see usable_dynamic_value)."""
         props = dict(self.raw)
-        for name, raw in overrides.items():
-            definition = BROKER_CONFIGS.get(name)
-            if definition is None:
-                continue
-            try:
-                definition.parse(raw)
-            except InvalidConfigError:
-                continue
-            props[name] = raw
+        props.update((n, v) for n, v in overrides.items() if usable_dynamic_value(n, v))
         return BrokerConfig(props)
+
+    def resolve(self, cluster_default: Mapping[str, str],
+                per_broker: Mapping[str, str]) -> BrokerConfig:
+        """The effective config of a broker whose static config this is, given the dynamic
+        cluster default ("") and its own dynamic configs ("<id>") from the metadata image."""
+        return self.with_dynamic(dynamic_overrides(cluster_default, per_broker))
 
     def topic_defaults(self) -> dict[str, Any]:
         """Every topic config's effective default on this broker."""

@@ -5,8 +5,10 @@ follower (starting or stopping their fetchers), deletes the logs of deleted topi
 topic config changes to logs. A leader learns its followers' broker epochs from each image
 (KIP-903: a follower at a new epoch is a new incarnation whose fetch state starts over). It
 also applies the dynamic broker configs of the image (the cluster default "" overlaid with
-this broker's own): topic defaults such as `log.retention.ms` reach every log without a
-topic override, and the replication throttle rates reach the quotas.
+this broker's own, resolved by BrokerConfig.resolve): topic defaults such as
+`log.retention.ms` reach every log without a topic override at once (and logs created later),
+and the replication throttle rates reach the quotas. `config` and the two dynamic levels kept
+here are what DescribeConfigs reports, so what it shows is what the logs run with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import shutil
 from collections.abc import Callable
 from typing import Any
 
-from core.common.config import BrokerConfig, effective_topic_config
+from core.common.config import BrokerConfig, dynamic_overrides, effective_topic_config
 from core.common.errors import NotLeaderOrFollowerError, UnknownTopicOrPartitionError
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage
@@ -37,7 +39,11 @@ class ReplicaManager:
         #: server.properties; `config` is it with the image's dynamic broker configs applied
         self.static_config = config
         self.config = config
+        #: the dynamic values that apply here (cluster default overlaid with this broker's)
         self.dynamic_configs: dict[str, str] = {}
+        #: the image's dynamic broker configs as stored: cluster default "" and this broker's
+        self.dynamic_default: dict[str, str] = {}
+        self.dynamic_broker: dict[str, str] = {}
         self.quotas = ReplicationQuotas(
             node_id, samples=config["replication.quota.window.num"],
             window_s=float(config["replication.quota.window.size.seconds"]))
@@ -125,14 +131,17 @@ class ReplicaManager:
             self.quotas.remove_topic(name)
 
     def _apply_broker_configs(self, image: MetadataImage) -> bool:
-        """Lay the image's dynamic broker configs over the static ones; True if they changed."""
-        dynamic = {**image.broker_configs.get("", {}),
-                   **image.broker_configs.get(str(self.node_id), {})}
+        """Lay the image's dynamic broker configs over the static ones; True if the values
+        that apply changed (then every log without a topic override gets them)."""
+        self.dynamic_default = dict(image.broker_configs.get("", {}))
+        self.dynamic_broker = dict(image.broker_configs.get(str(self.node_id), {}))
+        dynamic = dynamic_overrides(self.dynamic_default, self.dynamic_broker)
         if dynamic == self.dynamic_configs:
             return False
         self.dynamic_configs = dynamic
-        self.config = self.static_config.with_dynamic(dynamic)
+        self.config = self.static_config.resolve(self.dynamic_default, self.dynamic_broker)
         self.quotas.apply_rates(self.config)
+        self.logs.set_default_config(self.config.topic_defaults())
         log.info("dynamic broker configs applied: %s", dynamic)
         return True
 

@@ -52,6 +52,12 @@ class LogManager:
         self._logs: dict[TopicPartition, Log] = {}
         self._offline: dict[TopicPartition, str] = {}
 
+    def set_default_config(self, config: dict[str, Any]) -> None:
+        """The topic config a log gets when none is given (the broker's effective topic
+        defaults: they change with dynamic broker configs). Running logs are not touched:
+        their owner applies each log's own resolved config with Log.update_config."""
+        self.default_config = dict(config)
+
     def _read_checkpoint(self, name: str) -> dict[TopicPartition, int]:
         try:
             return read_offset_checkpoint(self.data_dir / name)

@@ -2,6 +2,11 @@
 
 Every config of the resource not named in the request returns to its default, as in Kafka.
 The shared validation here is also used by IncrementalAlterConfigs (44).
+
+On a broker resource ("<id>" or the cluster default "") only DYNAMIC_BROKER_CONFIGS may be
+set (others: INVALID_REQUEST "Cannot update these configs dynamically", as Kafka answers),
+and an empty value removes the dynamic value, so the broker falls back to the next level.
+The brokers apply the stored values as soon as their metadata image has them.
 """
 
 from __future__ import annotations
@@ -12,13 +17,8 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
-from core.broker.handlers.describe_configs import (
-    BROKER,
-    BROKER_LOGGER,
-    DYNAMIC_BROKER_CONFIGS,
-    TOPIC,
-)
-from core.common.config import BROKER_CONFIGS, TOPIC_CONFIGS
+from core.broker.handlers.describe_configs import BROKER, BROKER_LOGGER, TOPIC
+from core.common.config import BROKER_CONFIGS, DYNAMIC_BROKER_CONFIGS, TOPIC_CONFIGS
 from core.common.errors import KafkaError
 from core.common.topics import validate_topic_name
 from core.protocol.build import build
@@ -45,6 +45,14 @@ def resource_kind(broker: Any, resource_type: int, resource_name: str) -> str:
         raise KafkaError("Broker loggers are not supported by this broker",
                          ErrorCode.invalid_request)
     raise KafkaError(f"Unsupported resource type {resource_type}", ErrorCode.invalid_request)
+
+
+def broker_deletes_for_empty(kind: str, changes: Changes) -> Changes:
+    """On a broker resource an empty value deletes the dynamic value (falls back)."""
+    if kind != "broker":
+        return changes
+    return {name: None if value is not None and not value.strip() else value
+            for name, value in changes.items()}
 
 
 def validate_changes(kind: str, changes: Changes) -> None:
@@ -82,7 +90,7 @@ async def alter_resources(ctx: RequestContext, resources: Iterable[Any],
                 raise KafkaError(f"Duplicate resource {r.resource_name!r} in the request",
                                  ErrorCode.invalid_request)
             kind = resource_kind(broker, r.resource_type, r.resource_name)
-            changes = plan(kind, r)
+            changes = broker_deletes_for_empty(kind, plan(kind, r))
             validate_changes(kind, changes)
             await broker.controller.alter_configs(kind, r.resource_name, changes,
                                                   replace_all=replace_all,

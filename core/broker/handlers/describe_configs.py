@@ -4,6 +4,11 @@ A topic config's value is the topic override, else the broker's effective defaul
 per-broker, dynamic cluster-wide, static from server.properties, built-in default, in that
 order of precedence, as Kafka resolves it). Synonyms list every level that is set, highest
 precedence first, under their broker names (`log.retention.ms` for `retention.ms`).
+
+Values and sources come from core.common.config's resolution over the ReplicaManager's
+effective config and dynamic levels: the very config the running logs were given.
+The cluster-default resource (broker "") lists only the dynamic defaults that are set, as
+Kafka's ConfigHelper does.
 """
 
 from __future__ import annotations
@@ -14,35 +19,33 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
-from core.common.config import BROKER_CONFIGS, TOPIC_CONFIGS, ConfigDef
+from core.common.config import (
+    BROKER_CONFIGS,
+    DYNAMIC_BROKER_CONFIGS,
+    TOPIC_CONFIGS,
+    ConfigDef,
+    ConfigSource,
+    Synonym,
+    broker_config_synonyms,
+    topic_config_synonyms,
+    usable_dynamic_value,
+)
 from core.common.errors import KafkaError
 from core.common.topics import validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
+
+__all__ = ["BROKER", "BROKER_LOGGER", "DYNAMIC_BROKER_CONFIGS", "TOPIC", "describe_resource",
+           "render"]
 
 # ConfigResource.Type
 TOPIC = 2
 BROKER = 4
 BROKER_LOGGER = 8
 
-# DescribeConfigsResponse.ConfigSource
-DYNAMIC_TOPIC_CONFIG = 1
-DYNAMIC_BROKER_CONFIG = 2
-DYNAMIC_DEFAULT_BROKER_CONFIG = 3
-STATIC_BROKER_CONFIG = 4
-DEFAULT_CONFIG = 5
-
 # DescribeConfigsResponse.ConfigType
 _CONFIG_TYPES = {"boolean": 1, "string": 2, "int": 3, "short": 4, "long": 5, "double": 6,
                  "list": 7, "class": 8, "password": 9}
-
-#: broker configs Kafka lets AlterConfigs change at runtime (cluster-wide or per broker):
-#: every broker default of a topic config, plus a few broker-wide ones
-DYNAMIC_BROKER_CONFIGS = frozenset(
-    {t.broker_name for t in TOPIC_CONFIGS.values() if t.broker_name}
-    | {"log.cleaner.backoff.ms", "log.retention.check.interval.ms",
-       "leader.replication.throttled.rate", "follower.replication.throttled.rate"}
-) & frozenset(BROKER_CONFIGS)
 
 
 def render(value: Any) -> str | None:
@@ -56,57 +59,53 @@ def render(value: Any) -> str | None:
     return str(value)
 
 
-def broker_synonyms(broker: Any, name: str) -> list[tuple[str, str | None, int]]:
-    """(name, value, source) for every level that sets broker config `name`, highest first."""
-    image = broker.image
-    definition = BROKER_CONFIGS.get(name)
-    result: list[tuple[str, str | None, int]] = []
-    per_broker: Mapping[str, str] = image.broker_configs.get(str(broker.node_id), {})
-    cluster: Mapping[str, str] = image.broker_configs.get("", {})
-    if name in per_broker:
-        result.append((name, per_broker[name], DYNAMIC_BROKER_CONFIG))
-    if name in cluster:
-        result.append((name, cluster[name], DYNAMIC_DEFAULT_BROKER_CONFIG))
-    raw = broker.config.raw
-    if name in raw:
-        result.append((name, raw[name], STATIC_BROKER_CONFIG))
-    elif name == "log.retention.ms" and "log.retention.hours" in raw:
-        result.append(("log.retention.hours", raw["log.retention.hours"], STATIC_BROKER_CONFIG))
-    if definition is not None:
-        result.append((name, definition.default, DEFAULT_CONFIG))
-    return result
+def _levels(broker: Any) -> tuple[Mapping[str, str], Mapping[str, str], Mapping[str, str]]:
+    """(server.properties, dynamic cluster default, dynamic per-broker) as the logs got them."""
+    replicas = broker.replicas
+    return replicas.static_config.raw, replicas.dynamic_default, replicas.dynamic_broker
 
 
 def topic_entry(broker: Any, definition: ConfigDef, overrides: Mapping[str, str]) -> dict:
     """One DescribeConfigs entry for a topic config, with its synonyms."""
-    synonyms: list[tuple[str, str | None, int]] = []
-    if definition.name in overrides:
-        synonyms.append((definition.name, overrides[definition.name], DYNAMIC_TOPIC_CONFIG))
-    if definition.broker_name:
-        synonyms += broker_synonyms(broker, definition.broker_name)
-    else:
-        synonyms.append((definition.name, definition.default, DEFAULT_CONFIG))
+    synonyms = topic_config_synonyms(definition, overrides, *_levels(broker))
     _, value, source = synonyms[0]
+    if source != ConfigSource.DYNAMIC_TOPIC_CONFIG and definition.broker_name:
+        # the broker's effective default, exactly as every log without an override has it
+        value = render(broker.replicas.config.get(definition.broker_name))
     return _entry(definition, value, source, False, synonyms)
 
 
 def broker_entry(broker: Any, definition: ConfigDef) -> dict:
-    """One DescribeConfigs entry for a broker config."""
-    synonyms = broker_synonyms(broker, definition.name)
-    _, value, source = synonyms[0]
-    if source == DEFAULT_CONFIG:
-        value = render(broker.config.get(definition.name))
+    """One DescribeConfigs entry for a broker config of this broker."""
+    synonyms = broker_config_synonyms(definition.name, *_levels(broker))
+    source = synonyms[0][2]
+    value = render(broker.replicas.config.get(definition.name))
     return _entry(definition, value, source, definition.name not in DYNAMIC_BROKER_CONFIGS,
                   synonyms)
 
 
+def cluster_default_entries(broker: Any, keys: tuple[str, ...] | None) -> list[dict]:
+    """The broker resource "": the dynamic cluster defaults that are set (and apply), with
+    synonyms below the per-broker level, as Kafka describes it."""
+    static, cluster, _ = _levels(broker)
+    entries = []
+    for name, raw in sorted(cluster.items()):
+        if (keys is not None and name not in keys) or not usable_dynamic_value(name, raw):
+            continue
+        synonyms = broker_config_synonyms(name, static, cluster, {})
+        entries.append(_entry(BROKER_CONFIGS[name], raw,
+                              ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, False, synonyms))
+    return entries
+
+
 def _entry(definition: ConfigDef, value: str | None, source: int, read_only: bool,
-           synonyms: list[tuple[str, str | None, int]]) -> dict:
-    return dict(name=definition.name, value=value, read_only=read_only, config_source=source,
-                is_sensitive=False, is_default=source == DEFAULT_CONFIG,
+           synonyms: list[Synonym]) -> dict:
+    return dict(name=definition.name, value=value, read_only=read_only,
+                config_source=int(source), is_sensitive=False,
+                is_default=source == ConfigSource.DEFAULT_CONFIG,
                 config_type=_CONFIG_TYPES.get(definition.type, 0),
                 documentation=definition.doc or None,
-                synonyms=[dict(name=n, value=v, source=s) for n, v, s in synonyms])
+                synonyms=[dict(name=n, value=v, source=int(s)) for n, v, s in synonyms])
 
 
 def describe_resource(broker: Any, resource_type: int, resource_name: str,
@@ -121,7 +120,9 @@ def describe_resource(broker: Any, resource_type: int, resource_name: str,
         return [topic_entry(broker, d, topic.configs) for name, d in TOPIC_CONFIGS.items()
                 if keys is None or name in keys]
     if resource_type == BROKER:
-        if resource_name not in ("", str(broker.node_id)):
+        if resource_name == "":
+            return cluster_default_entries(broker, keys)
+        if resource_name != str(broker.node_id):
             raise KafkaError(f"Unexpected broker id, expected {broker.node_id} or empty "
                              f"string, but received {resource_name}", ErrorCode.invalid_request)
         return [broker_entry(broker, d) for name, d in BROKER_CONFIGS.items()
