@@ -31,6 +31,7 @@ from core.common.errors import (
     RequestTimedOutError,
     UnsupportedVersionError,
 )
+from core.network.framing import Frame, FrameReader, FrameSizeError
 from core.protocol.build import build
 from core.protocol.codec import (
     decode_response,
@@ -71,12 +72,16 @@ class _Pending:
     future: asyncio.Future[Any]
 
 
-class _ClientProtocol(asyncio.Protocol):
-    """Frame reader: resolves the oldest pending request with each response frame."""
+class _ClientProtocol(asyncio.BufferedProtocol):
+    """Frame reader: resolves the oldest pending request with each response frame.
+
+    The socket reads straight into a `FrameReader`'s buffers: a large response (a follower's
+    Fetch) into a buffer of exactly its size, small ones into a reusable scratch buffer.
+    """
 
     def __init__(self, conn: KafkaConnection) -> None:
         self._conn = conn
-        self._buffer = bytearray()
+        self._reader = FrameReader(self._on_frame, min_size=4, max_size=conn.max_frame_bytes)
         self.transport: asyncio.Transport | None = None
         self._paused = False
         self._drain_waiters: deque[asyncio.Future[None]] = deque()
@@ -87,6 +92,7 @@ class _ClientProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=4 * 1024 * 1024)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._reader.close()
         self._conn._on_lost(exc)
         for waiter in self._drain_waiters:
             if not waiter.done():
@@ -110,27 +116,30 @@ class _ClientProtocol(asyncio.Protocol):
         self._drain_waiters.append(waiter)
         await waiter
 
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            self._reader.buffer_updated(nbytes)
+        except FrameSizeError as exc:
+            self._refuse(exc)
+
     def data_received(self, data: bytes) -> None:
-        buf = self._buffer
-        buf += data
-        pos = 0
-        end = len(buf)
-        max_frame = self._conn.max_frame_bytes
-        while end - pos >= 4:
-            (size,) = _SIZE.unpack_from(buf, pos)
-            if size < 4 or size > max_frame:
-                self._conn._fail(BrokerConnectionError(
-                    f"{self._conn.address}: invalid response frame size {size}"))
-                return
-            if end - pos - 4 < size:
-                break
-            frame = bytes(buf[pos + 4:pos + 4 + size])
-            pos += 4 + size
-            self._conn._on_frame(frame)
-            if self._conn.closed:
-                return
-        if pos:
-            del buf[:pos]
+        """Feed bytes as a plain Protocol would (for callers that push data)."""
+        try:
+            self._reader.feed(data)
+        except FrameSizeError as exc:
+            self._refuse(exc)
+
+    def _on_frame(self, frame: Frame) -> None:
+        self._conn._on_frame(frame)
+        if self._conn.closed:
+            self._reader.close()
+
+    def _refuse(self, exc: FrameSizeError) -> None:
+        self._conn._fail(BrokerConnectionError(
+            f"{self._conn.address}: invalid response frame size {exc.size}"))
 
 
 class KafkaConnection:
@@ -333,7 +342,7 @@ class KafkaConnection:
                 f"within {timeout:g}s") from None
 
     # protocol callbacks -------------------------------------------------------------------
-    def _on_frame(self, frame: bytes) -> None:
+    def _on_frame(self, frame: Frame) -> None:
         if not self._pending:
             self._fail(BrokerConnectionError(f"{self.address}: unexpected response frame"))
             return
