@@ -21,7 +21,15 @@ from PySide6.QtWidgets import (
 
 from gui.bridge.backend import BrowseSpec
 from gui.models.messages import MessageFilterProxy, MessagesModel, render, ts_text
-from gui.views.common import button, hbox, make_table, page_header, selected_item, show_error
+from gui.views.common import (
+    button,
+    describe_error,
+    hbox,
+    make_table,
+    page_header,
+    selected_item,
+    show_error,
+)
 
 NOT_READ = "No messages read yet. Choose a topic and press Read (Enter)."
 
@@ -174,7 +182,8 @@ class BrowseView(QWidget):
             return
         self.read_button.setEnabled(False)
         self.subtitle.setText(f"Reading {spec.topic}…")
-        self.session.browse(spec, on_ok=self._loaded, on_err=self._failed)
+        self.session.browse(spec, on_ok=self._loaded,
+                            on_err=lambda exc: self._failed(spec.topic, exc))
 
     def _loaded(self, records: list[Any]) -> None:
         self.read_button.setEnabled(True)
@@ -190,10 +199,16 @@ class BrowseView(QWidget):
         if records:
             self.table.scrollToBottom()
 
-    def _failed(self, exc: BaseException) -> None:
+    def _failed(self, topic: str, exc: BaseException) -> None:
+        # the rows of an earlier read would pass for this topic's: drop them
         self.read_button.setEnabled(True)
-        self.subtitle.setText("Read failed")
-        show_error(self, "Could not read messages", exc)
+        self.model.clear()
+        self._tail_positions = None
+        self.detail.clear()
+        reason = describe_error(exc).split("\n")[0]
+        self.subtitle.setText(f"Could not read {topic}")
+        self.table.empty_hint.set_text(f"Could not read {topic}: {reason}")
+        show_error(self, f"Could not read messages of {topic}", exc)
 
     def _update_subtitle(self) -> None:
         shown, total = self.proxy.rowCount(), self.model.rowCount()

@@ -571,7 +571,7 @@ def describe_error(exc: BaseException) -> str:
     if not message:
         return name
     code = getattr(exc, "code", None)
-    if code is not None and hasattr(code, "name"):
+    if code is not None and hasattr(code, "name") and code.name.upper() not in message:
         return f"{message}\n\n(Kafka error {code.name.upper()})"
     return message
 

@@ -191,7 +191,7 @@ class ProduceView(QWidget):
         rate = report.delivered / report.elapsed_s if report.elapsed_s > 0 else 0
         parts = ", ".join(f"p{p}: {a:,}\u2013{b:,}" for p, (a, b) in sorted(report.offsets.items()))
         text = (f"Delivered {report.delivered:,} of {report.requested:,} in "
-                f"{report.elapsed_s:.2f}s ({rate:,.0f} records/s).")
+                f"{report.elapsed_s:.2f}s ({rate:,.{0 if rate >= 10 else 1}f} records/s).")
         if parts:
             text += f"  Offsets {parts}."
         if report.failed:
