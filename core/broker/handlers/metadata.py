@@ -8,12 +8,16 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
+from core.broker.handlers.describe_cluster import ALL_CLUSTER_OPERATIONS, OPERATIONS_OMITTED
 from core.common.errors import KafkaError
 from core.common.topics import is_internal, validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
 _NULL_UUID = uuid.UUID(int=0)
+#: every topic operation: READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+#: ALTER_CONFIGS (Kafka's AclEntry.supportedOperations(TOPIC); no authorizer: all allowed)
+ALL_TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 
 
 @api(key=3, min_version=0, max_version=12)
@@ -59,6 +63,14 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
     brokers = [dict(node_id=b.broker_id, host=b.host, port=b.port, rack=b.rack)
                for b in sorted(image.brokers.values(), key=lambda b: b.broker_id)
                if not b.fenced]
+    # v8+: authorized operations when asked for, as Kafka's KafkaApis answers without an
+    # authorizer (every supported operation); the cluster's only up to v10 (KIP-700)
+    if getattr(request, "include_topic_authorized_operations", False):
+        for topic in topics:
+            topic["topic_authorized_operations"] = ALL_TOPIC_OPERATIONS
+    cluster_operations = (ALL_CLUSTER_OPERATIONS
+                          if getattr(request, "include_cluster_authorized_operations", False)
+                          else OPERATIONS_OMITTED)
     return build(
         response_class(3, version),
         throttle_time=0,
@@ -66,7 +78,7 @@ async def handle_metadata(ctx: RequestContext, request: Any) -> Any:
         cluster_id=broker.cluster_id,
         controller_id=broker.controller_id,
         topics=topics,
-        cluster_authorized_operations=-2147483648,
+        cluster_authorized_operations=cluster_operations,
     )
 
 
@@ -118,4 +130,4 @@ def _describe_topic(image: Any, name: str, unreachable: frozenset[int] = frozens
                                isr_nodes=list(reg.isr), offline_replicas=offline))
     return dict(error_code=ErrorCode.none, name=name, topic_id=uuid.UUID(topic.topic_id),
                 is_internal=is_internal(name), partitions=partitions,
-                topic_authorized_operations=-2147483648)
+                topic_authorized_operations=OPERATIONS_OMITTED)
