@@ -9,9 +9,13 @@ from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
 from core.common.errors import KafkaError
+from core.common.topics import is_internal
 from core.common.types import TopicPartition
 from core.protocol.build import build, timedelta_to_ms
 from core.protocol.codec import response_class
+
+#: the client id Kafka lets append to its internal topics (AdminUtils.ADMIN_CLIENT_ID)
+ADMIN_CLIENT_ID = "__admin_client"
 
 
 @api(key=0, min_version=3, max_version=9)
@@ -23,12 +27,21 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     timeout_s = max(0, timedelta_to_ms(request.timeout)) / 1000.0
     results: dict[tuple[str, int], dict[str, Any]] = {}
     waits: list[asyncio.Future[Any]] = []
+    internal_allowed = ctx.header.client_id == ADMIN_CLIENT_ID
     for topic_data in request.topic_data:
         topic = topic_data.name
+        # Kafka's ReplicaManager refuses client appends to __consumer_offsets and
+        # __transaction_state: only the coordinators write them
+        refused = is_internal(topic) and not internal_allowed
         for pdata in topic_data.partition_data:
             key = (topic, pdata.index)
             if acks not in (0, 1, -1):
                 results[key] = _error(pdata.index, ErrorCode.invalid_required_acks)
+                continue
+            if refused:
+                broker.metrics.failed_produce.labels(topic).inc()
+                results[key] = _error(pdata.index, ErrorCode.invalid_topic_exception,
+                                      f"Cannot append to internal topic {topic}")
                 continue
             try:
                 partition = broker.replicas.leader_partition(
