@@ -6,11 +6,10 @@ import time
 from typing import Any
 
 from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor, QPainter, QPen
+from PySide6.QtGui import QBrush, QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
-    QHeaderView,
     QLabel,
     QSlider,
     QSplitter,
@@ -21,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.timeline import TimelineEvent, for_session
-from gui.views.common import hbox, page_header, section
+from gui.views.common import EmptyHint, TableHeader, hbox, page_header, section
 from gui.views.pages import PageSpec
 
 SLIDER_STEPS = 1000
@@ -34,7 +33,8 @@ def _clock(ts: float) -> str:
 
 
 class MarkerStrip(QWidget):
-    """A thin bar over the slider: a tick per event (faults in red), the cursor in black."""
+    """A thin bar over the slider: a tick per event (faults in red), the cursor in the
+    theme's text colour (a fixed near-black one vanished on the dark theme)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,33 +69,84 @@ class MarkerStrip(QWidget):
             p.drawLine(int(x), 2 if fault else 6, int(x), 20 if fault else 16)
         if self.cursor is not None:
             x = self._x(self.cursor)
-            p.setPen(QPen(QColor("#222"), 1))
-            p.setBrush(QBrush(QColor("#222")))
+            ink = self.palette().color(QPalette.ColorRole.WindowText)
+            p.setPen(QPen(ink, 1))
+            p.setBrush(QBrush(ink))
             p.drawEllipse(QRectF(x - 4, 7, 8, 8))
 
 
-def _table(name: str, headers: list[str]) -> QTableWidget:
+class _Item(QTableWidgetItem):
+    """A cell that sorts by ``key`` (numbers as numbers, not as text)."""
+
+    def __init__(self, text: str, key: Any) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        other_key = getattr(other, "key", other.text())
+        try:
+            return bool(self.key < other_key)
+        except TypeError:
+            return str(self.key) < str(other_key)
+
+
+def _number(text: str) -> int:
+    try:
+        return int(text.replace(",", ""))
+    except ValueError:
+        return -1  # "none", "": before every real value
+
+
+def _table(name: str, headers: list[str], numeric: tuple[int, ...] = (),
+           empty: str = "") -> QTableWidget:
+    """Sortable like the console's other tables: fitted columns (the last one stretches),
+    numbers right-aligned and sorted as numbers, a sentence while empty."""
     table = QTableWidget(0, len(headers))
     table.setObjectName(name)
+    table.setHorizontalHeader(TableHeader(table, stretch="last"))
     table.setHorizontalHeaderLabels(headers)
+    table.horizontalHeader().setSortIndicatorShown(False)  # TableHeader draws the arrow
+    for column in numeric:
+        table.horizontalHeaderItem(column).setTextAlignment(
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+    table.numeric = numeric  # type: ignore[attr-defined]
+    table.setSortingEnabled(True)
+    table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    table.setAlternatingRowColors(True)
+    table.setShowGrid(False)
+    table.setWordWrap(False)
     table.verticalHeader().setVisible(False)
     table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.verticalHeader().setDefaultSectionSize(22)
+    table.verticalHeader().setDefaultSectionSize(24)
+    table.empty_hint = EmptyHint(table, empty)  # type: ignore[attr-defined]
     return table
 
 
 def _fill(table: QTableWidget, rows: list[list[str]],
-          colors: list[QColor | None] | None = None) -> None:
+          colors: list[QColor | None] | None = None) -> list[QTableWidgetItem]:
+    """Replace the rows (kept in the user's sort order); the first cell of each row."""
+    numeric = getattr(table, "numeric", ())
+    sorting = table.isSortingEnabled()
+    table.setSortingEnabled(False)
     table.setRowCount(len(rows))
+    firsts: list[QTableWidgetItem] = []
+    last = table.columnCount() - 1
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
-            item = QTableWidgetItem(text)
+            item = _Item(text, _number(text) if c in numeric else text)
+            if c in numeric:
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight
+                                      | Qt.AlignmentFlag.AlignVCenter)
+            if c == last and text:
+                item.setToolTip(text)  # the stretch column may elide a long event
             if colors and colors[r] is not None:
                 item.setForeground(colors[r])
             table.setItem(r, c, item)
+            if c == 0:
+                firsts.append(item)
+    table.setSortingEnabled(sorting)
+    return firsts
 
 
 class TimelineView(QWidget):
@@ -137,19 +188,23 @@ class TimelineView(QWidget):
         state_l.setContentsMargins(0, 0, 0, 0)
         state_l.addWidget(section("Brokers"))
         self.brokers = _table("timeline_brokers", ["Broker", "State", "Role", "Leaders",
-                                                   "Under-replicated"])
+                                                   "Under-replicated"], numeric=(0, 3, 4),
+                              empty="No snapshot recorded at this moment.")
         self.brokers.setMaximumHeight(150)
         state_l.addWidget(self.brokers)
         state_l.addWidget(section("Partitions"))
         self.partitions = _table("timeline_partitions", ["Topic", "Partition", "Leader",
-                                                         "Replicas", "ISR", "High watermark"])
+                                                         "Replicas", "ISR", "High watermark"],
+                                 numeric=(1, 2, 5),
+                                 empty="No topics at this moment.")
         state_l.addWidget(self.partitions, 1)
         split.addWidget(state)
         events = QWidget()
         events_l = QVBoxLayout(events)
         events_l.setContentsMargins(8, 0, 0, 0)
         events_l.addWidget(section("Events around this moment (±60 s)"))
-        self.events = _table("timeline_events", ["Time", "Source", "Kind", "Event"])
+        self.events = _table("timeline_events", ["Time", "Source", "Kind", "Event"],
+                             empty="No broker events within 60 s of this moment.")
         events_l.addWidget(self.events, 1)
         split.addWidget(events)
         split.setSizes([560, 520])
@@ -233,10 +288,10 @@ class TimelineView(QWidget):
             colors.append(FAULT_COLOR if e.is_fault else None)
             if best is None or abs(e.ts - t) < best:
                 nearest, best = i, abs(e.ts - t)
-        _fill(self.events, rows, colors)
-        if nearest >= 0:
-            self.events.selectRow(nearest)
-            self.events.scrollToItem(self.events.item(nearest, 0),
+        firsts = _fill(self.events, rows, colors)
+        if nearest >= 0:  # its row after the user's sort
+            self.events.selectRow(firsts[nearest].row())
+            self.events.scrollToItem(firsts[nearest],
                                      QAbstractItemView.ScrollHint.PositionAtCenter)
 
     def _show_state(self, snap: Any) -> None:

@@ -1,0 +1,49 @@
+"""Timeline page: its tables sort like the console's others (numbers as numbers) and its
+cursor can be seen on the dark theme."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPalette
+
+from gui.views.pages.timeline import MarkerStrip, _fill, _table
+
+
+def _distance(a: QColor, b: QColor) -> int:
+    return abs(a.red() - b.red()) + abs(a.green() - b.green()) + abs(a.blue() - b.blue())
+
+
+def test_cursor_is_visible_on_both_themes(demo_console, qtbot):
+    theme = demo_console.theme
+    try:
+        for name in ("light", "dark"):
+            theme.apply(name)
+            strip = MarkerStrip()
+            qtbot.addWidget(strip)
+            strip.resize(400, 22)
+            strip.set_data((0.0, 10.0), [], 5.0)
+            image = strip.grab().toImage()
+            cursor = QColor(image.pixel(int(strip._x(5.0)), 11))
+            background = strip.palette().color(QPalette.ColorRole.Window)
+            # the cursor was #222 on the dark theme's #161a21: invisible
+            assert _distance(cursor, background) > 200, (name, cursor.name(), background.name())
+    finally:
+        theme.apply("light")
+
+
+def test_tables_sort_numbers_as_numbers_and_say_when_empty(qtbot):
+    table = _table("t", ["Topic", "Partition", "High watermark"], numeric=(1, 2),
+                   empty="Nothing then.")
+    qtbot.addWidget(table)
+    assert table.empty_hint.isVisibleTo(table)
+    _fill(table, [["a", "10", "1,000"], ["a", "9", "200"], ["b", "2", "none"]])
+    assert not table.empty_hint.isVisibleTo(table)
+    assert table.isSortingEnabled()
+    table.sortByColumn(2, Qt.SortOrder.AscendingOrder)
+    assert [table.item(r, 2).text() for r in range(3)] == ["none", "200", "1,000"]
+    table.sortByColumn(1, Qt.SortOrder.DescendingOrder)
+    assert [table.item(r, 1).text() for r in range(3)] == ["10", "9", "2"]
+    assert table.item(0, 1).textAlignment() & Qt.AlignmentFlag.AlignRight
+    # a refill keeps the user's sort
+    _fill(table, [["a", "1", "5"], ["a", "30", "6"]])
+    assert [table.item(r, 1).text() for r in range(2)] == ["30", "1"]
