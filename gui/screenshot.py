@@ -158,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --local/--live: run this bundled scenario first")
     parser.add_argument("--duration", type=float, default=0.0,
                         help="the scenario's duration in seconds (default: its own)")
+    parser.add_argument("--size", default="1440x900",
+                        help="window size WIDTHxHEIGHT (e.g. 1280x800, a small laptop)")
     args = parser.parse_args(argv)
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--size: expected WIDTHxHEIGHT, got {args.size!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -188,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.clear()
     console = Console(app, backend, settings=settings, interval=interval)
     window = console.window
-    window.resize(1440, 900)
+    window.resize(width, height)
     window.show()  # tables fit their columns to what is on screen
     console.start()
     try:
