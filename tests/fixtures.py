@@ -171,15 +171,27 @@ def topic_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
+#: a 3-broker cluster that moves nothing on its own: replicas out of the ISR after 3 s, no
+#: automatic leader rebalance or topic creation, groups start at once, 3 offsets partitions
+QUIET_CLUSTER_CONFIG = {
+    "replica.lag.time.max.ms": "3000",
+    "auto.leader.rebalance.enable": "false",
+    "auto.create.topics.enable": "false",
+    "group.initial.rebalance.delay.ms": "0",
+    "offsets.topic.num.partitions": "3",
+}
+
+
 def running_local_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
-                          config: dict[str, str], *, brokers: int = 3,
+                          config: dict[str, str], *, brokers: int = 3, spare_ports: int = 0,
                           ready_timeout: float = 120, **kwargs: object) -> Iterator:
     """A started LocalCluster (`serve` subprocess, free ports) under a fresh temporary dir,
-    stopped by PID when the generator is closed: the body of a module-scoped fixture."""
+    stopped by PID when the generator is closed: the body of a module-scoped fixture.
+    ``spare_ports`` keeps that many more consecutive ports free, for brokers a test adds."""
     from core.cluster import LocalCluster, free_base_port
 
     local = LocalCluster(tmp_path_factory.mktemp(name) / "c", brokers=brokers,
-                         port=free_base_port(brokers), config=config,
+                         port=free_base_port(brokers + spare_ports), config=config,
                          ready_timeout=ready_timeout, **kwargs)
     local.start()
     try:

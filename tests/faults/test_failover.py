@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.local import LocalCluster
+from tests.fixtures import running_local_cluster
 from tests.fixtures import wait_for as _wait
 
 pytestmark = pytest.mark.timeout(300)
@@ -87,15 +87,9 @@ def _state_via(cluster: LocalCluster, broker_id: int, partition: int = 0
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    data_dir: Path = tmp_path_factory.mktemp("cluster")
-    local = LocalCluster(data_dir, brokers=3, port=free_base_port(3), config={
+    yield from running_local_cluster(tmp_path_factory, "cluster", {
         "min.insync.replicas": "2", "replica.lag.time.max.ms": "3000",
         "offsets.topic.num.partitions": "3", "group.initial.rebalance.delay.ms": "0"})
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
 
 
 def test_no_acknowledged_record_lost_across_kills_pauses_and_restarts(cluster):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from confluent_kafka import ElectionType, Producer, TopicPartition
@@ -19,7 +18,8 @@ from confluent_kafka.admin import (
 )
 from kio.schema.errors import ErrorCode
 
-from core.cluster.local import LocalCluster, free_base_port
+from core.cluster.local import LocalCluster
+from tests.fixtures import running_local_cluster
 from tests.integration.test_admin_apis_raw import call
 
 pytestmark = pytest.mark.timeout(150)
@@ -28,15 +28,9 @@ TIMEOUT = 15
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    data_dir: Path = tmp_path_factory.mktemp("admin-cluster")
-    local = LocalCluster(data_dir, brokers=3, port=free_base_port(3), config={
+    yield from running_local_cluster(tmp_path_factory, "admin-cluster", {
         "auto.leader.rebalance.enable": "false", "replica.lag.time.max.ms": "3000",
         "offsets.topic.num.partitions": "1", "group.initial.rebalance.delay.ms": "0"})
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage, PartitionRegistration
 from core.metadata.records import decode_record
 from core.network.client import KafkaConnection
-from tests.fixtures import running_local_cluster, wait_for
+from tests.fixtures import QUIET_CLUSTER_CONFIG, running_local_cluster, wait_for
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
@@ -40,13 +40,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 pytestmark = pytest.mark.timeout(300)
 
 TOPIC = "ap-epochs"
-CONFIG = {
-    "replica.lag.time.max.ms": "3000",
-    "auto.leader.rebalance.enable": "false",
-    "auto.create.topics.enable": "false",
-    "group.initial.rebalance.delay.ms": "0",
-    "offsets.topic.num.partitions": "3",
-}
+CONFIG = QUIET_CLUSTER_CONFIG
 
 
 @pytest.fixture(scope="module")

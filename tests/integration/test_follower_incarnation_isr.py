@@ -31,7 +31,7 @@ from core.cluster.local import LocalCluster
 from core.common.types import TopicPartition
 from core.metadata.image import MetadataImage, PartitionRegistration
 from core.network.client import KafkaConnection
-from tests.fixtures import running_local_cluster, wait_for
+from tests.fixtures import QUIET_CLUSTER_CONFIG, running_local_cluster, wait_for
 from tests.integration.test_alter_partition_epochs import controller_id, metadata_image, port_of
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
@@ -44,13 +44,7 @@ TOPIC = "kip903-incarnations"
 RECORDS = 200
 #: how long R must stay out of the ISR: many leader maintenance rounds (0.5 s each)
 WINDOW_S = 6.0
-CONFIG = {
-    "replica.lag.time.max.ms": "3000",
-    "auto.leader.rebalance.enable": "false",
-    "auto.create.topics.enable": "false",
-    "group.initial.rebalance.delay.ms": "0",
-    "offsets.topic.num.partitions": "3",
-}
+CONFIG = QUIET_CLUSTER_CONFIG
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -17,7 +16,7 @@ from confluent_kafka import TopicPartition as CTP
 from core.admin import reassign as ra
 from core.admin.client import AdminClient
 from core.admin.export import count_records
-from core.cluster.local import LocalCluster, free_base_port
+from tests.fixtures import running_local_cluster
 from tests.fixtures import wait_for as wait
 
 pytestmark = pytest.mark.timeout(240)
@@ -38,15 +37,10 @@ def admin_call(cluster, fn):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    data_dir: Path = tmp_path_factory.mktemp("reassign")
-    local = LocalCluster(data_dir, brokers=3, port=free_base_port(4), config={
+    yield from running_local_cluster(tmp_path_factory, "reassign", {
         "replica.lag.time.max.ms": "3000", "offsets.topic.num.partitions": "3",
-        "offsets.topic.replication.factor": "1", "group.initial.rebalance.delay.ms": "0"})
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+        "offsets.topic.replication.factor": "1", "group.initial.rebalance.delay.ms": "0"},
+        spare_ports=1)  # broker 4 joins in test_scale_out_and_decommission
 
 
 def partition(cluster, topic: str, p: int):

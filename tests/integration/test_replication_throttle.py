@@ -18,7 +18,6 @@ import re
 import time
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaException, Producer
@@ -34,8 +33,7 @@ from confluent_kafka.admin import (
 from core.admin import reassign as ra
 from core.admin.client import RESOURCE_BROKER, AdminClient
 from core.cluster import read_cluster_json
-from core.cluster.local import LocalCluster, free_base_port
-from tests.fixtures import wait_for
+from tests.fixtures import running_local_cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -45,16 +43,11 @@ RECORD = 1000  # bytes of value per record
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory):
-    data_dir: Path = tmp_path_factory.mktemp("throttle")
-    local = LocalCluster(data_dir, brokers=3, port=free_base_port(4), config={
+    yield from running_local_cluster(tmp_path_factory, "throttle", {
         "replica.lag.time.max.ms": "3000", "offsets.topic.num.partitions": "3",
         "offsets.topic.replication.factor": "1", "group.initial.rebalance.delay.ms": "0",
-        "replication.quota.window.num": "3", "replica.fetch.max.bytes": "65536"})
-    local.start()
-    try:
-        yield local
-    finally:
-        local.stop()
+        "replication.quota.window.num": "3", "replica.fetch.max.bytes": "65536"},
+        spare_ports=1)
 
 
 @pytest.fixture(scope="module")
