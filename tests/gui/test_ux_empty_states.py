@@ -113,3 +113,14 @@ def test_transactions_tables_say_nothing_is_open(demo_console, qtbot):
     page.held_table.setRowCount(0)
     assert "No open transactions" in (_hint(page.open_table) or "")
     assert "held back" in (_hint(page.held_table) or "")
+
+
+def test_query_result_says_run_first_then_no_rows(demo_console, qtbot):
+    from gui.bridge.query import QueryResult
+
+    w = _shown(qtbot, demo_console)
+    page = next(p for p in w.pages if type(p).__name__ == "QueryView")
+    w.show_page(w.pages.index(page))
+    assert "Ctrl+Enter" in (_hint(page.table) or "")
+    page._result(QueryResult(sql="SELECT 1 WHERE false", columns=(("x", "INTEGER"),), rows=[]))
+    assert "no rows" in (_hint(page.table) or "")

@@ -161,7 +161,8 @@ class QueryView(QWidget):
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT)
-        self.table = make_table(self.proxy, "query_result", fit=False)
+        self.table = make_table(self.proxy, "query_result", fit=False,
+                                empty="Run the query (Ctrl+Enter) to see its rows here.")
         self.table.setSelectionMode(self.table.SelectionMode.ExtendedSelection)
         bottom_l.addWidget(self.table, 1)
         split.addWidget(bottom)
@@ -227,6 +228,7 @@ class QueryView(QWidget):
             for i in range(len(result.columns)):
                 header.resizeSection(i, min(max(header.sectionSize(i), 70), 420))
         self.export_button.setEnabled(bool(result.columns))
+        self.table.empty_hint.set_text("The query returned no rows.")
         read = ", ".join(f"{t}: {n:,} records" for t, n in result.records.items())
         more = " (cut: more rows or records than shown)" if result.truncated else ""
         when = datetime.datetime.fromtimestamp(result.at).strftime("%H:%M:%S")
