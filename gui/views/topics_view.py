@@ -56,6 +56,8 @@ class TopicsView(QWidget):
         self.filter.setMinimumWidth(280)
         self.hide_internal = QCheckBox("Hide internal")
         self.hide_internal.setChecked(True)
+        self.hide_internal.setToolTip("Hide Kafka's own topics (__consumer_offsets, "
+                                      "__transaction_state)")
         self.create_button = button("New topic…", primary=True, tooltip="Create a topic (Ctrl+N)")
         self.delete_button = button("Delete", danger=True, tooltip="Delete the selected topic")
         self.partitions_button = button("Add partitions…")
@@ -124,15 +126,22 @@ class TopicsView(QWidget):
     def on_snapshot(self, snap: Any) -> None:
         self.snapshot = snap
         self.model.set_items(snap.topics)
-        parts = sum(len(t.partitions) for t in snap.topics)
-        self.subtitle.setText(f"{len(snap.topics):,} topics · {parts:,} partitions")
         self._update_empty()
         if self._pending_select and self.select_topic(self._pending_select):
             self._pending_select = None
         self._refresh_partitions()
 
     def _update_empty(self, *_: Any) -> None:
-        """What the topic table says when it shows no row: none yet, or the filter's doing."""
+        """What the topic table says when it shows no row: none yet, or the filter's doing;
+        the subtitle counts the topics and says how many the filter hides."""
+        if self.snapshot is not None:
+            topics = self.snapshot.topics
+            parts = sum(len(t.partitions) for t in topics)
+            text = f"{len(topics):,} topics · {parts:,} partitions"
+            hidden = self.model.rowCount() - self.proxy.rowCount()
+            if hidden > 0:
+                text += f" · {self.proxy.rowCount():,} shown"
+            self.subtitle.setText(text)
         needle = self.filter.text().strip()
         if self.model.rowCount() == 0:
             text = NO_TOPICS

@@ -124,3 +124,16 @@ def test_query_result_says_run_first_then_no_rows(demo_console, qtbot):
     assert "Ctrl+Enter" in (_hint(page.table) or "")
     page._result(QueryResult(sql="SELECT 1 WHERE false", columns=(("x", "INTEGER"),), rows=[]))
     assert "no rows" in (_hint(page.table) or "")
+
+
+def test_topics_subtitle_says_how_many_rows_are_shown(demo_console, qtbot):
+    w = _shown(qtbot, demo_console)
+    view = w.topics_view
+    total = view.model.rowCount()
+    # "9 topics" over 8 rows (internal hidden) read as a missing topic
+    assert view.proxy.rowCount() < total
+    assert f"{view.proxy.rowCount()} shown" in view.subtitle.text()
+    view.hide_internal.setChecked(False)
+    assert "shown" not in view.subtitle.text()
+    view.filter.setText("orders")
+    assert f"{view.proxy.rowCount()} shown" in view.subtitle.text()
