@@ -63,11 +63,13 @@ class CreateTopicDialog(QDialog):
     """Name, partitions, replication factor and key configs, validated as Kafka does."""
 
     def __init__(self, parent: Any = None, brokers: int = 3, existing: set[str] | None = None,
-                 default_partitions: int = 1) -> None:
+                 default_partitions: int = 1, online: int | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Create topic")
         self.setMinimumWidth(520)
         self.existing = existing or set()
+        self.brokers = brokers
+        self.online = brokers if online is None else online
         layout = QVBoxLayout(self)
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -110,6 +112,11 @@ class CreateTopicDialog(QDialog):
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #d64545;")
         layout.addWidget(self.error)
+        self.warning = QLabel("")
+        self.warning.setObjectName("topic_rf_warning")
+        self.warning.setWordWrap(True)
+        self.warning.setStyleSheet("color: #d08a00;")
+        layout.addWidget(self.warning)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                         | QDialogButtonBox.StandardButton.Cancel)
         self.ok = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
@@ -119,6 +126,7 @@ class CreateTopicDialog(QDialog):
         layout.addWidget(self.buttons)
         self.name.textChanged.connect(self.validate)
         self.extra.textChanged.connect(self.validate)
+        self.rf.valueChanged.connect(self.validate)
         for w in self.config_widgets.values():
             sig = w.currentTextChanged if isinstance(w, QComboBox) else w.textChanged
             sig.connect(self.validate)
@@ -157,6 +165,12 @@ class CreateTopicDialog(QDialog):
             e for e in errors if "Topic" in e or "topic name" in e.lower()))
         shown = [e for e in errors if e != "Enter a topic name."]
         self.error.setText("\n".join(shown))
+        # the broker decides (a paused broker may still count), so a warning, not an error
+        self.warning.setText(
+            f"Only {self.online} of {self.brokers} brokers are online: the cluster will "
+            f"likely refuse a replication factor of {self.rf.value()} "
+            "(INVALID_REPLICATION_FACTOR)." if self.rf.value() > self.online else "")
+        self.warning.setVisible(bool(self.warning.text()))
         self.ok.setEnabled(not errors)
         return not errors
 

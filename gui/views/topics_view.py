@@ -203,8 +203,11 @@ class TopicsView(QWidget):
 
     def create_dialog(self) -> CreateTopicDialog:
         brokers = len(self.snapshot.brokers) if self.snapshot else 3
+        online = (sum(1 for b in self.snapshot.brokers if b.state in ("online", "running"))
+                  if self.snapshot else brokers)
         existing = {t.name for t in self.snapshot.topics} if self.snapshot else set()
-        return CreateTopicDialog(self, brokers=max(1, brokers), existing=existing)
+        return CreateTopicDialog(self, brokers=max(1, brokers), existing=existing,
+                                 online=online)
 
     def create_topic(self) -> None:
         dialog = self.create_dialog()
