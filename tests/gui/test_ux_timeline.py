@@ -47,3 +47,27 @@ def test_tables_sort_numbers_as_numbers_and_say_when_empty(qtbot):
     # a refill keeps the user's sort
     _fill(table, [["a", "1", "5"], ["a", "30", "6"]])
     assert [table.item(r, 1).text() for r in range(2)] == ["30", "1"]
+
+
+def _luminance(c: QColor) -> float:
+    def channel(v: int) -> float:
+        x = v / 255
+        return x / 12.92 if x <= 0.03928 else ((x + 0.055) / 1.055) ** 2.4
+    return 0.2126 * channel(c.red()) + 0.7152 * channel(c.green()) + 0.0722 * channel(c.blue())
+
+
+def _contrast(a: QColor, b: QColor) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_fault_rows_are_readable_on_both_themes():
+    from gui.theme import load_tokens
+    from gui.views.pages.timeline import ROW_FAULT
+    from gui.views.pages.transactions import HANGING
+
+    for name in ("light", "dark"):
+        tokens = load_tokens(name)
+        for background in (tokens["panel"], tokens["alt"]):
+            for colour in (ROW_FAULT, HANGING):
+                assert _contrast(colour, QColor(background)) >= 3.3, (name, background)

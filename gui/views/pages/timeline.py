@@ -20,11 +20,15 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.timeline import TimelineEvent, for_session
+from gui.models import fmt
 from gui.views.common import EmptyHint, TableHeader, hbox, page_header, section
 from gui.views.pages import PageSpec
 
 SLIDER_STEPS = 1000
 FAULT_COLOR = QColor("#c0392b")
+#: rows in trouble: the console's status red (fmt.BAD), readable on both themes' tables
+#: (#c0392b was 2.9:1 on the dark theme's panel)
+ROW_FAULT = QColor(fmt.BAD)
 EVENT_COLOR = QColor("#2e86c1")
 
 
@@ -285,7 +289,7 @@ class TimelineView(QWidget):
         nearest, best = -1, None
         for i, e in enumerate(events):
             rows.append([_clock(e.ts), e.source, e.kind, e.text])
-            colors.append(FAULT_COLOR if e.is_fault else None)
+            colors.append(ROW_FAULT if e.is_fault else None)
             if best is None or abs(e.ts - t) < best:
                 nearest, best = i, abs(e.ts - t)
         firsts = _fill(self.events, rows, colors)
@@ -308,14 +312,14 @@ class TimelineView(QWidget):
             down = b.state in ("offline", "killed", "stopped", "crashed", "paused")
             rows.append([str(b.id), b.state, "controller" if b.id == snap.controller_id
                          else "", str(leaders.get(b.id, 0)), str(urp.get(b.id, 0))])
-            colors.append(FAULT_COLOR if down else None)
+            colors.append(ROW_FAULT if down else None)
         _fill(self.brokers, rows, colors)
         rows, colors = [], []
         for p in parts:
             rows.append([p.topic, str(p.partition), str(p.leader) if p.leader >= 0 else "none",
                          ",".join(map(str, p.replicas)), ",".join(map(str, p.isr)),
                          "" if p.high_watermark is None else f"{p.high_watermark:,}"])
-            colors.append(FAULT_COLOR if p.leader < 0 or p.under_replicated else None)
+            colors.append(ROW_FAULT if p.leader < 0 or p.under_replicated else None)
         _fill(self.partitions, rows, colors)
 
 

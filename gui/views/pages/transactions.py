@@ -17,10 +17,11 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge.transactions import TransactionsController, TransactionsSnapshot
+from gui.models import fmt
 from gui.views.common import Card, EmptyHint, TableHeader, button, hbox, page_header, section
 from gui.views.pages import PageSpec
 
-HANGING = QColor("#c0392b")
+HANGING = QColor(fmt.BAD)  # the console's status red (#c0392b was 2.9:1 on dark)
 
 
 class _Item(QTableWidgetItem):
