@@ -105,6 +105,7 @@ class ChartsView(QWidget):
         self.scope.addItem("Per topic", "topic")
         self.scope.setObjectName("chart_scope")
         self.paused = QCheckBox("Pause")
+        self.paused.setToolTip("Freeze the charts (samples are still recorded)")
         layout.addLayout(hbox(header, None, self.scope, self.paused))
         grid = QGridLayout()
         grid.setSpacing(10)

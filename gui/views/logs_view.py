@@ -35,6 +35,7 @@ class LogsView(QWidget):
         self.filter.setClearButtonEnabled(True)
         self.follow = QCheckBox("Follow")
         self.follow.setChecked(True)
+        self.follow.setToolTip("Keep the newest lines in view")
         layout.addLayout(hbox(self.broker, self.level, self.filter, self.follow))
         self.model = LogModel(self)
         self.proxy = LogFilterProxy(self)

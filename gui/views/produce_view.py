@@ -97,7 +97,8 @@ class ProduceView(QWidget):
 
         self.send_button = button("Produce", primary=True, tooltip="Send the records (Ctrl+Enter)")
         self.send_button.setObjectName("produce_send")
-        self.cancel_button = button("Cancel")
+        self.cancel_button = button("Cancel", tooltip="Stop producing (records already sent "
+                                                      "stay)")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setObjectName("produce_progress")

@@ -60,7 +60,8 @@ class TopicsView(QWidget):
                                       "__transaction_state)")
         self.create_button = button("New topic…", primary=True, tooltip="Create a topic (Ctrl+N)")
         self.delete_button = button("Delete", danger=True, tooltip="Delete the selected topic")
-        self.partitions_button = button("Add partitions…")
+        self.partitions_button = button("Add partitions…",
+                                        tooltip="Add partitions to the selected topic")
         self.configs_button = button("Configs…", tooltip="View and edit the topic's configs")
         self.produce_button = button("Produce…", tooltip="Produce to the selected topic")
         self.browse_button = button("Browse…", tooltip="Browse messages of the selected topic")

@@ -115,7 +115,9 @@ class DataPage(QWidget):
         self.rf_spin.setObjectName("rf_spin")
         self.rf_spin.setRange(1, 16)
         self.rf_spin.setValue(3)
-        self.rf_button = button("Change replication factor")
+        self.rf_button = button("Change replication factor",
+                                tooltip="Add or remove replicas of every partition of the "
+                                        "topic to reach this replication factor")
         v.addLayout(_form(("Topic", self.re_topic), ("Partitions", self.re_partitions),
                           ("Target replicas", self.re_replicas)))
         v.addLayout(hbox(self.re_button, self.re_cancel, None, QLabel("Replication factor"),
@@ -148,7 +150,8 @@ class DataPage(QWidget):
         self.de_broker.setRange(0, 10000)
         self.de_broker.setValue(1)
         self.de_stop = QCheckBox("Stop it afterwards")
-        self.de_button = button("Decommission", danger=True)
+        self.de_button = button("Decommission", danger=True,
+                                tooltip="Move every replica off this broker")
         v.addLayout(hbox(QLabel("Broker"), self.de_broker, self.de_stop, self.de_button, None))
         v.addWidget(section("Rolling restart"))
         v.addWidget(QLabel("Restarts the brokers one by one through the supervisor, waiting "
@@ -179,9 +182,10 @@ class DataPage(QWidget):
         self.ex_path = QLineEdit()
         self.ex_path.setObjectName("export_path")
         self.ex_path.setPlaceholderText("output file")
-        browse = button("…")
+        browse = button("…", tooltip="Choose the output file")
         browse.clicked.connect(lambda: self._pick_save(self.ex_path, "Export to"))
-        self.ex_button = button("Export", primary=True)
+        self.ex_button = button("Export", primary=True,
+                                tooltip="Write the selected records to the file")
         v.addLayout(_form(("Topic", self.ex_topic), ("Partitions", self.ex_partitions),
                           ("Offsets", self._row(self.ex_from, self.ex_to)),
                           ("Filter", self.ex_contains), ("Format", self.ex_format),
@@ -203,7 +207,8 @@ class DataPage(QWidget):
         self.rp_speed.setValue(1.0)
         self.rp_speed.setSuffix("x")
         self.rp_speed.setToolTip("1x keeps the original timing; 0 sends as fast as possible")
-        self.rp_button = button("Replay")
+        self.rp_button = button("Replay", tooltip="Produce the window's records into the "
+                                                  "destination topic")
         v.addLayout(_form(("Source", self.rp_topic),
                           ("Window", self._row(self.rp_start, QLabel("to"), self.rp_end)),
                           ("Into", self.rp_dest), ("Speed", self.rp_speed)))
@@ -222,9 +227,10 @@ class DataPage(QWidget):
         self.of_path = QLineEdit()
         self.of_path.setObjectName("offsets_path")
         self.of_path.setPlaceholderText("JSON file")
-        pick = button("…")
+        pick = button("…", tooltip="Choose the offsets file")
         pick.clicked.connect(lambda: self._pick_save(self.of_path, "Offsets file"))
-        self.of_save = button("Save offsets", primary=True)
+        self.of_save = button("Save offsets", primary=True,
+                              tooltip="Write the group's committed offsets to the file")
         self.of_restore = button("Restore offsets",
                                  tooltip="Commit the saved offsets (the group must be empty)")
         v.addLayout(_form(("Group", self.of_group), ("File", self._row(self.of_path, pick))))
@@ -246,7 +252,7 @@ class DataPage(QWidget):
         self.sn_path = QLineEdit()
         self.sn_path.setObjectName("snapshot_path")
         self.sn_path.setPlaceholderText("snapshot directory")
-        pick = button("…")
+        pick = button("…", tooltip="Choose the snapshot directory")
         pick.clicked.connect(lambda: self._pick_dir(self.sn_path))
         self.sn_save = button("Save snapshot", primary=True)
         self.sn_restore = button("Restore snapshot", danger=True)
@@ -258,9 +264,10 @@ class DataPage(QWidget):
         self.sc_dir = QLineEdit()
         self.sc_dir.setObjectName("script_dir")
         self.sc_dir.setPlaceholderText("output directory")
-        pick2 = button("…")
+        pick2 = button("…", tooltip="Choose the output directory")
         pick2.clicked.connect(lambda: self._pick_dir(self.sc_dir))
-        self.sc_button = button("Export scripts")
+        self.sc_button = button("Export scripts", tooltip="Write kafka-topics.sh commands and a "
+                                                          "Python script for every topic")
         v.addLayout(_form(("Directory", self._row(self.sc_dir, pick2))))
         v.addLayout(hbox(self.sc_button, None))
         v.addStretch(1)
