@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from core.broker.api import RequestContext, api
 from core.common.config import TOPIC_CONFIGS
 from core.common.errors import KafkaError
+from core.common.topics import validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -40,6 +43,9 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                 raise KafkaError("Both numPartitions or replicationFactor and "
                                  "replicasAssignments were set. Both cannot be used at the "
                                  "same time.", 42)
+            if t.assignments:
+                _check_assignments(broker, t.name, [(a.partition_index, list(a.broker_ids))
+                                                    for a in t.assignments])
             created = await controller.create_topic(
                 t.name, t.num_partitions, t.replication_factor, assignments, configs,
                 validate_only=request.validate_only)
@@ -61,6 +67,49 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                             replication_factor=created.replication_factor,
                             configs=config_entries))
     return build(response_class(19, ctx.version), throttle_time=0, topics=results)
+
+
+def _check_assignments(broker: Any, name: str,
+                       assignments: list[tuple[int, list[int]]]) -> None:
+    """Kafka's checks of a manual assignment (ReplicationControlManager.createTopic and
+    validateManualPartitionAssignment), in its order, all INVALID_REPLICA_ASSIGNMENT. An
+    illegal or existing name is left to the controller, which Kafka checks first."""
+    try:
+        validate_topic_name(name)
+    except KafkaError:
+        return
+    image = broker.image
+    if name in image.topics:
+        return
+
+    def invalid(message: str) -> KafkaError:
+        return KafkaError(message, ErrorCode.invalid_replica_assignment)
+
+    seen: set[int] = set()
+    rf: int | None = None
+    for partition, replicas in assignments:
+        if partition in seen:
+            raise invalid(f"Found multiple manual partition assignments for partition "
+                          f"{partition}")
+        seen.add(partition)
+        if not replicas:
+            raise invalid("The manual partition assignment includes an empty replica list.")
+        previous = None
+        for broker_id in sorted(replicas):
+            if broker_id not in image.brokers:
+                raise invalid(f"The manual partition assignment includes broker {broker_id}, "
+                              "but no such broker is registered.")
+            if broker_id == previous:
+                raise invalid(f"The manual partition assignment includes the broker "
+                              f"{broker_id} more than once.")
+            previous = broker_id
+        if rf is not None and len(replicas) != rf:
+            raise invalid(f"The manual partition assignment includes a partition with "
+                          f"{len(replicas)} replica(s), but this is not consistent with "
+                          f"previous partitions, which have {rf} replica(s).")
+        rf = len(replicas)
+    if seen != set(range(len(seen))):
+        raise invalid("partitions should be a consecutive 0-based integer sequence")
 
 
 def _render(value: Any) -> str | None:

@@ -1,0 +1,103 @@
+"""CreateTopics with a manual replica assignment, as Apache Kafka's controller answers it.
+
+Kafka (ReplicationControlManager.createTopic / validateManualPartitionAssignment) refuses a bad
+manual assignment with INVALID_REPLICA_ASSIGNMENT whatever is wrong with it: a broker listed
+twice for a partition, partitions that are not 0..n-1, partitions with different replica
+counts, a partition assigned twice, an unknown broker. Real client: kafka-python's
+KafkaAdminClient.create_topics (replica_assignments) against a 3-broker cluster; a partition
+assigned twice can only be sent over the wire (kio).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import uuid
+from typing import Any
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import InvalidReplicationAssignmentError
+from kio.schema.errors import ErrorCode
+
+from core.protocol.build import build
+from core.protocol.codec import decode_response, encode_request, request_class
+from tests.fixtures import running_local_cluster
+
+pytestmark = pytest.mark.timeout(180)
+
+CONFIG = {"group.initial.rebalance.delay.ms": "0", "offsets.topic.num.partitions": "3"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    yield from running_local_cluster(tmp_path_factory, "conformance-topics", CONFIG)
+
+
+@pytest.fixture(scope="module")
+def kadmin(cluster) -> KafkaAdminClient:
+    client = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
+    yield client
+    client.close()
+
+
+def _name() -> str:
+    return f"ra-{uuid.uuid4().hex[:8]}"
+
+
+def _manual(name: str, assignment: dict[int, list[int]]) -> NewTopic:
+    return NewTopic(name, num_partitions=-1, replication_factor=-1,
+                    replica_assignments=assignment)
+
+
+@pytest.mark.parametrize("assignment", [
+    pytest.param({0: [1, 2, 2]}, id="broker-twice"),
+    pytest.param({0: [1, 2], 2: [2, 3]}, id="not-consecutive"),
+    pytest.param({0: [1, 2], 1: [3]}, id="uneven-replica-counts"),
+    pytest.param({0: [1, 2], 1: []}, id="empty-replica-list"),
+    pytest.param({0: [1, 7]}, id="unknown-broker"),
+])
+def test_bad_manual_assignment_is_invalid_replica_assignment(kadmin, assignment):
+    name = _name()
+    with pytest.raises(InvalidReplicationAssignmentError):
+        kadmin.create_topics([_manual(name, assignment)])
+    assert name not in kadmin.list_topics()
+
+
+def test_good_manual_assignment_is_created(kadmin):
+    name = _name()
+    kadmin.create_topics([_manual(name, {0: [3, 1], 1: [2, 3]})])
+    described = kadmin.describe_topics([name])[0]
+    replicas = {p["partition_index"]: p["replica_nodes"] for p in described["partitions"]}
+    assert replicas == {0: [3, 1], 1: [2, 3]}
+
+
+def _call(port: int, key: int, version: int, **fields: Any) -> Any:
+    frame = encode_request(key, version, 7, "conformance", build(request_class(key, version),
+                                                                  **fields))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(frame)
+        (size,) = struct.unpack(">i", _read(sock, 4))
+        _correlation_id, body = decode_response(key, version, _read(sock, size))
+    return body
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "broker closed the connection"
+        data += chunk
+    return data
+
+
+def test_partition_assigned_twice(cluster):
+    name = _name()
+    assignments = [dict(partition_index=0, broker_ids=[1, 2]),
+                   dict(partition_index=0, broker_ids=[2, 3])]
+    response = _call(cluster.port, 19, 5, timeout=10_000, validate_only=False,
+                     topics=[dict(name=name, num_partitions=-1, replication_factor=-1,
+                                  assignments=assignments, configs=[])])
+    result = response.topics[0]
+    assert result.error_code == ErrorCode.invalid_replica_assignment, result
+    assert result.error_message == "Found multiple manual partition assignments for partition 0"
