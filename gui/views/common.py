@@ -576,6 +576,10 @@ def describe_error(exc: BaseException) -> str:
     return message
 
 
+#: the width an error dialog's message gets before it wraps
+ERROR_TEXT_WIDTH = 440
+
+
 def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessageBox:
     """A clear, non-blocking error dialog; the traceback only under "Show Details"."""
     box = QMessageBox(parent)
@@ -586,6 +590,10 @@ def show_error(parent: QWidget | None, title: str, exc: BaseException) -> QMessa
     details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).strip()
     if details and exc.__traceback__ is not None:
         box.setDetailedText(details)
+    # Qt sizes the box to its title: a broker's message then wraps every 3 words
+    informative = box.findChild(QLabel, "qt_msgbox_informativelabel")
+    if informative is not None:
+        informative.setMinimumWidth(ERROR_TEXT_WIDTH)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box

@@ -64,3 +64,21 @@ def test_a_slow_produce_reports_its_rate(demo_console, qtbot):
     assert "(0.3 records/s)" in view.report.text()
     view._done(ProduceReport(requested=900, delivered=900, elapsed_s=0.5))
     assert "(1,800 records/s)" in view.report.text()
+
+
+def test_error_dialog_is_wide_enough_to_read(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from gui.views.common import show_error
+
+    box = show_error(None, "Could not create topic ux-c", RuntimeError(
+        "create topic ux-c: INVALID_REPLICATION_FACTOR: Unable to replicate the partition 3 "
+        "time(s): only 2 broker(s) are registered."))
+    try:
+        qtbot.waitExposed(box)
+        label = box.findChild(QLabel, "qt_msgbox_informativelabel")
+        # it was ~230 px wide: the broker's message wrapped every two or three words
+        assert label.width() >= 400
+        assert box.width() >= 440
+    finally:
+        box.close()
