@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from core.common.errors import InvalidTopicError
 
@@ -29,3 +30,20 @@ def validate_topic_name(name: str | None) -> None:
 
 def is_internal(name: str) -> bool:
     return name in INTERNAL_TOPICS
+
+
+def unify_collision_chars(name: str) -> str:
+    """Kafka's Topic.unifyCollisionChars: '.' and '_' map to the same metric name."""
+    return name.replace(".", "_")
+
+
+def colliding_topic(name: str, existing: Iterable[str]) -> str | None:
+    """The existing topic whose name differs from `name` only by '.' versus '_' (Kafka
+    refuses to create such a topic: its metrics would collide), or None."""
+    if "." not in name and "_" not in name:
+        return None
+    unified = unify_collision_chars(name)
+    for other in existing:
+        if other != name and unify_collision_chars(other) == unified:
+            return other
+    return None

@@ -22,7 +22,7 @@ from kio.schema.errors import ErrorCode
 
 from core.protocol.build import build
 from core.protocol.codec import decode_response, encode_request, request_class
-from tests.fixtures import running_local_cluster
+from tests.fixtures import running_local_cluster, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -67,9 +67,13 @@ def test_bad_manual_assignment_is_invalid_replica_assignment(kadmin, assignment)
 def test_good_manual_assignment_is_created(kadmin):
     name = _name()
     kadmin.create_topics([_manual(name, {0: [3, 1], 1: [2, 3]})])
-    described = kadmin.describe_topics([name])[0]
-    replicas = {p["partition_index"]: p["replica_nodes"] for p in described["partitions"]}
-    assert replicas == {0: [3, 1], 1: [2, 3]}
+
+    def replicas() -> dict[int, list[int]]:
+        described = kadmin.describe_topics([name])[0]
+        return {p["partition_index"]: p["replica_nodes"] for p in described["partitions"]}
+
+    wait_for(lambda: len(replicas()) == 2, timeout=15, what=f"{name} in the metadata")
+    assert replicas() == {0: [3, 1], 1: [2, 3]}
 
 
 def _call(port: int, key: int, version: int, **fields: Any) -> Any:
@@ -101,3 +105,33 @@ def test_partition_assigned_twice(cluster):
     result = response.topics[0]
     assert result.error_code == ErrorCode.invalid_replica_assignment, result
     assert result.error_message == "Found multiple manual partition assignments for partition 0"
+
+
+def test_name_colliding_with_an_existing_topic_is_refused(cluster, kadmin):
+    """Kafka's validateNewTopicNames: 'a.b' and 'a_b' share a metric name, so the second is
+    INVALID_TOPIC_EXCEPTION "Topic 'x' collides with existing topic: y"; auto-creation by a
+    Metadata request does not create it either (the client sees LEADER_NOT_AVAILABLE)."""
+    from confluent_kafka import KafkaError
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.admin import NewTopic as CNewTopic
+
+    stem = uuid.uuid4().hex[:8]
+    first, second = f"orders_{stem}.v1", f"orders.{stem}_v1"
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin.create_topics([CNewTopic(first, 1, 1)])[first].result(15)
+    wait_for(lambda: _call(cluster.port, 3, 12, topics=[dict(name=first)],
+                           allow_auto_topic_creation=False,
+                           include_topic_authorized_operations=False
+                           ).topics[0].error_code == ErrorCode.none,
+             timeout=15, what=f"{first} in broker 1's metadata")
+    future = admin.create_topics([CNewTopic(second, 1, 1)])[second]
+    with pytest.raises(Exception) as info:
+        future.result(15)
+    error = info.value.args[0]
+    assert error.code() == KafkaError.TOPIC_EXCEPTION, error
+    assert error.str() == f"Topic '{second}' collides with existing topic: {first}"
+    response = _call(cluster.port, 3, 12, topics=[dict(name=second)],
+                     allow_auto_topic_creation=True, include_topic_authorized_operations=False)
+    assert response.topics[0].error_code == ErrorCode.leader_not_available
+    assert second not in kadmin.list_topics()
+    assert first in kadmin.list_topics()

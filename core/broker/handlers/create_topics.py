@@ -9,8 +9,8 @@ from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
 from core.common.config import TOPIC_CONFIGS
-from core.common.errors import KafkaError
-from core.common.topics import validate_topic_name
+from core.common.errors import InvalidTopicError, KafkaError
+from core.common.topics import colliding_topic, validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -46,6 +46,7 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
             if t.assignments:
                 _check_assignments(broker, t.name, [(a.partition_index, list(a.broker_ids))
                                                     for a in t.assignments])
+            _check_collision(broker, t.name)
             created = await controller.create_topic(
                 t.name, t.num_partitions, t.replication_factor, assignments, configs,
                 validate_only=request.validate_only)
@@ -67,6 +68,22 @@ async def handle_create_topics(ctx: RequestContext, request: Any) -> Any:
                             replication_factor=created.replication_factor,
                             configs=config_entries))
     return build(response_class(19, ctx.version), throttle_time=0, topics=results)
+
+
+def _check_collision(broker: Any, name: str) -> None:
+    """Kafka's ReplicationControlManager.validateNewTopicNames: a new name that differs from
+    an existing topic's only by '.' versus '_' is INVALID_TOPIC_EXCEPTION. An illegal or
+    existing name is left to the controller."""
+    topics = broker.image.topics
+    if name in topics:
+        return
+    try:
+        validate_topic_name(name)
+    except KafkaError:
+        return
+    other = colliding_topic(name, topics)
+    if other is not None:
+        raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
 
 
 def _check_assignments(broker: Any, name: str,

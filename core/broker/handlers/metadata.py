@@ -10,7 +10,7 @@ from kio.schema.errors import ErrorCode
 from core.broker.api import RequestContext, api
 from core.broker.handlers.describe_cluster import ALL_CLUSTER_OPERATIONS, OPERATIONS_OMITTED
 from core.common.errors import KafkaError
-from core.common.topics import is_internal, validate_topic_name
+from core.common.topics import colliding_topic, is_internal, validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -90,6 +90,10 @@ async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> Err
         return exc.code
     if not (allow and broker.config["auto.create.topics.enable"]) or is_internal(name):
         return ErrorCode.unknown_topic_or_partition
+    if colliding_topic(name, broker.image.topics) is not None:
+        # Kafka's controller refuses the auto-creation (INVALID_TOPIC_EXCEPTION: it collides
+        # with an existing topic's metric name); the broker answers as for a topic not there yet
+        return ErrorCode.leader_not_available
     try:
         await broker.auto_create_topic(name)
     except KafkaError as exc:
