@@ -3,6 +3,8 @@ AlterConfigs / IncrementalAlterConfigs on the broker resource ("1", or the clust
 applies at once to every topic without a topic override, and to topics created (or logs
 loaded) later; a topic override keeps winning; deleting the dynamic value falls back.
 
+The last test runs a 3-broker `serve` cluster: a per-broker value applies on that broker only.
+
 Clients: confluent-kafka (librdkafka) for the per-broker resource, topics, produce and
 offsets. librdkafka and the admin APIs of kafka-python and aiokafka all refuse an empty broker
 name, so the cluster default "" is sent as the Java admin / kafka-configs.sh --entity-default
@@ -32,7 +34,7 @@ from confluent_kafka.admin import (
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KpConfigResource
 
-from tests.fixtures import BrokerProcess, wait_for
+from tests.fixtures import BrokerProcess, running_local_cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -325,3 +327,60 @@ def test_dynamic_defaults_apply_to_logs_loaded_at_restart(broker_factory):
                 "2000")
     error = produce(restarted.bootstrap, topic, BIG)
     assert error is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+# a 3-broker cluster ---------------------------------------------------------------------------
+CLUSTER_CONFIG = {"offsets.topic.num.partitions": "3", "offsets.topic.replication.factor": "1",
+                  "group.initial.rebalance.delay.ms": "0", "auto.leader.rebalance.enable": "false"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    yield from running_local_cluster(tmp_path_factory, "dynconf-cluster", CLUSTER_CONFIG)
+
+
+def _too_large(error: KafkaError | None) -> bool:
+    return error is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def test_per_broker_value_applies_on_that_broker_only(cluster):
+    """message.max.bytes for broker "2" refuses big records in a partition broker 2 leads,
+    not in one broker 1 leads; the cluster default then reaches broker 1, while broker 2
+    keeps its own value."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    on1, on2 = f"dyn1-{uuid.uuid4().hex[:8]}", f"dyn2-{uuid.uuid4().hex[:8]}"
+    futures = admin.create_topics([NewTopic(on1, 1, replica_assignment=[[1]]),
+                                   NewTopic(on2, 1, replica_assignment=[[2]])])
+    for future in futures.values():
+        future.result(TIMEOUT)
+    wait_for(lambda: produce(cluster.bootstrap, on1, 2500) is None
+             and produce(cluster.bootstrap, on2, 2500) is None, 30, "both topics writable")
+    client = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        set_broker(admin, "2", message_max_bytes="2000")
+        wait_for(lambda: _too_large(produce(cluster.bootstrap, on2, 2500)), 20,
+                 "broker 2 to refuse 2500-byte records")
+        assert produce(cluster.bootstrap, on1, 2500) is None  # broker 1 is not concerned
+        assert describe(admin, ResourceType.BROKER, "2")["message.max.bytes"].source == \
+            ConfigSource.DYNAMIC_BROKER_CONFIG.value
+        assert describe(admin, ResourceType.BROKER, "1")["message.max.bytes"].source == \
+            ConfigSource.DEFAULT_CONFIG.value
+
+        set_cluster_default(client, message_max_bytes="2200")
+        wait_for(lambda: _too_large(produce(cluster.bootstrap, on1, 2500)), 20,
+                 "the cluster default to reach broker 1")
+        assert produce(cluster.bootstrap, on1, 2100) is None  # 2200 on broker 1
+
+        def broker2_levels() -> list[str]:
+            found = client.describe_configs(  # kafka-python sends it to broker 2 itself
+                [KpConfigResource(ConfigResourceType.BROKER, "2", ["message.max.bytes"])],
+                include_synonyms=True)["broker"]["2"]["message.max.bytes"]
+            return [s["source"] for s in found["synonyms"]]
+        wait_for(lambda: "DYNAMIC_DEFAULT_BROKER_CONFIG" in broker2_levels(), 20,
+                 "broker 2 to have the cluster default")
+        assert broker2_levels()[0] == "DYNAMIC_BROKER_CONFIG"
+        assert _too_large(produce(cluster.bootstrap, on2, 2100))  # broker 2 keeps 2000
+    finally:
+        send_cluster_default(client, {"message.max.bytes": None})
+        client.close()
+        set_broker(admin, "2", message_max_bytes=None)
