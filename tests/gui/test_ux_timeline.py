@@ -71,3 +71,29 @@ def test_fault_rows_are_readable_on_both_themes():
         for background in (tokens["panel"], tokens["alt"]):
             for colour in (ROW_FAULT, HANGING):
                 assert _contrast(colour, QColor(background)) >= 3.3, (name, background)
+
+
+def test_transactions_numbers_are_right_aligned(qtbot):
+    from gui.views.pages.transactions import _fill as fill_txn
+    from gui.views.pages.transactions import _Item
+    from gui.views.pages.transactions import _table as txn_table
+
+    table = txn_table("t", ["Topic", "Partition", "LSO"], numeric=(1, 2))
+    qtbot.addWidget(table)
+    fill_txn(table, [[_Item("a"), _Item("3", 3), _Item("1,200", 1200)]])
+    assert table.item(0, 1).textAlignment() & Qt.AlignmentFlag.AlignRight
+    assert table.horizontalHeaderItem(2).textAlignment() & Qt.AlignmentFlag.AlignRight
+    assert not table.item(0, 0).textAlignment() & Qt.AlignmentFlag.AlignRight
+
+
+def test_long_events_are_elided_not_pushed_off_the_right_edge(qtbot):
+    table = _table("events", ["Time", "Source", "Kind", "Event"], stretch_floor=160)
+    qtbot.addWidget(table)
+    table.resize(540, 300)
+    table.show()
+    qtbot.waitExposed(table)
+    long = "kill the leader of orders-0 (broker 2): broker 2 (pid 6397) exited with -9, " * 3
+    _fill(table, [["03:53:30.2", "scenario", "scenario-fault", long]] * 5)
+    # the Event column gave way: no horizontal scrolling, and the whole text in a tooltip
+    qtbot.waitUntil(lambda: table.horizontalHeader().length() <= table.viewport().width())
+    assert table.item(0, 3).toolTip() == long

@@ -102,12 +102,15 @@ def _number(text: str) -> int:
 
 
 def _table(name: str, headers: list[str], numeric: tuple[int, ...] = (),
-           empty: str = "") -> QTableWidget:
+           empty: str = "", stretch_floor: int | None = None) -> QTableWidget:
     """Sortable like the console's other tables: fitted columns (the last one stretches),
     numbers right-aligned and sorted as numbers, a sentence while empty."""
     table = QTableWidget(0, len(headers))
     table.setObjectName(name)
-    table.setHorizontalHeader(TableHeader(table, stretch="last"))
+    # with stretch_floor the last column (long text) gives way before the table scrolls
+    table.setHorizontalHeader(TableHeader(
+        table, stretch=len(headers) - 1 if stretch_floor else "last",
+        stretch_floor=stretch_floor))
     table.setHorizontalHeaderLabels(headers)
     table.horizontalHeader().setSortIndicatorShown(False)  # TableHeader draws the arrow
     for column in numeric:
@@ -208,7 +211,8 @@ class TimelineView(QWidget):
         events_l.setContentsMargins(8, 0, 0, 0)
         events_l.addWidget(section("Events around this moment (±60 s)"))
         self.events = _table("timeline_events", ["Time", "Source", "Kind", "Event"],
-                             empty="No broker events within 60 s of this moment.")
+                             empty="No broker events within 60 s of this moment.",
+                             stretch_floor=160)
         events_l.addWidget(self.events, 1)
         split.addWidget(events)
         split.setSizes([560, 520])

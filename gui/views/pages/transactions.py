@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -21,6 +21,7 @@ from gui.models import fmt
 from gui.views.common import Card, EmptyHint, TableHeader, button, hbox, page_header, section
 from gui.views.pages import PageSpec
 
+RIGHT = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
 HANGING = QColor(fmt.BAD)  # the console's status red (#c0392b was 2.9:1 on dark)
 
 
@@ -39,7 +40,8 @@ class _Item(QTableWidgetItem):
             return str(self.key) < str(other_key)
 
 
-def _table(name: str, headers: list[str]) -> QTableWidget:
+def _table(name: str, headers: list[str], numeric: tuple[int, ...] = ()) -> QTableWidget:
+    """``numeric``: columns of numbers, right-aligned like the console's other tables."""
     table = QTableWidget(0, len(headers))
     table.setObjectName(name)
     table.setHorizontalHeaderLabels(headers)
@@ -55,14 +57,20 @@ def _table(name: str, headers: list[str]) -> QTableWidget:
     table.setHorizontalHeader(TableHeader(table, stretch="last"))
     table.setHorizontalHeaderLabels(headers)
     table.horizontalHeader().setSortIndicatorShown(False)  # TableHeader draws the arrow
+    for column in numeric:
+        table.horizontalHeaderItem(column).setTextAlignment(RIGHT)
+    table.numeric = numeric  # type: ignore[attr-defined]
     return table
 
 
 def _fill(table: QTableWidget, rows: list[list[_Item]], color: list[bool] | None = None) -> None:
     table.setSortingEnabled(False)
     table.setRowCount(len(rows))
+    numeric = getattr(table, "numeric", ())
     for r, row in enumerate(rows):
         for c, item in enumerate(row):
+            if c in numeric:
+                item.setTextAlignment(RIGHT)
             if color and color[r]:
                 item.setForeground(HANGING)
             table.setItem(r, c, item)
@@ -112,13 +120,13 @@ class TransactionsView(QWidget):
         layout.addWidget(section("Open transactions"))
         self.open_table = _table("txn_open", [
             "Transactional id", "State", "Producer id", "Epoch", "Coordinator", "Started",
-            "Open for", "Timeout", "Partitions"])
+            "Open for", "Timeout", "Partitions"], numeric=(2, 3, 4, 6, 7))
         self.open_table.empty_hint = EmptyHint(self.open_table, "No open transactions.")
         layout.addWidget(self.open_table, 3)
         layout.addWidget(section("Partitions held back by an open transaction"))
         self.held_table = _table("txn_held", [
             "Topic", "Partition", "LSO", "High watermark", "Held records", "Producer ids",
-            "Transactional ids"])
+            "Transactional ids"], numeric=(1, 2, 3, 4))
         self.held_table.empty_hint = EmptyHint(
             self.held_table, "No partition is held back: every last stable offset is at its "
                              "high watermark.")
