@@ -6,7 +6,7 @@ import traceback
 from typing import Any
 
 from PySide6.QtCore import QEvent, QPointF, QRect, QSortFilterProxyModel, Qt, QTimer
-from PySide6.QtGui import QFont, QFontMetrics, QPainter, QPalette, QPolygonF
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence, QPainter, QPalette, QPolygonF
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -467,6 +467,17 @@ def make_table(proxy: Any, name: str, *, stretch: int | str | None = "last", fit
     view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     view.empty_hint = EmptyHint(view, empty)  # type: ignore[attr-defined]
     return view
+
+
+def table_key(view: QAbstractItemView, key: Any, slot: Any) -> QAction:
+    """A key that acts on the table's selected row while the table has the focus
+    (e.g. Delete deletes the selected topic, Enter opens it)."""
+    action = QAction(view)
+    action.setShortcut(QKeySequence(key))
+    action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+    action.triggered.connect(lambda _=False: slot())
+    view.addAction(action)
+    return action
 
 
 def selected_item(view: QTableView) -> Any:

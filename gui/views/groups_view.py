@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QDialog,
     QLabel,
@@ -33,6 +34,7 @@ from gui.views.common import (
     selected_item,
     show_error,
     sorting_proxy,
+    table_key,
 )
 from gui.views.dialogs import ResetOffsetsDialog
 
@@ -63,7 +65,7 @@ class GroupsView(QWidget):
         self.reset_button.setObjectName("group_reset")
         self.delete_button = button("Delete group", danger=True,
                                     tooltip="Delete the group and its committed offsets "
-                                            "(only while the group is Empty)")
+                                            "(Delete; only while the group is Empty)")
         layout.addLayout(hbox(self.filter, None, self.reset_button, self.delete_button))
 
         self.model = GroupsModel(self)
@@ -74,6 +76,8 @@ class GroupsView(QWidget):
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.filter.textChanged.connect(self._update_empty)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
+        table_key(self.table, QKeySequence.StandardKey.Delete,
+                  lambda: self.delete_button.isEnabled() and self._delete())
 
         self.offsets = OffsetsModel(self)
         self.offsets_table = make_table(sorting_proxy(self.offsets, self), "OffsetsTable",
@@ -167,7 +171,7 @@ class GroupsView(QWidget):
         why = "" if empty else ("Select a group first." if group is None else
                                 f"The group is {group.state}: stop its consumers first.")
         self.delete_button.setEnabled(empty)
-        self.delete_button.setToolTip("Delete the group and its committed offsets"
+        self.delete_button.setToolTip("Delete the group and its committed offsets (Delete)"
                                       + (f"\n\n{why}" if why else ""))
         owned = group is not None and not empty and self.scenarios.owns_group(group.group_id)
         tip = "Move the group's committed offsets"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -25,6 +26,7 @@ from gui.views.common import (
     selected_item,
     show_error,
     sorting_proxy,
+    table_key,
 )
 from gui.views.dialogs import AddPartitionsDialog, CreateTopicDialog, TopicConfigDialog
 
@@ -59,12 +61,14 @@ class TopicsView(QWidget):
         self.hide_internal.setToolTip("Hide Kafka's own topics (__consumer_offsets, "
                                       "__transaction_state)")
         self.create_button = button("New topic…", primary=True, tooltip="Create a topic (Ctrl+N)")
-        self.delete_button = button("Delete", danger=True, tooltip="Delete the selected topic")
+        self.delete_button = button("Delete", danger=True,
+                                    tooltip="Delete the selected topic (Delete)")
         self.partitions_button = button("Add partitions…",
                                         tooltip="Add partitions to the selected topic")
         self.configs_button = button("Configs…", tooltip="View and edit the topic's configs")
         self.produce_button = button("Produce…", tooltip="Produce to the selected topic")
-        self.browse_button = button("Browse…", tooltip="Browse messages of the selected topic")
+        self.browse_button = button("Browse…", tooltip="Browse messages of the selected topic "
+                                                      "(Enter or double-click)")
         layout.addLayout(hbox(self.filter, self.hide_internal, None, self.produce_button,
                               self.browse_button, self.configs_button, self.partitions_button,
                               self.delete_button, self.create_button))
@@ -82,6 +86,9 @@ class TopicsView(QWidget):
         self.hide_internal.toggled.connect(self._update_empty)
         self.table.selectionModel().selectionChanged.connect(self._selection_changed)
         self.table.doubleClicked.connect(lambda _i: self._browse())
+        table_key(self.table, QKeySequence.StandardKey.Delete, self._delete)
+        table_key(self.table, Qt.Key.Key_Return, self._browse)
+        table_key(self.table, Qt.Key.Key_Enter, self._browse)
 
         self.partitions = PartitionsModel(self)
         self.partitions_proxy = sorting_proxy(self.partitions, self)
