@@ -169,7 +169,8 @@ class QuorumController:
                         "Replication factor must be larger than 0.")
                 live = [b.broker_id for b in image.live_brokers()]
                 replica_lists = place_replicas(live, num_partitions, replication_factor)
-            min_isr = int(configs.get("min.insync.replicas", self.config["min.insync.replicas"]))
+            min_isr = int(configs.get("min.insync.replicas",
+                                      self._effective_config(image)["min.insync.replicas"]))
             rf = len(replica_lists[0])
             if min_isr > rf:
                 log.info("topic %s: min.insync.replicas %d > replication factor %d",
@@ -643,13 +644,17 @@ class QuorumController:
                     records.append(PartitionChanged(topic.name, p, leader=NO_LEADER))
         return records
 
+    def _effective_config(self, image: MetadataImage) -> BrokerConfig:
+        """This node's config with the dynamic broker configs of the image laid over it
+        (cluster default "", then this node's own), as the brokers resolve theirs."""
+        return self.config.resolve(image.broker_configs.get("", {}),
+                                   image.broker_configs.get(str(self.node_id), {}))
+
     def _elect_offline(self, image: MetadataImage) -> list[MetadataRecord]:
         """Elect leaders for leaderless partitions whose ISR has a live broker."""
         records: list[MetadataRecord] = []
-        unclean_default = self.config["unclean.leader.election.enable"]
+        unclean_default: bool | None = None  # resolved when first needed: rarely
         for topic in image.topics.values():
-            unclean = topic.configs.get("unclean.leader.election.enable")
-            allow_unclean = (unclean == "true") if unclean is not None else unclean_default
             for p, part in topic.partitions.items():
                 if part.leader != NO_LEADER:
                     continue
@@ -657,7 +662,12 @@ class QuorumController:
                             and self._is_live(image, b)]
                 if live_isr:
                     records.append(PartitionChanged(topic.name, p, leader=live_isr[0]))
-                elif allow_unclean:
+                    continue
+                unclean = topic.configs.get("unclean.leader.election.enable")
+                if unclean is None and unclean_default is None:
+                    unclean_default = bool(
+                        self._effective_config(image)["unclean.leader.election.enable"])
+                if (unclean == "true") if unclean is not None else unclean_default:
                     live = [b for b in part.replicas if self._is_live(image, b)]
                     if live:
                         records.append(PartitionChanged(topic.name, p, leader=live[0],
