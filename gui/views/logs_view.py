@@ -10,6 +10,9 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHeaderView, QLineEdit, QVBo
 from gui.models.logs import LEVELS, LogFilterProxy, LogModel
 from gui.views.common import hbox, make_table, page_header
 
+NO_LOGS = ("Broker log files are only available for the local cluster (attached clusters "
+           "keep their logs on their hosts).")
+
 
 class LogsView(QWidget):
     """Shows lines delivered by gui.bridge.logs.LogFollower (via ``append``)."""
@@ -55,12 +58,30 @@ class LogsView(QWidget):
         self.level.currentIndexChanged.connect(
             lambda _i: self.proxy.configure(min_level=self.level.currentData()))
         self.filter.textChanged.connect(lambda t: self.proxy.configure(needle=t))
+        for signal in (self.filter.textChanged, self.level.currentIndexChanged,
+                       self.broker.currentIndexChanged):
+            signal.connect(lambda *_: self._update_empty())
+        self._source: str | None = None
         self._brokers: set[int] = set()
         self.set_source(None)
 
     def set_source(self, where: str | None) -> None:
-        self.subtitle.setText(where or "Broker log files are only available for the local "
-                              "cluster (attached clusters keep their logs on their hosts).")
+        self._source = where
+        self.subtitle.setText(where or NO_LOGS)
+        self._update_empty()
+
+    def _update_empty(self) -> None:
+        """Why no line shows: no log source, none written yet, or the filters hide them."""
+        needle = self.filter.text().strip()
+        if getattr(self, "_source", None) is None:
+            text = NO_LOGS
+        elif self.model.rowCount() == 0:
+            text = "No log lines yet."
+        elif needle:
+            text = f"No line matches \u201c{needle}\u201d at this level."
+        else:
+            text = "No line at this level for this broker: choose All levels or All brokers."
+        self.table.empty_hint.set_text(text)
 
     def on_snapshot(self, snap: Any) -> None:
         """Logs come from the log follower, not from snapshots."""
@@ -70,5 +91,7 @@ class LogsView(QWidget):
             self._brokers.add(broker_id)
             self.broker.addItem(f"broker {broker_id}", broker_id)
         self.model.append(lines)
+        if self.proxy.rowCount() == 0:
+            self._update_empty()
         if self.follow.isChecked():
             self.table.scrollToBottom()

@@ -137,3 +137,18 @@ def test_topics_subtitle_says_how_many_rows_are_shown(demo_console, qtbot):
     assert "shown" not in view.subtitle.text()
     view.filter.setText("orders")
     assert f"{view.proxy.rowCount()} shown" in view.subtitle.text()
+
+
+def test_logs_table_says_why_no_line_shows(demo_console, qtbot):
+    w = _shown(qtbot, demo_console)
+    view = w.logs_view
+    w.show_page(w.pages.index(view))
+    view.set_source(None)
+    assert "only available for the local cluster" in (_hint(view.table) or "")
+    view.set_source("Following /tmp/x/broker-*/broker.log")
+    if view.model.rowCount() == 0:
+        assert "No log lines yet" in (_hint(view.table) or "")
+    view.append([(1, "INFO", "[2026-01-01 00:00:00,000] INFO broker 1 started")])
+    assert _hint(view.table) is None
+    view.filter.setText("no-such-line")
+    assert "no-such-line" in (_hint(view.table) or "")
