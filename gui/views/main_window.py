@@ -343,6 +343,9 @@ class MainWindow(QMainWindow):
         if target is not None and hasattr(target, "setFocus"):
             target.setFocus()
             target.selectAll()
+        else:  # not silent: say why nothing happened
+            title = self.page_titles[self.stack.currentIndex()]
+            self.statusBar().showMessage(f"The {title} page has no filter (Ctrl+F)", 3000)
 
     def toggle_theme(self) -> None:
         if self.theme is not None:

@@ -85,3 +85,13 @@ def test_send_from_the_menu_shows_the_produce_page(demo_console, qtbot):
     action.trigger()
     assert w.stack.currentWidget() is w.produce_view
     qtbot.waitUntil(lambda: "Delivered" in w.produce_view.report.text(), timeout=5000)
+
+
+def test_ctrl_f_focuses_the_filter_or_says_there_is_none(demo_console, qtbot):
+    w = _shown(qtbot, demo_console)
+    w.show_page(1)
+    qtbot.keyClick(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert w.topics_view.filter.hasFocus()
+    w.show_page(0)
+    qtbot.keyClick(w, Qt.Key.Key_F, Qt.KeyboardModifier.ControlModifier)
+    assert "no filter" in w.statusBar().currentMessage()
