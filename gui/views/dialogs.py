@@ -317,22 +317,58 @@ class ResetOffsetsDialog(QDialog):
         note = QLabel("Only possible while the group has no active members (state Empty).")
         note.setObjectName("Muted")
         layout.addWidget(note)
+        self.error = QLabel("")
+        self.error.setObjectName("reset_error")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #d64545;")
+        layout.addWidget(self.error)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Reset")
+        self.ok = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.ok.setText("Reset")
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
         self.to.currentTextChanged.connect(self._mode)
         self._mode(self.to.currentText())
+        self.partitions.textChanged.connect(self.validate)
+        self.topic.currentTextChanged.connect(self.validate)
+        self.validate()
+
+    def _partitions(self) -> list[int] | None:
+        """The partitions typed (None: all); ValueError for anything but numbers >= 0."""
+        text = self.partitions.text().strip()
+        if not text or text.lower() == "all":
+            return None
+        parts = []
+        for piece in text.replace(" ", "").split(","):
+            if not piece:
+                continue
+            if not piece.isdigit():
+                raise ValueError(f"Partitions: '{piece}' is not a partition number "
+                                 "(e.g. 0,1,4, or empty for all).")
+            parts.append(int(piece))
+        return parts or None
+
+    def validate(self) -> bool:
+        errors = []
+        if not self.topic.currentText().strip():
+            errors.append("Choose a topic.")
+        try:
+            self._partitions()
+        except ValueError as exc:
+            errors.append(str(exc))
+        self.error.setText("\n".join(errors))
+        self.ok.setEnabled(not errors)
+        _set_invalid(self.partitions, any(e.startswith("Partitions") for e in errors))
+        return not errors
 
     def _mode(self, mode: str) -> None:
         self.timestamp.setEnabled(mode == "timestamp")
         self.offset.setEnabled(mode == "offset")
 
     def values(self) -> tuple[str, list[int] | None, str, int | None]:
-        text = self.partitions.text().strip()
-        parts = [int(p) for p in text.replace(" ", "").split(",") if p] if text else None
+        parts = self._partitions()
         mode = self.to.currentText()
         value: int | None = None
         if mode == "timestamp":
