@@ -8,6 +8,7 @@ by core.broker.raft_io. (Grouped in one module because they share the quorum plu
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -25,6 +26,14 @@ from core.raft.messages import (
 )
 
 METADATA_TOPIC = "__cluster_metadata"
+_ZERO_UUID = uuid.UUID(int=0)
+#: Errors.NOT_LEADER_OR_FOLLOWER.message(), which Kafka's KafkaRaftClient puts in v2+
+_NOT_LEADER_MESSAGE = ("For requests intended only for the leader, this error indicates that "
+                       "the broker is not the current leader. For requests intended for any "
+                       "replica, this error indicates that the broker is not a replica of the "
+                       "topic partition.")
+#: the listener the quorum's endpoints are reported under (DescribeQuorum v2 nodes)
+_LISTENER_NAME = "PLAINTEXT"
 
 
 def _raft(ctx: RequestContext) -> Any:
@@ -108,21 +117,20 @@ async def handle_end_quorum_epoch(ctx: RequestContext, request: Any) -> Any:
                  leader_epoch=response.leader_epoch)
 
 
-@api(key=55, min_version=0, max_version=1)
+@api(key=55, min_version=0, max_version=2)
 async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
     broker = ctx.broker
     raft = _raft(ctx)
     if raft is None:  # single voter: this broker is the whole quorum
         end = broker.metadata_log.end_offset
-        voter = dict(replica_id=broker.node_id, log_end_offset=end, last_fetch_timestamp=-1,
-                     last_caught_up_timestamp=-1)
-        return _wrap(ctx, 55, error_code=0, leader_id=broker.node_id, leader_epoch=1,
-                     high_watermark=end, current_voters=[voter], observers=[])
+        voter = _replica_state(broker.node_id, end, -1)
+        return _quorum(ctx, [broker.node_id], error_code=0, leader_id=broker.node_id,
+                       leader_epoch=1, high_watermark=end, current_voters=[voter],
+                       observers=[])
     status = raft.node.status()
 
     def replica(r: Any) -> dict[str, Any]:
-        return dict(replica_id=r.replica_id, log_end_offset=r.log_end_offset,
-                    last_fetch_timestamp=r.last_fetch_ms, last_caught_up_timestamp=-1)
+        return _replica_state(r.replica_id, r.log_end_offset, r.last_fetch_ms)
 
     if status.role != "leader":
         if not _from_quorum_peer(ctx):
@@ -132,13 +140,37 @@ async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
                 return await broker.forward_to_controller(ctx, request)
             except KafkaError:
                 pass  # no controller reachable: answer with what this voter knows
-        return _wrap(ctx, 55, error_code=ErrorCode.not_leader_or_follower,
-                     leader_id=status.leader_id, leader_epoch=status.epoch, high_watermark=-1,
-                     current_voters=[], observers=[])
-    return _wrap(ctx, 55, error_code=0, leader_id=status.leader_id, leader_epoch=status.epoch,
-                 high_watermark=status.high_watermark,
-                 current_voters=[replica(r) for r in status.voters],
-                 observers=[replica(r) for r in status.observers])
+        return _quorum(ctx, [], error_code=ErrorCode.not_leader_or_follower,
+                       error_message=_NOT_LEADER_MESSAGE,
+                       leader_id=status.leader_id, leader_epoch=status.epoch,
+                       high_watermark=-1, current_voters=[], observers=[])
+    return _quorum(ctx, [r.replica_id for r in status.voters], error_code=0,
+                   leader_id=status.leader_id, leader_epoch=status.epoch,
+                   high_watermark=status.high_watermark,
+                   current_voters=[replica(r) for r in status.voters],
+                   observers=[replica(r) for r in status.observers])
+
+
+def _replica_state(replica_id: int, log_end_offset: int, last_fetch_ms: int) -> dict[str, Any]:
+    """A voter or observer (v2, KIP-853: no directory id, as for statically configured
+    voters: the zero UUID)."""
+    return dict(replica_id=replica_id, replica_directory_id=_ZERO_UUID,
+                log_end_offset=log_end_offset, last_fetch_timestamp=last_fetch_ms,
+                last_caught_up_timestamp=-1)
+
+
+def _quorum(ctx: RequestContext, voter_ids: list[int], **partition: Any) -> Any:
+    """The response; v2 adds the voters' endpoints (`nodes`). Our quorum talks over the
+    brokers' own listener, so that is the endpoint each voter has."""
+    brokers = ctx.broker.image.brokers
+    nodes = [dict(node_id=i, listeners=[dict(name=_LISTENER_NAME, host=brokers[i].host,
+                                             port=brokers[i].port)])
+             for i in voter_ids if i in brokers]
+    partition.setdefault("error_message", None)
+    return build(response_class(55, ctx.version), error_code=0, error_message=None,
+                 topics=[dict(topic_name=METADATA_TOPIC,
+                              partitions=[dict(partition_index=0, **partition)])],
+                 nodes=nodes)
 
 
 async def handle_metadata_fetch(ctx: RequestContext, request: Any) -> Any:
