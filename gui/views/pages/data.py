@@ -160,8 +160,13 @@ class DataPage(QWidget):
         self.rr_button.setObjectName("rolling_restart")
         v.addLayout(hbox(self.rr_button, None))
         v.addStretch(1)
-        self.de_button.clicked.connect(self.decommission)
-        self.rr_button.clicked.connect(self.rolling_restart)
+        self.de_button.clicked.connect(lambda: self._confirm(
+            "Decommission broker",
+            f"Move every replica off broker {self.de_broker.value()}"
+            + (" and stop it" if self.de_stop.isChecked() else "") + "?",
+            self.decommission))
+        self.rr_button.clicked.connect(lambda: self._confirm(
+            "Rolling restart", "Restart every broker, one at a time?", self.rolling_restart))
         return tab
 
     def _messages_tab(self) -> QWidget:
@@ -272,7 +277,11 @@ class DataPage(QWidget):
         v.addLayout(hbox(self.sc_button, None))
         v.addStretch(1)
         self.sn_save.clicked.connect(self.snapshot_save)
-        self.sn_restore.clicked.connect(self.snapshot_restore)
+        self.sn_restore.clicked.connect(lambda: self._confirm(
+            "Restore snapshot",
+            f"Stop every broker and replace the cluster's data with the snapshot in "
+            f"<b>{self.sn_path.text().strip() or '(no directory chosen)'}</b>?<br>"
+            "Everything written since the snapshot is lost.", self.snapshot_restore))
         self.sc_button.clicked.connect(self.export_scripts)
         return tab
 
@@ -346,6 +355,15 @@ class DataPage(QWidget):
             self.status.setText(f"{title}: {str(exc).splitlines()[0] if str(exc) else exc}")
             self.last_error = show_error(self, title, exc)
         return failed
+
+    def _confirm(self, title: str, text: str, action: Any) -> None:
+        """Ask before a button's heavy or destructive action (as Delete topic and Kill do)."""
+        answer = QMessageBox.warning(
+            self, title, text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes:
+            action()
 
     def _guard(self, title: str, fn: Any) -> None:
         """Run fn(); a bad input or a missing capability becomes the error dialog."""
