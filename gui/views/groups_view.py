@@ -71,7 +71,8 @@ class GroupsView(QWidget):
         self.model = GroupsModel(self)
         self.proxy = sorting_proxy(self.model, self)
         self.proxy.setFilterKeyColumn(0)
-        self.table = make_table(self.proxy, "GroupsTable", stretch=0, empty=NO_GROUPS)
+        self.table = make_table(self.proxy, "GroupsTable", stretch=0,
+                                empty="Waiting for the cluster's first snapshot…")
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.filter.textChanged.connect(self._update_empty)
@@ -126,6 +127,8 @@ class GroupsView(QWidget):
         self._refresh_detail()
 
     def _update_empty(self, *_: Any) -> None:
+        if self.snapshot is None:
+            return  # still "Waiting for the cluster's first snapshot…"
         needle = self.filter.text().strip()
         self.table.empty_hint.set_text(
             f"No group matches \u201c{needle}\u201d." if needle and self.model.rowCount()

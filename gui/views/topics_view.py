@@ -31,6 +31,7 @@ from gui.views.common import (
 from gui.views.dialogs import AddPartitionsDialog, CreateTopicDialog, TopicConfigDialog
 
 NO_TOPICS = "No topics yet. Create one with New topic… (Ctrl+N)."
+WAITING = "Waiting for the cluster's first snapshot…"
 
 
 class TopicsView(QWidget):
@@ -78,7 +79,7 @@ class TopicsView(QWidget):
         self.proxy.setSourceModel(self.model)
         self.proxy.set_hide_internal(True)
         self.table = make_table(self.proxy, "TopicsTable", stretch=0,  # names can be long
-                                empty=NO_TOPICS)
+                                empty=WAITING)
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
         self.hide_internal.toggled.connect(self.proxy.set_hide_internal)
@@ -151,7 +152,9 @@ class TopicsView(QWidget):
                 text += f" · {self.proxy.rowCount():,} shown"
             self.subtitle.setText(text)
         needle = self.filter.text().strip()
-        if self.model.rowCount() == 0:
+        if self.snapshot is None:
+            text = WAITING  # not "no topics": we do not know yet
+        elif self.model.rowCount() == 0:
             text = NO_TOPICS
         elif needle:
             text = f"No topic matches \u201c{needle}\u201d."

@@ -152,3 +152,24 @@ def test_logs_table_says_why_no_line_shows(demo_console, qtbot):
     assert _hint(view.table) is None
     view.filter.setText("no-such-line")
     assert "no-such-line" in (_hint(view.table) or "")
+
+
+def test_before_the_first_snapshot_the_tables_do_not_claim_there_is_nothing(demo_console,
+                                                                            qtbot):
+    import dataclasses
+
+    from gui.views.groups_view import GroupsView
+    from gui.views.topics_view import TopicsView
+
+    topics = TopicsView(demo_console.session)
+    groups = GroupsView(demo_console.session)
+    for view in (topics, groups):
+        qtbot.addWidget(view)
+        view.show()
+        # "No topics yet. Create one…" while still connecting was wrong
+        assert "Waiting" in (_hint(view.table) or "")
+    empty = dataclasses.replace(demo_console.session.last_snapshot, topics=(), groups=())
+    topics.on_snapshot(empty)
+    groups.on_snapshot(empty)
+    assert "No topics yet" in (_hint(topics.table) or "")
+    assert "No consumer groups yet" in (_hint(groups.table) or "")
