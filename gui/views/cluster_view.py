@@ -102,7 +102,8 @@ class ClusterView(QWidget):
         self.table = make_table(self.brokers_proxy, "BrokersTable", stretch="all",
                                 hidden=BrokersModel.HIDDEN_AT_FIRST,
                                 auto_hide=(BrokersModel.NETWORK_COLUMN,
-                                           BrokersModel.THROTTLE_COLUMN))
+                                           BrokersModel.THROTTLE_COLUMN),
+                                empty="Waiting for the cluster's first snapshot…")
         self.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         header = self.table.horizontalHeader()  # the fault columns right after State
@@ -159,7 +160,10 @@ class ClusterView(QWidget):
 
         self.quorum = QuorumModel(self)
         self.quorum_table = make_table(sorting_proxy(self.quorum, self), "QuorumTable",
-                                       stretch="all")
+                                       stretch="all",
+                                       empty="No quorum information yet: DescribeQuorum has "
+                                             "not answered (a ZooKeeper-based cluster has "
+                                             "no KRaft quorum).")
         self.quorum_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
         self.quorum_title = section("Metadata quorum (KRaft)")
         bottom = QWidget()

@@ -173,3 +173,15 @@ def test_before_the_first_snapshot_the_tables_do_not_claim_there_is_nothing(demo
     groups.on_snapshot(empty)
     assert "No topics yet" in (_hint(topics.table) or "")
     assert "No consumer groups yet" in (_hint(groups.table) or "")
+
+
+def test_cluster_tables_say_what_they_wait_for(demo_console, qtbot):
+    from gui.views.cluster_view import ClusterView
+
+    view = ClusterView(demo_console.session)
+    qtbot.addWidget(view)
+    view.show()
+    assert "Waiting" in (_hint(view.table) or "")
+    assert "DescribeQuorum" in (_hint(view.quorum_table) or "")
+    view.on_snapshot(demo_console.session.last_snapshot)
+    assert _hint(view.table) is None
