@@ -171,7 +171,12 @@ class ProduceView(QWidget):
             return
         self.progress.setRange(0, spec.count)
         self.progress.setValue(0)
-        self.report.setText(f"Producing {spec.count:,} record(s) to {spec.topic}…")
+        text = f"Producing {spec.count:,} record(s) to {spec.topic}…"
+        if self._partitions and spec.topic not in self._partitions:
+            text += (f"  {spec.topic} is not an existing topic: the broker creates it on the "
+                     "first write if auto.create.topics.enable is on (a few seconds), else "
+                     "the produce fails.")
+        self.report.setText(text)
         self.send_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.running = self.session.produce(spec, self._progress, on_ok=self._done,

@@ -82,3 +82,18 @@ def test_error_dialog_is_wide_enough_to_read(qtbot):
         assert box.width() >= 440
     finally:
         box.close()
+
+
+def test_producing_to_a_topic_that_does_not_exist_says_so(demo_console, qtbot):
+    view = demo_console.window.produce_view
+    calls: list[object] = []
+    view.session.produce = lambda spec, *a, **k: calls.append(spec)
+    view.topic.setCurrentText("brand-new-topic")
+    view.send()
+    assert calls
+    # before: "Producing 1 record(s) to brand-new-topic…" then a silent multi-second wait
+    assert "not an existing topic" in view.report.text()
+    view.running = None
+    view.topic.setCurrentText("orders")
+    view.send()
+    assert "not an existing topic" not in view.report.text()
