@@ -232,6 +232,18 @@ def test_reader_with_a_tiny_scratch_buffer_delivers_every_frame(
     assert reader.buffered == 0
 
 
+def test_reader_large_frame_path_split_at_every_byte_boundary() -> None:
+    frames = [b"a" * 40, b"", b"bcd", bytes(range(100)), b"e" * 12]
+    stream = b"".join(_SIZE.pack(len(f)) + f for f in frames)
+    for cut in range(1, len(stream)):
+        got: list[bytes] = []
+        reader = FrameReader(lambda f, got=got: got.append(bytes(f)), min_size=0,
+                             max_size=1000, scratch_bytes=16)
+        reader.feed(stream[:cut])
+        reader.feed(stream[cut:])
+        assert got == frames, cut
+
+
 def test_large_frames_are_handed_over_read_only() -> None:
     got: list[Any] = []
     reader = FrameReader(got.append, min_size=0, max_size=1000, scratch_bytes=16)
