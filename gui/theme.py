@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 THEMES_DIR = RESOURCES / "themes"
+ICONS_DIR = RESOURCES / "icons"
 THEMES = ("light", "dark")
 
 
@@ -24,8 +25,10 @@ def load_tokens(name: str) -> dict[str, str]:
 
 
 def stylesheet(name: str) -> str:
-    """base.qss with ``@token`` replaced by theme ``name``'s colours."""
+    """base.qss with ``@token`` replaced by theme ``name``'s colours (and ``@icons`` by the
+    icons folder)."""
     text = (THEMES_DIR / "base.qss").read_text(encoding="utf-8")
+    text = text.replace("@icons", ICONS_DIR.as_posix())  # url(@icons/x.svg): our own images
     tokens = load_tokens(name)
     for key in sorted(tokens, key=len, reverse=True):  # @accent_hover before @accent
         text = text.replace("@" + key, tokens[key])
