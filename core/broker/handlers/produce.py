@@ -64,6 +64,12 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
     if waits:
         await asyncio.gather(*waits)
     if acks == 0:
+        failed = {key: r["error_code"] for key, r in results.items() if r["error_code"]}
+        if failed:
+            # Kafka's KafkaApis closes the connection when an acks=0 produce fails: the
+            # producer gets no response, so the disconnect is its only sign to refresh its
+            # metadata (a moved leader) instead of losing every later record silently
+            raise ConnectionAbortedError(f"acks=0 produce failed: {_describe(failed)}")
         return None
     by_topic: dict[str, list[dict[str, Any]]] = {}
     for (topic, _), value in results.items():
@@ -80,6 +86,11 @@ async def _await_replication(partition: Any, last_offset: int, timeout_s: float,
         await partition.wait_for_hw(last_offset, timeout_s)
     except KafkaError as exc:
         results[key] = _error(key[1], exc.code, str(exc))
+
+
+def _describe(failed: dict[tuple[str, int], ErrorCode]) -> str:
+    return ", ".join(f"{topic}-{index} {ErrorCode(code).name}"
+                     for (topic, index), code in sorted(failed.items()))
 
 
 def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
