@@ -26,8 +26,37 @@ Parser = Callable[[str], Any]
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered not in ("true", "false"):
-        raise ValueError(f"expected true or false, got {value!r}")
+        raise ValueError("Expected value to be either true or false")
     return lowered == "true"
+
+
+def _integer(kind: str, bits: int) -> Parser:
+    """Kafka's INT / LONG parsing: a trimmed decimal within the type's range, else the
+    message of ConfigDef.parseType ("Not a number of type LONG")."""
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            raise ValueError(f"Not a number of type {kind}") from None
+        if not low <= number <= high:
+            raise ValueError(f"Not a number of type {kind}")
+        return number
+    return parse
+
+
+def _double(value: str) -> float:
+    try:
+        return float(value.strip())
+    except ValueError:
+        raise ValueError("Not a number of type DOUBLE") from None
+
+
+_PARSERS: dict[str, Parser] = {
+    "int": _integer("INT", 32), "long": _integer("LONG", 64), "double": _double,
+    "boolean": _bool, "string": str,
+}
 
 
 def _list(value: str) -> list[str]:
@@ -49,12 +78,8 @@ class ConfigDef:
 
     def parse(self, raw: str) -> Any:
         """Parse and validate a raw string value, raising InvalidConfigError as Kafka does."""
-        parsers: dict[str, Parser] = {
-            "int": int, "long": int, "double": float, "boolean": _bool,
-            "string": str, "list": _list,
-        }
         try:
-            value = parsers[self.type](raw)
+            value = _list(raw) if self.type == "list" else _PARSERS[self.type](raw)
         except (ValueError, TypeError) as exc:
             raise InvalidConfigError(
                 f"Invalid value {raw} for configuration {self.name}: {exc}"
