@@ -16,14 +16,13 @@ import asyncio
 import errno
 import logging
 import os
-import struct
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-log = logging.getLogger(__name__)
+from core.network.framing import Frame, FrameReader, FrameSizeError
 
-_SIZE = struct.Struct(">i")
+log = logging.getLogger(__name__)
 
 #: an encoded response: one buffer, or several written in order (large record bytes are passed
 #: by reference instead of being copied into one buffer, or as a FileRegion to sendfile), or
@@ -80,17 +79,13 @@ class FileRegion:
         return f"FileRegion(fd={self.fd}, position={self.position}, size={self.size})"
 
 
-#: frames up to this size are parsed out of a reusable scratch buffer; a larger frame gets its
-#: own buffer of exactly its size, which the socket then fills directly (no copies in Python)
-_SCRATCH_BYTES = 64 * 1024
-
-
 class KafkaServerProtocol(asyncio.BufferedProtocol):
     """One client connection: reads frames, dispatches them, writes responses in order.
 
     Reading is zero-copy for large frames (Produce, follower Fetch responses are not read
     here): the kernel writes straight into a buffer sized for the frame, which is handed to
-    dispatch as is. Small frames are cut out of a scratch buffer with one copy.
+    dispatch as is. Small frames are cut out of a scratch buffer with one copy (FrameReader,
+    shared with the client connection).
     """
 
     def __init__(self, dispatch: Dispatch, *, max_request_bytes: int, max_in_flight: int = 64,
@@ -101,11 +96,7 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         self._max_in_flight = max_in_flight
         self._on_close = on_close
         self._idle_timeout_s = idle_timeout_s
-        self._scratch = bytearray(_SCRATCH_BYTES)
-        self._scratch_view = memoryview(self._scratch)
-        self._scratch_len = 0  # unparsed bytes at the start of the scratch buffer
-        self._frame: bytearray | None = None  # a large frame being filled by the socket
-        self._frame_filled = 0
+        self._reader = FrameReader(self._start, min_size=0, max_size=max_request_bytes)
         self._pending: deque[asyncio.Future[Response]] = deque()
         self._transport: asyncio.Transport | None = None
         self._peer: tuple[str, int] = ("?", 0)
@@ -144,7 +135,7 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         for fut in self._pending:
             fut.cancel()
         self._pending.clear()
-        self._frame = None
+        self._reader.close()
         self._stop_waiting()
         if self._wait_fd is not None:
             os.close(self._wait_fd)
@@ -166,24 +157,18 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         self._flush()
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        frame = self._frame
-        if frame is not None:
-            return memoryview(frame)[self._frame_filled:]
-        return self._scratch_view[self._scratch_len:]
+        return self._reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         self._touch()
-        frame = self._frame
-        if frame is not None:
-            self._frame_filled += nbytes
-            if self._frame_filled == len(frame):
-                self._frame = None
-                self._start(frame)
-                if not self._closed:
-                    self._update_reading()
+        try:
+            self._reader.buffer_updated(nbytes)
+        except FrameSizeError as exc:
+            log.warning("closing connection from %s:%s: request size %d outside 0..%d",
+                        *self._peer, exc.size, self._max_request_bytes)
+            self.close()
             return
-        self._scratch_len += nbytes
-        self._parse_scratch()
+        self._update_reading()
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes as a plain Protocol would (for callers that push data)."""
@@ -196,46 +181,14 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
             view = view[n:]
             self.buffer_updated(n)
 
-    def _parse_scratch(self) -> None:
-        scratch = self._scratch
-        end = self._scratch_len
-        pos = 0
-        while end - pos >= 4:
-            (size,) = _SIZE.unpack_from(scratch, pos)
-            if size < 0 or size > self._max_request_bytes:
-                log.warning("closing connection from %s:%s: request size %d outside 0..%d",
-                            *self._peer, size, self._max_request_bytes)
-                self.close()
-                return
-            if end - pos - 4 >= size:
-                frame = bytes(self._scratch_view[pos + 4:pos + 4 + size])
-                pos += 4 + size
-                self._start(frame)
-                if self._closed:
-                    return
-                continue
-            if 4 + size > len(scratch):
-                # too large for the scratch buffer: give it its own, filled by the socket
-                have = end - pos - 4
-                big = bytearray(size)
-                big[:have] = self._scratch_view[pos + 4:end]
-                self._frame, self._frame_filled = big, have
-                pos = end
-            break
-        rest = end - pos
-        if pos and rest:
-            scratch[:rest] = self._scratch_view[pos:end]  # same length: no resize
-        self._scratch_len = rest
-        self._update_reading()
-
     # internals ---------------------------------------------------------------------------
-    def _start(self, frame: bytes | bytearray) -> None:
+    def _start(self, frame: Frame) -> None:
         fut: asyncio.Future[Response] = self._loop.create_future()
         self._pending.append(fut)
         task = self._loop.create_task(self._run(frame, fut))
         task.add_done_callback(_consume_task_exception)
 
-    async def _run(self, frame: bytes | bytearray, fut: asyncio.Future[Response]) -> None:
+    async def _run(self, frame: Frame, fut: asyncio.Future[Response]) -> None:
         try:
             # read-only: kio's native readers refuse writable buffers (our large frames)
             response = await self._dispatch(memoryview(frame).toreadonly(), self._peer)
@@ -399,6 +352,7 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         """Close this connection only; the listener keeps serving others."""
         if self._transport is not None and not self._closed:
             self._closed = True
+            self._reader.close()
             self._transport.abort()
 
 
