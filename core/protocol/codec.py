@@ -213,7 +213,7 @@ def encode_request(api_key: int, version: int, correlation_id: int, client_id: s
     return buffer.getvalue()
 
 
-def decode_response(api_key: int, version: int, frame: bytes) -> tuple[int, Any]:
+def decode_response(api_key: int, version: int, frame: bytes | memoryview) -> tuple[int, Any]:
     """Decode a response frame (after the size): returns (correlation_id, body)."""
     (correlation_id,) = struct.unpack_from(">i", frame, 0)
     cls = response_class(api_key, version)
