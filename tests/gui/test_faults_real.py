@@ -96,19 +96,35 @@ def first_metadata_s(bootstrap: str) -> float:
     return time.monotonic() - started
 
 
-def test_cluster_up_with_fault_proxies(console, qtbot):
+_PREPARED: set[int] = set()  # ids of the consoles whose cluster has TOPIC and its traffic
+
+
+def ready(console, qtbot) -> None:
+    """The cluster is up with 3 running brokers, TOPIC exists and traffic flows into it: set up
+    by whichever test runs first, so that any test of this module can also run alone."""
     w = console.window
     pump_until(qtbot, lambda: w.caps is not None, 120, "the cluster to start")
-    assert w.caps.supervised and w.caps.network_faults, w.caps.network_reason
     pump_until(qtbot, lambda: console.session.last_snapshot is not None and sum(
         b.state in ("running", "online") for b in console.session.last_snapshot.brokers) == 3,
         60, "3 running brokers")
+    if id(console) in _PREPARED:
+        return
     done = []
     console.session.create_topic(TOPIC, 6, 3, {}, on_ok=done.append)
     pump_until(qtbot, lambda: done, 30, "the topic")
+    # the console acts on the topics of its last snapshot (a throttle on "all" replicas)
+    pump_until(qtbot, lambda: console.session.last_snapshot.topic(TOPIC) is not None, 30,
+               "the topic in the console's snapshot")
     # steady traffic for the charts while the faults come and go (~120 s)
     console.session.produce(ProduceSpec(topic=TOPIC, value="{counter}", count=36_000, rate=300),
                             lambda *_: None)
+    _PREPARED.add(id(console))
+
+
+def test_cluster_up_with_fault_proxies(console, qtbot):
+    w = console.window
+    ready(console, qtbot)
+    assert w.caps.supervised and w.caps.network_faults, w.caps.network_reason
     w.show_page(0)
     assert select_key(w.cluster_view.table, "2")
     assert w.cluster_view.network_button.isEnabled()
@@ -116,6 +132,7 @@ def test_cluster_up_with_fault_proxies(console, qtbot):
 
 
 def test_latency_from_the_row_reaches_the_proxy(console, qtbot, monkeypatch):
+    ready(console, qtbot)
     from gui.views import cluster_view as module
 
     cv = console.window.cluster_view
@@ -144,6 +161,7 @@ def test_latency_from_the_row_reaches_the_proxy(console, qtbot, monkeypatch):
 
 
 def test_isolate_and_clear_from_the_row(console, qtbot):
+    ready(console, qtbot)
     cv = console.window.cluster_view
     session = console.session
     cv.network_fault(2, "isolate")
@@ -197,6 +215,7 @@ def _describe(console, resource_type, name: str) -> dict:
 def test_drop_and_blackhole_keep_the_console_polling(console, qtbot):
     """Drop and blackhole broker 3 from the row: the supervisor reports them, the console
     keeps polling (its requests to broker 3 time out off the Qt thread) and shows them."""
+    ready(console, qtbot)
     cv = console.window.cluster_view
     for fault, label in (("drop", "dropping"), ("blackhole", "blackhole")):
         cv.network_fault(3, fault)
@@ -237,6 +256,7 @@ def config_settles(console, qtbot, resource_type, name: str, expected: dict) -> 
 
 
 def test_throttle_set_and_cleared_from_the_row(console, qtbot):
+    ready(console, qtbot)
     from confluent_kafka.admin import ResourceType
 
     cv = console.window.cluster_view
@@ -279,6 +299,7 @@ def test_throttle_set_and_cleared_from_the_row(console, qtbot):
 
 
 def test_throttle_on_reassigning_replicas_needs_a_reassignment(console, qtbot):
+    ready(console, qtbot)
     cv = console.window.cluster_view
     errors = []
     cv.set_throttle(3, ThrottleSpec(1_000_000, None, "reassigning")).failed.connect(
@@ -293,6 +314,7 @@ def test_throttle_on_the_replicas_being_reassigned(console, qtbot):
     `main.py data reassign`, held back by broker 3's follower throttle; then the throttle is
     narrowed to the moving replicas from the row (Kafka's partition:broker lists) and
     cleared, and the move completes."""
+    ready(console, qtbot)
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic, ResourceType
 
@@ -356,6 +378,7 @@ def test_throttle_on_the_replicas_being_reassigned(console, qtbot):
 
 def test_pause_markers_and_screenshots(console, qtbot):
     """Faults a few seconds apart, as an operator would apply them, then the screenshots."""
+    ready(console, qtbot)
     w = console.window
     cv = w.cluster_view
     labels = w.charts_view.markers.labels
