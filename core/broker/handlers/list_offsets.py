@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from kio.schema.errors import ErrorCode
+
 from core.broker.api import RequestContext, api
 from core.common.errors import KafkaError
-from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP, TopicPartition
+from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, TopicPartition
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -41,13 +43,32 @@ def _lookup(partition: Any, timestamp: int, from_replica: bool,
     epoch = partition.leader_epoch
     visible = log.last_stable_offset if read_committed else log.high_watermark
     if timestamp == LATEST_TIMESTAMP:
-        return (log.log_end_offset if from_replica else visible), -1, epoch
+        if from_replica:
+            return log.log_end_offset, -1, epoch
+        _check_hw_caught_up(partition)
+        return visible, -1, epoch
     if timestamp == EARLIEST_TIMESTAMP:
         return log.log_start_offset, -1, epoch
     found = log.offset_for_timestamp(timestamp)
-    if found is None:
-        return -1, -1, epoch
-    offset, ts, found_epoch = found
-    if timestamp != MAX_TIMESTAMP and offset >= visible:
-        return -1, -1, epoch
-    return offset, ts, found_epoch if found_epoch is not None and found_epoch >= 0 else epoch
+    if found is not None and (from_replica or found[0] < visible):
+        offset, ts, found_epoch = found
+        return offset, ts, found_epoch if found_epoch is not None and found_epoch >= 0 else epoch
+    if not from_replica:
+        _check_hw_caught_up(partition)
+    return -1, -1, -1
+
+
+def _check_hw_caught_up(partition: Any) -> None:
+    """Kafka's Partition.fetchOffsetForTimestamp: a client asking a new leader whose high
+    watermark still trails the offset its epoch began at gets OFFSET_NOT_AVAILABLE
+    (retriable), not a latest offset that is already stale."""
+    log = partition.log
+    start = log.epoch_cache.start_offset_of(partition.leader_epoch)
+    if start is None:  # nothing appended in this epoch yet: it begins at the log end
+        start = log.log_end_offset
+    if start > log.high_watermark:
+        raise KafkaError(
+            f"Failed to fetch offsets for partition {partition.tp} with leader epoch "
+            f"{partition.leader_epoch} as this partition's high watermark "
+            f"({log.high_watermark}) is lagging behind the start offset from the beginning "
+            f"of this epoch ({start}).", ErrorCode.offset_not_available)
