@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 
 from core.common.config import BrokerConfig, load_properties
 from core.common.errors import KafkaError
@@ -69,4 +73,26 @@ async def _serve(config: BrokerConfig) -> int:
           f" metrics_port={broker.metrics_port}", flush=True)
     await stop.wait()
     await broker.stop()
+    exit_if_stuck(EXIT_GRACE_S)
     return 0
+
+
+#: how long the process may take to exit once the broker has stopped (logs closed)
+EXIT_GRACE_S = 5.0
+
+
+def exit_if_stuck(after_s: float) -> None:
+    """Once the broker has stopped (logs flushed, checkpoints written, files closed), the
+    interpreter still cancels the remaining tasks and joins executor threads; a task that
+    swallows its cancellation or a thread blocked in a system call would keep the process
+    alive until the supervisor's SIGKILL (seen once: 30 s). After `after_s`, log every
+    thread's stack (to find the culprit) and exit with 0: nothing is left to lose."""
+    def watchdog() -> None:
+        time.sleep(after_s)
+        logging.getLogger(__name__).error(
+            "process still running %.0f s after the broker stopped: exiting; threads:", after_s)
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.flush()
+        os._exit(0)
+
+    threading.Thread(target=watchdog, name="exit-watchdog", daemon=True).start()
