@@ -89,3 +89,47 @@ def test_latest_offset_from_a_leader_with_a_lagging_high_watermark(cluster):
                  what="the latest offset once the follower is back")
     finally:
         kadmin.close()
+
+
+def test_max_timestamp_and_timestamp_lookups_stop_at_the_high_watermark(cluster):
+    """Kafka filters every timestamp lookup, max-timestamp included, by the high watermark
+    (a record not yet replicated is not found: offset -1, leader epoch -1)."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    controller = admin.describe_cluster().result(15).controller.id
+    paused = next(b for b in (1, 2, 3) if b != controller)
+    leader = next(b for b in (1, 2, 3) if b != paused)
+    others = [b for b in (1, 2, 3) if b not in (paused, leader)]
+    topic = f"mt-{uuid.uuid4().hex[:8]}"
+    tp = TopicPartition(topic, 0)
+    kadmin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
+    try:
+        kadmin.create_topics([NewTopic(topic, num_partitions=-1, replication_factor=-1,
+                                       replica_assignments={0: [leader, *others, paused]})])
+    finally:
+        kadmin.close()
+    wait_for(lambda: _latest(admin, topic) == 0, timeout=15, what=f"{topic} to be ready")
+    base = 1_700_000_000_000
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for i in range(3):
+        producer.produce(topic, value=b"v", partition=0, timestamp=base + i)
+    producer.flush(15)
+
+    def lookup(spec: OffsetSpec) -> tuple[int, int | None]:
+        info = admin.list_offsets({tp: spec}, request_timeout=5)[tp].result(10)
+        return info.offset, info.leader_epoch
+
+    assert lookup(OffsetSpec.max_timestamp())[0] == 2
+    cluster.control.pause_sync(paused)
+    try:
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": 1})
+        producer.produce(topic, value=b"late", partition=0, timestamp=base + 10_000)
+        producer.flush(15)
+        assert _latest(admin, topic) == 3  # offset 3 is above the high watermark
+        assert lookup(OffsetSpec.max_timestamp())[0] == -1
+        offset, epoch = lookup(OffsetSpec.for_timestamp(base + 5_000))
+        assert offset == -1 and epoch in (None, -1), (offset, epoch)
+    finally:
+        cluster.control.resume_sync(paused)
+    wait_for(lambda: _latest(admin, topic) == 4, timeout=30, what="the high watermark")
+    assert lookup(OffsetSpec.max_timestamp())[0] == 3
+    assert lookup(OffsetSpec.for_timestamp(base + 5_000))[0] == 3
