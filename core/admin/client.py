@@ -10,6 +10,12 @@ group coordinator (FindCoordinator), topic/config changes to the controller (or 
 which forwards them). Stale-metadata errors (NOT_LEADER_OR_FOLLOWER, NOT_COORDINATOR,
 NOT_CONTROLLER, lost connections, ...) refresh metadata and retry. Failures are KafkaError
 subclasses (core.admin.errors) carrying Kafka's code and message.
+
+Brokers not to wait on (`UnresponsiveBrokers`, `admin.unresponsive`): a broker the caller
+says is down (`set_known_down`, e.g. a supervisor's "paused") and, with
+`unresponsive_backoff`, a broker whose request just timed out are not asked: requests to
+them fail at once with `BrokerUnresponsiveError` (not retried), and one short background
+probe per back-off period tells when a timed-out broker answers again.
 """
 
 from __future__ import annotations
@@ -34,13 +40,14 @@ from core.admin.snapshot import (
     QuorumVoter,
     TopicInfo,
 )
-from core.common.errors import ErrorCode, KafkaError
+from core.common.errors import ErrorCode, KafkaError, RequestTimedOutError
 from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP
 from core.network.client import BrokerConnectionError, ConnectionPool, KafkaConnection
 
 __all__ = [
     "ActiveProducer",
     "AdminClient",
+    "BrokerUnresponsiveError",
     "ClusterMetadata",
     "ConfigEntry",
     "GroupListing",
@@ -50,11 +57,13 @@ __all__ = [
     "OffsetSpec",
     "TransactionDescription",
     "TransactionListing",
+    "UnresponsiveBrokers",
     "parse_bootstrap",
 ]
 
 T = TypeVar("T")
 TP = tuple[str, int]
+Address = tuple[str, int]
 OffsetSpec = str | int  # "earliest" | "latest" | "max_timestamp" | timestamp ms
 
 # API keys
@@ -240,6 +249,79 @@ class ActiveProducer:
     coordinator_epoch: int
     current_txn_start_offset: int
 
+class BrokerUnresponsiveError(KafkaError):
+    """Not sent: the broker is known to be down, or it is in a back-off after a timeout."""
+
+    code = ErrorCode.broker_not_available
+
+
+@dataclass(slots=True)
+class _Backoff:
+    reason: str
+    probe_at: float  # monotonic time the next probe may start
+    probing: bool = False
+
+
+class UnresponsiveBrokers:
+    """Which broker addresses not to wait on; pure bookkeeping (no I/O, injectable clock).
+
+    Two kinds: *known down* (set by the caller from a supervisor: paused, stopped, ...; never
+    probed, forgotten when the caller stops listing it) and *timed out* (a request got no
+    answer in time: refused for `backoff_s`, then one probe at a time, once per period, until
+    one answers). `backoff_s` None or 0 turns the timed-out kind off.
+    """
+
+    def __init__(self, backoff_s: float | None = 3.0, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.backoff_s = backoff_s or 0.0
+        self._clock = clock
+        self._down: dict[Address, str] = {}
+        self._timed_out: dict[Address, _Backoff] = {}
+
+    def set_down(self, reasons: Mapping[Address, str]) -> set[Address]:
+        """Replace the known-down addresses (address -> why); returns the newly down ones.
+
+        An address that is no longer down also forgets its back-off (its process runs again).
+        """
+        new = set(reasons) - set(self._down)
+        for address in set(self._down) - set(reasons):
+            self._timed_out.pop(address, None)
+        self._down = dict(reasons)
+        return new
+
+    def refusal(self, address: Address) -> str | None:
+        """Why not to send to `address` now, or None to go ahead."""
+        if address in self._down:
+            return self._down[address]
+        entry = self._timed_out.get(address)
+        return entry.reason if entry is not None else None
+
+    def timed_out(self, address: Address, reason: str | None = None) -> None:
+        """A request (or probe) to `address` got no answer in time: (re)start its back-off."""
+        if self.backoff_s <= 0:
+            return
+        old = self._timed_out.get(address)
+        text = reason or (old.reason if old else f"{address[0]}:{address[1]} is unresponsive")
+        self._timed_out[address] = _Backoff(text, self._clock() + self.backoff_s)
+
+    def answered(self, address: Address) -> None:
+        """`address` answered: it is responsive again."""
+        self._timed_out.pop(address, None)
+
+    def probe_due(self, address: Address) -> bool:
+        """True once per back-off period (and claims the probe) for a timed-out address."""
+        entry = self._timed_out.get(address)
+        if entry is None or entry.probing or address in self._down \
+                or self._clock() < entry.probe_at:
+            return False
+        entry.probing = True
+        return True
+
+    def unresponsive(self) -> dict[Address, str]:
+        """Timed-out addresses still in back-off -> reason (known-down ones excluded)."""
+        return {a: e.reason for a, e in self._timed_out.items() if a not in self._down}
+
+
 def spec_timestamp(spec: OffsetSpec) -> int:
     """ListOffsets timestamp for an offset spec."""
     if isinstance(spec, int):
@@ -257,7 +339,11 @@ class AdminClient:
 
     def __init__(self, bootstrap: str, *, client_id: str = "kaflab-admin",
                  request_timeout: float = 30.0, retries: int = 5,
-                 retry_backoff: float = 0.1) -> None:
+                 retry_backoff: float = 0.1, unresponsive_backoff: float | None = None,
+                 probe_timeout: float = 1.0) -> None:
+        """`unresponsive_backoff` (s): after a request to a broker times out, refuse requests
+        to it for that long, then probe it (Metadata, `probe_timeout`) once per period until
+        it answers. None: wait out every timeout (the default)."""
         self.bootstrap = bootstrap
         self._bootstrap = parse_bootstrap(bootstrap)
         self.request_timeout = request_timeout
@@ -268,6 +354,9 @@ class AdminClient:
         self._metadata_lock = asyncio.Lock()
         self._coordinators: dict[str, int] = {}
         self._closed = False
+        self.unresponsive = UnresponsiveBrokers(unresponsive_backoff)
+        self.probe_timeout = probe_timeout
+        self._probes: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> AdminClient:
         return self
@@ -278,6 +367,8 @@ class AdminClient:
     async def close(self) -> None:
         """Close every connection."""
         self._closed = True
+        for task in list(self._probes):
+            task.cancel()
         await self.pool.close()
 
     # connections --------------------------------------------------------------------------
@@ -291,14 +382,24 @@ class AdminClient:
         boot = list(self._bootstrap)
         random.shuffle(boot)
         candidates += [a for a in boot if a not in candidates]
-        for host, port in candidates:  # prefer an already open connection
+        usable = [a for a in candidates if self.unresponsive.refusal(a) is None]
+        if not usable:
+            refusals = []
+            for address in candidates:
+                try:
+                    self._check(address)  # starts the probes that are due
+                except BrokerUnresponsiveError as exc:
+                    refusals.append(str(exc))
+            raise BrokerUnresponsiveError("no broker to ask: " + "; ".join(
+                dict.fromkeys(refusals)))
+        for host, port in usable:  # prefer an already open connection
             conn = self.pool._conns.get((host, port))
             if conn is not None and not conn.closed:
                 return conn
         errors = []
-        for host, port in candidates:
+        for host, port in usable:
             try:
-                return await self.pool.get(host, port)
+                return await self._get(host, port)
             except KafkaError as exc:
                 errors.append(str(exc))
         raise BrokerConnectionError("no broker reachable: " + "; ".join(errors))
@@ -313,7 +414,7 @@ class AdminClient:
             if broker is None:
                 raise error_for(ErrorCode.broker_not_available, None,  # type: ignore[misc]
                                 f"broker {broker_id} is not in the cluster metadata")
-        return await self.pool.get(broker.host, broker.port)
+        return await self._get(broker.host, broker.port)
 
     async def controller_connection(self) -> KafkaConnection:
         md = self._metadata or await self.metadata()
@@ -325,7 +426,80 @@ class AdminClient:
         return await self.any_connection()
 
     async def _call(self, conn: KafkaConnection, api_key: int, **fields: Any) -> Any:
-        return await conn.request(api_key, max_version=_MAX.get(api_key), fields=fields)
+        return await self._request(conn, api_key, _MAX.get(api_key), fields)
+
+    async def _request(self, conn: KafkaConnection, api_key: int, max_version: int | None,
+                       fields: Mapping[str, Any]) -> Any:
+        """Send one request unless its broker is not to be asked (see UnresponsiveBrokers)."""
+        address = (conn.host, conn.port)
+        self._check(address)
+        try:
+            resp = await conn.request(api_key, max_version=max_version, fields=fields)
+        except RequestTimedOutError:
+            self._timed_out(address, conn.timeout)
+            raise
+        self.unresponsive.answered(address)
+        return resp
+
+    async def _get(self, host: str, port: int) -> KafkaConnection:
+        """pool.get, unless the broker is not to be asked; a connect that timed out (TCP or
+        the ApiVersions handshake) starts its back-off."""
+        address = (host, port)
+        self._check(address)
+        started = time.monotonic()
+        try:
+            return await self.pool.get(host, port)
+        except KafkaError as exc:
+            if isinstance(exc, RequestTimedOutError) or (
+                    isinstance(exc, BrokerConnectionError)
+                    and time.monotonic() - started >= 0.9 * self.pool.timeout):
+                self._timed_out(address, self.pool.timeout)
+            raise
+
+    # brokers not to wait on ---------------------------------------------------------------
+    def set_known_down(self, reasons: Mapping[Address, str]) -> None:
+        """Addresses known not to answer (address -> why, e.g. "broker 2 is paused: not
+        asked"), replacing the previous set. Requests to them fail at once; the connection to
+        a newly down one is closed, so requests already waiting on it fail now too."""
+        for host, port in self.unresponsive.set_down(reasons):
+            self.pool.discard(host, port)
+
+    def broker_name(self, address: Address) -> str:
+        """'broker 2 (127.0.0.1:9093)' when the metadata knows the address, else 'host:port'."""
+        host, port = address
+        for b in self._metadata.brokers if self._metadata else ():
+            if (b.host, b.port) == address:
+                return f"broker {b.id} ({host}:{port})"
+        return f"{host}:{port}"
+
+    def _check(self, address: Address) -> None:
+        """Raise BrokerUnresponsiveError if `address` is not to be asked (probing it if due)."""
+        reason = self.unresponsive.refusal(address)
+        if reason is None:
+            return
+        if self.unresponsive.probe_due(address) and not self._closed:
+            task = asyncio.get_running_loop().create_task(self._probe(address))
+            self._probes.add(task)
+            task.add_done_callback(self._probes.discard)
+        raise BrokerUnresponsiveError(reason)
+
+    def _timed_out(self, address: Address, timeout: float) -> None:
+        backoff = self.unresponsive.backoff_s
+        self.unresponsive.timed_out(address, (
+            f"{self.broker_name(address)} is unresponsive (no answer within {timeout:g}s): "
+            f"not asked, probed every {backoff:g}s"))
+
+    async def _probe(self, address: Address) -> None:
+        """One short Metadata (no topics) request: answered -> responsive again."""
+        host, port = address
+        try:
+            conn = await asyncio.wait_for(self.pool.get(host, port), self.probe_timeout)
+            await conn.request(METADATA, max_version=_MAX[METADATA], timeout=self.probe_timeout,
+                               fields={"topics": [], "allow_auto_topic_creation": False})
+        except (KafkaError, OSError, TimeoutError):
+            self.unresponsive.timed_out(address)
+            return
+        self.unresponsive.answered(address)
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """Run op, refreshing metadata and retrying on routing/connection errors."""
@@ -334,7 +508,7 @@ class AdminClient:
             try:
                 return await op()
             except KafkaError as exc:
-                if exc.code not in RETRIABLE_ROUTING or attempt == self.retries:
+                if not _retriable(exc) or attempt == self.retries:
                     raise
                 if isinstance(exc, BrokerConnectionError):
                     self._drop_stale_connections()
@@ -622,7 +796,7 @@ class AdminClient:
             for batch in batches:
                 results.update(batch)
             pending = sorted(tp for tp, r in results.items()
-                             if isinstance(r, KafkaError) and r.code in RETRIABLE_ROUTING
+                             if isinstance(r, KafkaError) and _retriable(r)
                              and attempt < self.retries)
             if not pending:
                 break
@@ -859,7 +1033,7 @@ class AdminClient:
         delay = self.retry_backoff
         for attempt in range(self.retries + 1):
             todo = [g for g in ids if g not in out or (
-                isinstance(out[g], KafkaError) and out[g].code in RETRIABLE_ROUTING  # type: ignore[union-attr]
+                isinstance(out[g], KafkaError) and _retriable(out[g])  # type: ignore[arg-type]
                 and attempt > 0)]
             if not todo:
                 break
@@ -890,8 +1064,7 @@ class AdminClient:
                     out[key] = int(c.node_id)
                     self._coordinators[key] = int(c.node_id)
                     self._learn_broker(int(c.node_id), c.host, int(c.port))
-            if not any(isinstance(v, KafkaError) and v.code in RETRIABLE_ROUTING
-                       for v in out.values()):
+            if not any(isinstance(v, KafkaError) and _retriable(v) for v in out.values()):
                 break
         return out
 
@@ -924,7 +1097,7 @@ class AdminClient:
 
         async def one(broker: BrokerInfo) -> list[GroupListing]:
             try:
-                conn = await self.pool.get(broker.host, broker.port)
+                conn = await self._get(broker.host, broker.port)
                 resp = await self._call(conn, LIST_GROUPS, states_filter=[], types_filter=[])
                 raise_for(resp.error_code, None, f"list groups on broker {broker.id}")
             except KafkaError:
@@ -1120,8 +1293,8 @@ class AdminClient:
                    "duration_filter": min_duration_ms}
 
         async def one(broker: BrokerInfo) -> list[TransactionListing]:
-            conn = await self.pool.get(broker.host, broker.port)
-            resp = await conn.request(LIST_TRANSACTIONS, max_version=1, fields=filters)
+            conn = await self._get(broker.host, broker.port)
+            resp = await self._request(conn, LIST_TRANSACTIONS, 1, filters)
             raise_for(resp.error_code, None, f"list transactions on broker {broker.id}")
             return [TransactionListing(t.transactional_id, int(t.producer_id),
                                        t.transaction_state, broker.id)
@@ -1186,8 +1359,8 @@ class AdminClient:
         async def one(coord: int, tids: list[str]) -> None:
             try:
                 conn = await self.connection(coord)
-                resp = await conn.request(DESCRIBE_TRANSACTIONS, max_version=0,
-                                          transactional_ids=tids)
+                resp = await self._request(conn, DESCRIBE_TRANSACTIONS, 0,
+                                           {"transactional_ids": tids})
             except KafkaError as exc:
                 for t in tids:
                     out[t] = TransactionDescription(t, "", -1, -1, -1, -1, (), coord, exc)
@@ -1212,8 +1385,8 @@ class AdminClient:
             by_topic: dict[str, list[int]] = defaultdict(list)
             for t, p in tps:
                 by_topic[t].append(p)
-            resp = await conn.request(DESCRIBE_PRODUCERS, max_version=0, topics=[
-                {"name": t, "partition_indexes": ps} for t, ps in by_topic.items()])
+            resp = await self._request(conn, DESCRIBE_PRODUCERS, 0, {"topics": [
+                {"name": t, "partition_indexes": ps} for t, ps in by_topic.items()]})
             out: dict[TP, Any] = {}
             for t in resp.topics:
                 for p in t.partitions:
@@ -1297,6 +1470,11 @@ def _config_entry(c: Any) -> ConfigEntry:
         source = "DEFAULT_CONFIG" if is_default else "UNKNOWN"
     return ConfigEntry(c.name, c.value, source, bool(c.read_only), bool(c.is_sensitive),
                        is_default, getattr(c, "documentation", None))
+
+
+def _retriable(exc: KafkaError) -> bool:
+    """Worth refreshing metadata and retrying (a broker we chose not to ask is not)."""
+    return exc.code in RETRIABLE_ROUTING and not isinstance(exc, BrokerUnresponsiveError)
 
 
 def _raise_first_routing(errors: Iterable[KafkaError | None]) -> None:
