@@ -87,6 +87,12 @@ def test_latest_offset_from_a_leader_with_a_lagging_high_watermark(cluster):
             cluster.control.resume_sync(paused)
         wait_for(lambda: _latest(admin, topic) == 10, timeout=30,
                  what="the latest offset once the follower is back")
+        # earliest carries the epoch its offset was written in (0), not the leader's (1)
+        tp = TopicPartition(topic, 0)
+        earliest = admin.list_offsets({tp: OffsetSpec.earliest()})[tp].result(10)
+        latest = admin.list_offsets({tp: OffsetSpec.latest()})[tp].result(10)
+        assert (earliest.offset, earliest.leader_epoch) == (0, 0)
+        assert (latest.offset, latest.leader_epoch) == (10, 1)
     finally:
         kadmin.close()
 

@@ -48,7 +48,8 @@ def _lookup(partition: Any, timestamp: int, from_replica: bool,
         _check_hw_caught_up(partition)
         return visible, -1, epoch
     if timestamp == EARLIEST_TIMESTAMP:
-        return log.log_start_offset, -1, epoch
+        # the epoch the first offset was written in (Kafka's epochForOffset), -1 if unknown
+        return log.log_start_offset, -1, log.epoch_cache.epoch_for_offset(log.log_start_offset)
     found = log.offset_for_timestamp(timestamp)
     if found is not None and (from_replica or found[0] < visible):
         offset, ts, found_epoch = found
