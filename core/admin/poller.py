@@ -7,6 +7,12 @@ group) -> lag; DescribeLogDirs (sizes, follower lag); DescribeQuorum; each broke
 CPU / memory of local broker PIDs. A failure in one part never kills the tick: it becomes a
 line in snapshot.errors and the part's fields stay None.
 
+A tick never waits on a broker known not to answer: one whose process the supervisor reports
+paused / stopped / killed / crashed (`process_info`, re-read during a tick too) is not asked
+("broker 2 is paused: not asked"); one whose request or /metrics scrape timed out is not asked
+for `unresponsive_backoff` seconds, then probed in the background once per period (see
+core.admin.client.UnresponsiveBrokers). Its fields stay None and it shows as "unresponsive".
+
     poller = SnapshotPoller("127.0.0.1:9092", interval_s=1.0)
     async for snap in poller.snapshots():
         ...
@@ -17,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import urllib.parse
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -28,6 +35,7 @@ from core.admin.client import (
     CommittedOffset,
     GroupListing,
     OffsetResult,
+    UnresponsiveBrokers,
     with_offsets,
 )
 from core.admin.metrics import BrokerMetrics, RateTracker, parse_metrics, scrape
@@ -47,6 +55,13 @@ __all__ = ["SnapshotPoller"]
 TP = tuple[str, int]
 MetricsUrls = Callable[[], Mapping[int, str]]
 ProcessInfo = Callable[[], Mapping[int, tuple[int | None, str]]]
+Procs = dict[int, tuple[int | None, str]]
+
+#: supervisor process states of a broker that cannot answer (SIGSTOP, or no process)
+DOWN_STATES = frozenset({"paused", "stopped", "killed", "crashed"})
+#: while a tick waits, how often process_info is re-read (a broker paused mid-tick)
+WATCH_INTERVAL_S = 0.2
+METRICS_TIMEOUT_S = 2.0
 
 
 class SnapshotPoller:
@@ -56,7 +71,8 @@ class SnapshotPoller:
                  metrics_urls: MetricsUrls | None = None,
                  process_info: ProcessInfo | None = None,
                  admin: AdminClient | None = None, configs_every: int = 10,
-                 include_internal: bool = True, request_timeout: float = 5.0) -> None:
+                 include_internal: bool = True, request_timeout: float = 5.0,
+                 unresponsive_backoff: float = 3.0, probe_timeout: float = 1.0) -> None:
         self.bootstrap = bootstrap
         self.interval_s = interval_s
         self.metrics_urls = metrics_urls
@@ -65,7 +81,15 @@ class SnapshotPoller:
         self.include_internal = include_internal
         self._own_admin = admin is None
         self.admin = admin or AdminClient(bootstrap, client_id="kaflab-console",
-                                          request_timeout=request_timeout, retries=1)
+                                          request_timeout=request_timeout, retries=1,
+                                          unresponsive_backoff=unresponsive_backoff,
+                                          probe_timeout=probe_timeout)
+        self.probe_timeout = probe_timeout
+        #: /metrics endpoints (host, port) whose scrape timed out
+        self._metrics_backoff = UnresponsiveBrokers(unresponsive_backoff)
+        self._down: dict[int, str] = {}  # broker id -> process state, for this tick
+        self._scrapes: dict[int, asyncio.Future[str]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self.latest: ClusterSnapshot | None = None
         self._rates = RateTracker()
         self._procs: dict[int, Any] = {}  # pid -> psutil.Process (cpu_percent needs history)
@@ -76,6 +100,8 @@ class SnapshotPoller:
 
     async def close(self) -> None:
         self._stopped.set()
+        for task in list(self._background):
+            task.cancel()
         if self._own_admin:
             await self.admin.close()
 
@@ -105,13 +131,26 @@ class SnapshotPoller:
         taken_at = time.time()
         self._tick += 1
         errors: list[str] = []
+        procs = self._process_info(errors)
+        self._set_down(_down_of(procs))
+        watcher = (asyncio.get_running_loop().create_task(self._watch_processes())
+                   if self.process_info is not None else None)
+        try:
+            snap = await self._poll(started, taken_at, errors, procs)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+        self.latest = snap
+        return snap
+
+    async def _poll(self, started: float, taken_at: float, errors: list[str],
+                    procs: Procs) -> ClusterSnapshot:
         try:
             md = await self.admin.metadata()
         except (KafkaError, OSError) as exc:
             errors.append(f"metadata: {exc}")
-            snap = self._offline_snapshot(taken_at, errors, started)
-            self.latest = snap
-            return snap
+            self._not_asked_lines(errors)
+            return self._offline_snapshot(taken_at, errors, started, self._with_down(procs))
 
         tps = [(t.name, p.partition) for t in md.topics.values() for p in t.partitions
                if self.include_internal or not t.internal]
@@ -130,6 +169,7 @@ class SnapshotPoller:
             self._unwrap(name, r, errors) for name, r in zip(
                 ("list offsets earliest", "list offsets latest", "groups", "log dirs",
                  "quorum", "metrics", "configs"), results, strict=True))
+        procs = self._with_down(procs)
         if configs:
             self._configs.update(configs)
         earliest = self._offsets(earliest or {}, errors, "earliest")
@@ -137,15 +177,61 @@ class SnapshotPoller:
         metrics = metrics or {}
         now = time.monotonic()
         topics = self._topics(md, earliest, latest, log_dirs, metrics, now)
-        brokers = self._brokers(md, topics, metrics, now, errors)
+        brokers = self._brokers(md, topics, metrics, now, procs)
         group_infos = self._group_infos(groups, latest, errors)
-        snap = ClusterSnapshot(
+        self._not_asked_lines(errors)
+        return ClusterSnapshot(
             taken_at=taken_at, cluster_id=md.cluster_id, controller_id=md.controller_id,
             brokers=brokers, topics=topics, groups=group_infos, quorum=quorum,
             errors=tuple(errors), bootstrap=self.bootstrap,
             poll_duration_s=time.monotonic() - started)
-        self.latest = snap
-        return snap
+
+    # brokers not to wait on ----------------------------------------------------------------
+    def _address_of(self, broker_id: int) -> tuple[str, int] | None:
+        md = self.admin._metadata
+        b = (md.broker(broker_id) if md is not None else None) \
+            or self._known_brokers.get(broker_id)
+        return (b.host, b.port) if b is not None and b.host else None
+
+    def _set_down(self, down: dict[int, str]) -> None:
+        """Tell the admin client which brokers' processes cannot answer (id -> state)."""
+        self._down = down
+        reasons = {}
+        for bid, state in self._down.items():
+            address = self._address_of(bid)
+            if address is not None:
+                reasons[address] = f"broker {bid} is {state}: not asked"
+        self.admin.set_known_down(reasons)
+        for bid in self._down:  # a scrape already waiting on a broker paused mid-tick
+            scrape_ = self._scrapes.get(bid)
+            if scrape_ is not None:
+                scrape_.cancel()
+
+    async def _watch_processes(self) -> None:
+        """While a tick waits: re-read process info, so a broker paused now is not waited on."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            down = _down_of(self._process_info([]))
+            if set(down) - set(self._down):  # only adds: a failed read must not clear it
+                self._set_down({**self._down, **down})
+
+    def _with_down(self, procs: Procs) -> Procs:
+        """Process info with the states seen down during the tick (paused mid-tick)."""
+        out = dict(procs)
+        for bid, state in self._down.items():
+            out[bid] = (procs.get(bid, (None, ""))[0], state)
+        return out
+
+    def _not_asked_lines(self, errors: list[str]) -> None:
+        """One line per broker that was not asked this tick, and why."""
+        errors.extend(f"broker {bid} is {state}: not asked"
+                      for bid, state in sorted(self._down.items()))
+        errors.extend(self.admin.unresponsive.unresponsive().values())
+        errors.extend(self._metrics_backoff.unresponsive().values())
+
+    def _unresponsive_ids(self, md: ClusterMetadata) -> set[int]:
+        late = self.admin.unresponsive.unresponsive()
+        return {b.id for b in md.brokers if (b.host, b.port) in late}
 
     @staticmethod
     def _unwrap(name: str, result: Any, errors: list[str]) -> Any:
@@ -172,9 +258,8 @@ class SnapshotPoller:
         return out
 
     def _offline_snapshot(self, taken_at: float, errors: list[str],
-                          started: float) -> ClusterSnapshot:
+                          started: float, procs: Procs) -> ClusterSnapshot:
         """The cluster answered nothing: brokers from what we knew plus process info."""
-        procs = self._process_info(errors)
         brokers = []
         for bid in sorted(set(self._known_brokers) | set(procs)):
             known = self._known_brokers.get(bid) or BrokerInfo(bid, "", 0)
@@ -249,12 +334,54 @@ class SnapshotPoller:
         urls = dict(self.metrics_urls())
 
         async def one(bid: int, url: str) -> tuple[int, BrokerMetrics | None]:
+            if bid in self._down:
+                return bid, None
+            endpoint = _endpoint(url)
+            if self._metrics_backoff.refusal(endpoint) is not None:
+                if self._metrics_backoff.probe_due(endpoint):
+                    self._spawn(self._probe_metrics(endpoint, url))
+                return bid, None
+            task = asyncio.ensure_future(scrape(url, METRICS_TIMEOUT_S))
+            self._scrapes[bid] = task  # cancelled by _set_down if the broker stops mid-tick
             try:
-                return bid, parse_metrics(await scrape(url))
-            except (OSError, ValueError, TimeoutError):
+                await asyncio.wait({task})
+            finally:
+                self._scrapes.pop(bid, None)
+                if not task.done():
+                    task.cancel()
+            if task.cancelled():
+                return bid, None
+            exc = task.exception()
+            if isinstance(exc, TimeoutError):
+                self._metrics_backoff.timed_out(endpoint, (
+                    f"broker {bid}'s {url} is unresponsive (no answer within "
+                    f"{METRICS_TIMEOUT_S:g}s): not scraped, probed every "
+                    f"{self._metrics_backoff.backoff_s:g}s"))
+                return bid, None
+            if exc is not None:
+                if isinstance(exc, (OSError, ValueError)):
+                    return bid, None
+                raise exc
+            self._metrics_backoff.answered(endpoint)
+            try:
+                return bid, parse_metrics(task.result())
+            except ValueError:
                 return bid, None
 
         return dict(await asyncio.gather(*(one(b, u) for b, u in urls.items())))
+
+    async def _probe_metrics(self, endpoint: tuple[str, int], url: str) -> None:
+        try:
+            await scrape(url, self.probe_timeout)
+        except (OSError, ValueError, TimeoutError):
+            self._metrics_backoff.timed_out(endpoint)
+            return
+        self._metrics_backoff.answered(endpoint)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _process_info(self, errors: list[str]) -> dict[int, tuple[int | None, str]]:
         if self.process_info is None:
@@ -366,8 +493,8 @@ class SnapshotPoller:
 
     def _brokers(self, md: ClusterMetadata, topics: tuple[TopicInfo, ...],
                  metrics: Mapping[int, BrokerMetrics | None], now: float,
-                 errors: list[str]) -> tuple[BrokerInfo, ...]:
-        procs = self._process_info(errors)
+                 procs: Procs) -> tuple[BrokerInfo, ...]:
+        unresponsive = self._unresponsive_ids(md)
         led: dict[int, int] = defaultdict(int)
         urp: dict[int, int] = defaultdict(int)
         offline: dict[int, int] = defaultdict(int)
@@ -391,6 +518,8 @@ class SnapshotPoller:
             if proc_state:
                 state = proc_state if (bid not in in_metadata or proc_state != "running") \
                     else "online"
+            if state == "online" and bid in unresponsive:
+                state = "unresponsive"
             cpu, mem = self._usage(pid)
             m = metrics.get(bid)
             out.append(BrokerInfo(
@@ -410,3 +539,12 @@ class SnapshotPoller:
 
 async def _none() -> None:
     return None
+
+
+def _down_of(procs: Procs) -> dict[int, str]:
+    return {bid: state for bid, (_pid, state) in procs.items() if state in DOWN_STATES}
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 80

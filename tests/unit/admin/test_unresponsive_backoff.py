@@ -1,0 +1,169 @@
+"""Brokers not to wait on: UnresponsiveBrokers' bookkeeping (fake clock), the AdminClient's
+back-off and probe against a fake broker that stops answering (as a SIGSTOPped process: TCP
+accepted, nothing answered), and the poller noticing a broker paused in the middle of a tick."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from core.admin.client import AdminClient, BrokerUnresponsiveError, UnresponsiveBrokers
+from core.admin.poller import SnapshotPoller
+from core.common.errors import KafkaError
+from tests.unit.admin.fake_broker import FakeBroker
+
+pytestmark = pytest.mark.timeout(30)
+
+A = ("127.0.0.1", 9092)
+B = ("127.0.0.1", 9093)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_timed_out_address_is_refused_then_probed_once_per_period():
+    clock = Clock()
+    tracker = UnresponsiveBrokers(3.0, clock=clock)
+    assert tracker.refusal(A) is None and not tracker.probe_due(A)
+    tracker.timed_out(A, "broker 1 is unresponsive")
+    assert tracker.refusal(A) == "broker 1 is unresponsive"
+    assert tracker.refusal(B) is None
+    assert not tracker.probe_due(A)  # not before the period is over
+    clock.now += 3.0
+    assert tracker.probe_due(A)
+    assert not tracker.probe_due(A)  # one probe at a time
+    assert tracker.refusal(A) == "broker 1 is unresponsive"  # still refused while probing
+    tracker.timed_out(A)  # the probe got no answer: a new period, same reason
+    assert tracker.refusal(A) == "broker 1 is unresponsive"
+    clock.now += 2.9
+    assert not tracker.probe_due(A)
+    clock.now += 0.1
+    assert tracker.probe_due(A)
+    tracker.answered(A)  # the probe answered
+    assert tracker.refusal(A) is None and tracker.unresponsive() == {}
+
+
+def test_known_down_is_never_probed_and_forgets_its_backoff_when_up():
+    clock = Clock()
+    tracker = UnresponsiveBrokers(3.0, clock=clock)
+    tracker.timed_out(A, "late")
+    assert tracker.set_down({A: "broker 1 is paused: not asked"}) == {A}
+    assert tracker.set_down({A: "broker 1 is paused: not asked"}) == set()
+    assert tracker.refusal(A) == "broker 1 is paused: not asked"
+    clock.now += 10
+    assert not tracker.probe_due(A)
+    assert tracker.unresponsive() == {}  # reported as down, not as unresponsive
+    tracker.set_down({})  # resumed
+    assert tracker.refusal(A) is None
+
+
+def test_backoff_off_by_default():
+    tracker = UnresponsiveBrokers(None)
+    tracker.timed_out(A, "late")
+    assert tracker.refusal(A) is None
+
+
+def _metadata_handler(fake: FakeBroker, topics: list | None = None):
+    def handler(version, request):
+        n = sum(1 for r in fake.requests if r[0] == 3)
+        return {"brokers": [{"node_id": 1, "host": "127.0.0.1", "port": fake.port}],
+                "cluster_id": "c", "controller_id": n, "topics": topics or []}
+    return handler
+
+
+def _pausable(handler, running: asyncio.Event):
+    async def wrapped(version, request):
+        await running.wait()
+        return handler(version, request)
+    return wrapped
+
+
+def test_admin_waits_one_timeout_then_refuses_at_once_until_a_probe_answers():
+    async def main():
+        running = asyncio.Event()
+        running.set()
+        fake = FakeBroker()
+        fake.handlers[3] = _pausable(_metadata_handler(fake), running)
+        fake.handlers[16] = _pausable(lambda v, r: {"groups": [
+            {"group_id": "g", "protocol_type": "consumer", "group_state": "Stable"}]}, running)
+        async with fake:
+            admin = AdminClient(f"127.0.0.1:{fake.port}", request_timeout=0.5, retries=1,
+                                unresponsive_backoff=0.4, probe_timeout=0.3)
+            try:
+                await admin.metadata()
+                assert [g.group_id for g in await admin.list_groups(raise_errors=True)] == ["g"]
+                running.clear()  # SIGSTOP
+                started = time.monotonic()
+                with pytest.raises(KafkaError):
+                    await admin.list_groups(raise_errors=True)
+                first = time.monotonic() - started
+                assert 0.45 <= first < 0.9  # one timeout, not one per retry
+                started = time.monotonic()
+                with pytest.raises(BrokerUnresponsiveError, match=r"broker 1 .* unresponsive"):
+                    await admin.list_groups(raise_errors=True)
+                assert time.monotonic() - started < 0.1  # not asked: answered at once
+                assert admin.unresponsive.unresponsive()
+                running.set()  # SIGCONT: the late responses are dropped, a probe finds it
+                deadline = time.monotonic() + 3
+                while True:
+                    try:
+                        groups = await admin.list_groups(raise_errors=True)
+                        break
+                    except BrokerUnresponsiveError:
+                        assert time.monotonic() < deadline
+                        await asyncio.sleep(0.05)
+                assert [g.group_id for g in groups] == ["g"]
+                # the timed-out request's late response was not taken for a newer request's
+                md = await admin.metadata()
+                assert md.controller_id == sum(1 for r in fake.requests if r[0] == 3)
+                assert len(admin.pool._conns) == 1  # the same connection, not a reconnect
+            finally:
+                await admin.close()
+
+    asyncio.run(main())
+
+
+def test_poller_stops_waiting_on_a_broker_paused_during_a_tick():
+    """ListOffsets hangs (the broker was SIGSTOPped just after the tick sent it); the
+    supervisor's state turns "paused" mid-tick: the tick ends well before the 5 s timeout."""
+    async def main():
+        release = asyncio.Event()
+        fake = FakeBroker()
+        fake.handlers[3] = _metadata_handler(fake, [{
+            "name": "t", "error_code": 0, "topic_id": None, "is_internal": False,
+            "partitions": [{"error_code": 0, "partition_index": 0, "leader_id": 1,
+                            "replica_nodes": [1], "isr_nodes": [1]}]}])
+        fake.handlers[16] = lambda v, r: {"groups": []}
+
+        async def hang(version, request):
+            await release.wait()
+            return None
+        fake.handlers[2] = hang
+        states = iter(["running"])
+
+        def process_info():
+            return {1: (os.getpid(), next(states, "paused"))}
+
+        async with fake:
+            poller = SnapshotPoller(f"127.0.0.1:{fake.port}", process_info=process_info,
+                                    request_timeout=5.0)
+            try:
+                snap = await poller.poll_once()
+            finally:
+                await poller.close()
+                release.set()
+        return snap
+
+    snap = asyncio.run(main())
+    assert snap.poll_duration_s < 1.5, snap.errors
+    assert "broker 1 is paused: not asked" in snap.errors
+    assert snap.broker(1).state == "paused"
+    assert snap.topic("t").partitions[0].high_watermark is None
