@@ -49,8 +49,9 @@ class BrokerInfo:
     port: int
     rack: str | None = None
     is_controller: bool = False
-    #: "online" (in metadata), "offline" (known but absent from metadata), or a supervisor
-    #: process state ("running", "paused", "stopped", ...) when known.
+    #: "online" (in metadata), "offline" (known but absent from metadata), "unresponsive" (in
+    #: metadata, but its last request timed out: not asked until a probe answers), or a
+    #: supervisor process state ("running", "paused", "stopped", ...) when known.
     state: str = "online"
     pid: int | None = None
     cpu_percent: float | None = None
