@@ -166,12 +166,23 @@ _FIELDS: dict[int, list[tuple[str, Callable[[], dict[str, Any]]]]] = {
         generation_id=-1, member_id="", group_instance_id=None,
         topics=_scratch_partitions(committed_offset=0, committed_leader_epoch=-1,
                                    committed_metadata=None)))],
+    29: [("describe-acls", lambda: dict(resource_type_filter=1, resource_name_filter=None,
+                                        pattern_type_filter=1, principal_filter=None,
+                                        host_filter=None, operation=1, permission_type=1))],
+    30: [("create-acls", lambda: dict(creations=[dict(
+        resource_type=2, resource_name=SCRATCH, resource_pattern_type=3, principal="User:fz",
+        host="*", operation=3, permission_type=3)]))],
+    31: [("delete-acls", lambda: dict(filters=[dict(
+        resource_type_filter=2, resource_name_filter=SCRATCH, pattern_type_filter=3,
+        principal_filter=None, host_filter=None, operation=1, permission_type=1)]))],
     32: [("describe-configs", lambda: dict(
         include_synonyms=True, include_documentation=True,
         resources=[dict(resource_type=2, resource_name=SCRATCH, configuration_keys=None)]))],
     33: [("alter-configs", lambda: dict(validate_only=True, resources=[dict(
         resource_type=2, resource_name=SCRATCH,
         configs=[dict(name="retention.ms", value="60000")])]))],
+    34: [("alter-replica-log-dirs", lambda: dict(dirs=[dict(
+        path="/nonexistent-fz", topics=[dict(name=SCRATCH, partitions=[0])])]))],
     35: [("describe-log-dirs", lambda: dict(topics=None))],
     36: [("sasl-authenticate", lambda: dict(auth_bytes=b"\0u\0p"))],
     37: [("create-partitions", lambda: dict(
@@ -191,6 +202,7 @@ _FIELDS: dict[int, list[tuple[str, Callable[[], dict[str, Any]]]]] = {
     47: [("offset-delete", lambda: dict(group_id=GROUP, topics=_scratch_partitions()))],
     # the raft APIs: a single broker runs a local metadata log (no quorum), so these answer
     # INCONSISTENT_VOTER_SET; the foreign cluster id is refused by a quorum member as well
+    50: [("describe-user-scram-credentials", lambda: dict(users=[dict(name="fz-user")]))],
     52: [("vote", lambda: dict(cluster_id=FOREIGN_CLUSTER, topics=_raft_partitions(
         replica_epoch=FOREIGN_BROKER, replica_id=FOREIGN_BROKER, last_offset_epoch=0,
         last_offset=0)))],
