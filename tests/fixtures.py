@@ -6,12 +6,14 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -198,3 +200,28 @@ def running_local_cluster(tmp_path_factory: pytest.TempPathFactory, name: str,
         yield local
     finally:
         local.stop()
+
+
+def raw_request(port: int, key: int, version: int, **fields: Any) -> Any:
+    """One Kafka request/response exchange on a fresh connection to 127.0.0.1:`port`, built
+    from kio's schema (for what no client library sends); returns the decoded response."""
+    from core.protocol.build import build
+    from core.protocol.codec import decode_response, encode_request, request_class
+
+    frame = encode_request(key, version, 42, "raw-test", build(request_class(key, version),
+                                                                **fields))
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(frame)
+        (size,) = struct.unpack(">i", _read_exactly(sock, 4))
+        correlation_id, body = decode_response(key, version, _read_exactly(sock, size))
+    assert correlation_id == 42
+    return body
+
+
+def _read_exactly(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "broker closed the connection"
+        data += chunk
+    return data

@@ -19,8 +19,7 @@ from confluent_kafka.admin import (
 from kio.schema.errors import ErrorCode
 
 from core.cluster.local import LocalCluster
-from tests.fixtures import running_local_cluster
-from tests.integration.test_admin_apis_raw import call
+from tests.fixtures import raw_request, running_local_cluster
 
 pytestmark = pytest.mark.timeout(150)
 TIMEOUT = 15
@@ -77,18 +76,18 @@ def test_admin_writes_sent_to_a_non_controller_are_forwarded(cluster, admin):
     topic = _topic(admin)
     broker = _non_controller(admin)
     port = _port(cluster, broker)
-    altered = call(port, 44, 1, validate_only=False, resources=[dict(
+    altered = raw_request(port, 44, 1, validate_only=False, resources=[dict(
         resource_type=2, resource_name=topic, configs=[dict(
             name="retention.ms", config_operation=0, value="1234567")])])
     assert altered.responses[0].error_code == ErrorCode.none
-    legacy = call(port, 33, 2, validate_only=False, resources=[dict(
+    legacy = raw_request(port, 33, 2, validate_only=False, resources=[dict(
         resource_type=2, resource_name=topic, configs=[dict(name="segment.ms",
                                                             value="7654321")])])
     assert legacy.responses[0].error_code == ErrorCode.none
-    grown = call(port, 37, 3, timeout=10000, validate_only=False,
+    grown = raw_request(port, 37, 3, timeout=10000, validate_only=False,
                  topics=[dict(name=topic, count=5, assignments=None)])
     assert grown.results[0].error_code == ErrorCode.none
-    elected = call(port, 43, 2, election_type=0, timeout=10000,
+    elected = raw_request(port, 43, 2, election_type=0, timeout=10000,
                    topic_partitions=[dict(topic=topic, partitions=[0])])
     assert elected.replica_election_results[0].partition_result[0].error_code == (
         ErrorCode.election_not_needed)
@@ -102,7 +101,7 @@ def test_admin_writes_sent_to_a_non_controller_are_forwarded(cluster, admin):
     # partitions committed after them.
     for broker_id in (1, 2, 3):
         def configs_seen(b: int = broker_id) -> bool:
-            described = call(_port(cluster, b), 32, 4, include_synonyms=False,
+            described = raw_request(_port(cluster, b), 32, 4, include_synonyms=False,
                              include_documentation=False, resources=[dict(
                                  resource_type=2, resource_name=topic,
                                  configuration_keys=["retention.ms", "segment.ms"])])
@@ -112,9 +111,10 @@ def test_admin_writes_sent_to_a_non_controller_are_forwarded(cluster, admin):
         _wait(configs_seen, what=f"configs on broker {broker_id}")
 
         def partitions_seen(b: int = broker_id) -> bool:
-            [described] = call(_port(cluster, b), 3, 12, topics=[dict(name=topic, topic_id=None)],
-                               allow_auto_topic_creation=False,
-                               include_topic_authorized_operations=False).topics
+            [described] = raw_request(
+                _port(cluster, b), 3, 12, topics=[dict(name=topic, topic_id=None)],
+                allow_auto_topic_creation=False,
+                include_topic_authorized_operations=False).topics
             return described.error_code == ErrorCode.none and sorted(
                 (p.partition_index, len(p.replica_nodes), p.leader_id in p.replica_nodes)
                 for p in described.partitions) == [(i, 3, True) for i in range(5)]
@@ -129,9 +129,10 @@ def test_broker_resources_are_described_by_their_own_broker(cluster, admin):
         configs = admin.describe_configs([resource])[resource].result(TIMEOUT)
         assert configs["node.id"].value == str(broker_id)
         assert configs["node.id"].source == ConfigSource.STATIC_BROKER_CONFIG.value
-    wrong = call(_port(cluster, 1), 32, 4, include_synonyms=False, include_documentation=False,
-                 resources=[dict(resource_type=4, resource_name="2",
-                                 configuration_keys=None)])
+    wrong = raw_request(_port(cluster, 1), 32, 4, include_synonyms=False,
+                        include_documentation=False,
+                        resources=[dict(resource_type=4, resource_name="2",
+                                        configuration_keys=None)])
     assert wrong.results[0].error_code == ErrorCode.invalid_request
 
 
@@ -146,16 +147,16 @@ def test_log_dirs_and_leader_epochs_on_every_replica(cluster, admin):
         port = _port(cluster, broker_id)
 
         def replicated(p: int = port) -> bool:
-            dirs = call(p, 35, 4, topics=[dict(topic=topic, partitions=[0])])
+            dirs = raw_request(p, 35, 4, topics=[dict(topic=topic, partitions=[0])])
             [entry] = dirs.results[0].topics
             return entry.partitions[0].partition_size > 30 * 20
         _wait(replicated, what=f"log dir size on broker {broker_id}")
         # a replica (replica_id >= 0) may ask any host; a consumer must ask the leader
-        as_replica = call(port, 23, 4, replica_id=broker_id % 3 + 1, topics=[dict(
+        as_replica = raw_request(port, 23, 4, replica_id=broker_id % 3 + 1, topics=[dict(
             topic=topic, partitions=[dict(partition=0, current_leader_epoch=-1,
                                           leader_epoch=0)])])
         assert as_replica.topics[0].partitions[0].error_code == ErrorCode.none
-        as_consumer = call(port, 23, 4, replica_id=-1, topics=[dict(
+        as_consumer = raw_request(port, 23, 4, replica_id=-1, topics=[dict(
             topic=topic, partitions=[dict(partition=0, current_leader_epoch=-1,
                                           leader_epoch=0)])])
         expected = ErrorCode.none if broker_id == leader else ErrorCode.not_leader_or_follower

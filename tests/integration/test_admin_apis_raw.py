@@ -6,41 +6,20 @@ the answers must be what Apache Kafka sends.
 
 from __future__ import annotations
 
-import socket
-import struct
 import uuid
-from typing import Any
 
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.errors import ErrorCode
 
-from core.protocol.build import build
-from core.protocol.codec import decode_response, encode_request, request_class
+from tests.fixtures import raw_request
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def call(port: int, key: int, version: int, **fields: Any) -> Any:
-    """One request/response exchange on a fresh connection."""
-    frame = encode_request(key, version, 42, "raw-test", build(request_class(key, version),
-                                                                **fields))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(frame)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        correlation_id, body = decode_response(key, version, _read(sock, size))
-    assert correlation_id == 42
-    return body
 
 
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "broker closed the connection"
-        data += chunk
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +37,12 @@ def topic(kafka_broker) -> str:
 
 
 def _leader_epoch(port: int, topic: str) -> int:
-    md = call(port, 3, 12, topics=[dict(name=topic)], allow_auto_topic_creation=False)
+    md = raw_request(port, 3, 12, topics=[dict(name=topic)], allow_auto_topic_creation=False)
     return md.topics[0].partitions[0].leader_epoch
 
 
 def test_api_versions_advertise_the_admin_apis(kafka_broker):
-    response = call(kafka_broker.port, 18, 3, client_software_name="raw",
+    response = raw_request(kafka_broker.port, 18, 3, client_software_name="raw",
                     client_software_version="1")
     versions = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     expected = {32: (1, 4), 33: (0, 2), 44: (0, 1), 37: (0, 3), 60: (0, 1), 35: (1, 4),
@@ -74,20 +53,20 @@ def test_api_versions_advertise_the_admin_apis(kafka_broker):
 
 @pytest.mark.parametrize("version", [0, 1])
 def test_sasl_handshake_on_plaintext_is_illegal_sasl_state(kafka_broker, version):
-    response = call(kafka_broker.port, 17, version, mechanism="PLAIN")
+    response = raw_request(kafka_broker.port, 17, version, mechanism="PLAIN")
     assert response.error_code == ErrorCode.illegal_sasl_state
     assert response.mechanisms == ()
 
 
 @pytest.mark.parametrize("version", [0, 1, 2])
 def test_sasl_authenticate_on_plaintext_is_illegal_sasl_state(kafka_broker, version):
-    response = call(kafka_broker.port, 36, version, auth_bytes=b"\0user\0pass")
+    response = raw_request(kafka_broker.port, 36, version, auth_bytes=b"\0user\0pass")
     assert response.error_code == ErrorCode.illegal_sasl_state
     assert response.error_message
 
 
 def test_describe_producers(kafka_broker, topic):
-    response = call(kafka_broker.port, 61, 0,
+    response = raw_request(kafka_broker.port, 61, 0,
                     topics=[dict(name=topic, partition_indexes=[0, 1, 7])])
     p0, p1, p7 = response.topics[0].partitions
     assert p0.error_code == ErrorCode.none
@@ -111,7 +90,7 @@ def test_offset_for_leader_epoch(kafka_broker, topic, version):
     if epoch > 0:
         partitions.append(dict(partition=0, current_leader_epoch=epoch - 1,
                                leader_epoch=epoch))
-    response = call(kafka_broker.port, 23, version, replica_id=-1,
+    response = raw_request(kafka_broker.port, 23, version, replica_id=-1,
                     topics=[dict(topic=topic, partitions=partitions)])
     results = response.topics[0].partitions
     assert (results[0].error_code, results[0].leader_epoch, results[0].end_offset) == (
@@ -124,7 +103,7 @@ def test_offset_for_leader_epoch(kafka_broker, topic, version):
 
 
 def test_describe_log_dirs(kafka_broker, topic):
-    response = call(kafka_broker.port, 35, 4, topics=[dict(topic=topic, partitions=[0, 1])])
+    response = raw_request(kafka_broker.port, 35, 4, topics=[dict(topic=topic, partitions=[0, 1])])
     assert response.error_code == ErrorCode.none
     [result] = response.results
     assert result.log_dir == str(kafka_broker.data_dir / "data")
@@ -132,14 +111,14 @@ def test_describe_log_dirs(kafka_broker, topic):
     [entry] = result.topics
     sizes = {p.partition_index: p.partition_size for p in entry.partitions}
     assert sizes[0] > 20 * 60 and sizes[1] == 0
-    everything = call(kafka_broker.port, 35, 1, topics=None)
+    everything = raw_request(kafka_broker.port, 35, 1, topics=None)
     names = {t.name for t in everything.results[0].topics}
     assert topic in names
 
 
 def test_describe_cluster(kafka_broker):
     for version in (0, 1):
-        response = call(kafka_broker.port, 60, version,
+        response = raw_request(kafka_broker.port, 60, version,
                         include_cluster_authorized_operations=True)
         assert response.error_code == ErrorCode.none
         assert [b.broker_id for b in response.brokers] == [1]
@@ -147,13 +126,13 @@ def test_describe_cluster(kafka_broker):
         assert response.controller_id == 1
         assert response.cluster_id
         assert response.cluster_authorized_operations > 0
-    response = call(kafka_broker.port, 60, 1, include_cluster_authorized_operations=False,
+    response = raw_request(kafka_broker.port, 60, 1, include_cluster_authorized_operations=False,
                     endpoint_type=2)
     assert response.error_code == ErrorCode.unsupported_endpoint_type
 
 
 def test_describe_configs_types_and_documentation(kafka_broker, topic):
-    response = call(kafka_broker.port, 32, 4, include_synonyms=False,
+    response = raw_request(kafka_broker.port, 32, 4, include_synonyms=False,
                     include_documentation=True,
                     resources=[dict(resource_type=2, resource_name=topic,
                                     configuration_keys=["retention.ms", "cleanup.policy"]),
@@ -171,9 +150,9 @@ def test_describe_configs_types_and_documentation(kafka_broker, topic):
 
 
 def test_elect_leaders_v0_null_means_all(kafka_broker, topic):
-    response = call(kafka_broker.port, 43, 0, topic_partitions=None, timeout=5000)
+    response = raw_request(kafka_broker.port, 43, 0, topic_partitions=None, timeout=5000)
     assert response.replica_election_results == ()  # every leader is already preferred
-    response = call(kafka_broker.port, 43, 2, election_type=1, timeout=5000,
+    response = raw_request(kafka_broker.port, 43, 2, election_type=1, timeout=5000,
                     topic_partitions=[dict(topic=topic, partitions=[0]),
                                       dict(topic="no-such-topic", partitions=[0])])
     codes = {r.topic: r.partition_result[0].error_code
@@ -183,7 +162,7 @@ def test_elect_leaders_v0_null_means_all(kafka_broker, topic):
 
 
 def test_delete_records_v0_unknown_and_high_watermark(kafka_broker, topic):
-    response = call(kafka_broker.port, 21, 0, timeout=5000, topics=[
+    response = raw_request(kafka_broker.port, 21, 0, timeout=5000, topics=[
         dict(name=topic, partitions=[dict(partition_index=1, offset=-1),
                                      dict(partition_index=9, offset=0)])])
     p1, p9 = response.topics[0].partitions

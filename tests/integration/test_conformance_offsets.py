@@ -10,10 +10,7 @@ other partitions of the same request are handled as usual. Real clients: conflue
 
 from __future__ import annotations
 
-import socket
-import struct
 import uuid
-from typing import Any
 
 import pytest
 from confluent_kafka import (
@@ -26,8 +23,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient, NewTopic
 from kio.schema.errors import ErrorCode
 
-from core.protocol.build import build
-from core.protocol.codec import decode_response, encode_request, request_class
+from tests.fixtures import raw_request
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -109,23 +105,8 @@ def test_delete_offsets_of_missing_partitions(kafka_broker, admin, topic):
     assert _committed(admin, group) == {(topic, 1): 4}
 
 
-def _call(port: int, key: int, version: int, **fields: Any) -> Any:
-    frame = encode_request(key, version, 7, "conformance", build(request_class(key, version),
-                                                                  **fields))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(frame)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        _correlation_id, body = decode_response(key, version, _read(sock, size))
-    return body
 
 
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "broker closed the connection"
-        data += chunk
-    return data
 
 
 def test_txn_offset_commit_of_missing_partitions_is_checked_first(kafka_broker, topic):
@@ -133,7 +114,7 @@ def test_txn_offset_commit_of_missing_partitions_is_checked_first(kafka_broker, 
     partitions gets UNKNOWN_TOPIC_OR_PARTITION even from an unknown producer."""
     partition = dict(partition_index=0, committed_offset=1, committed_leader_epoch=-1,
                      committed_metadata="")
-    response = _call(kafka_broker.port, 28, 3, transactional_id="tx-none",
+    response = raw_request(kafka_broker.port, 28, 3, transactional_id="tx-none",
                      group_id=f"g-{uuid.uuid4().hex[:8]}", producer_id=12345,
                      producer_epoch=0, generation_id=-1, member_id="",
                      group_instance_id=None,

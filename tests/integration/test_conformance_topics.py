@@ -10,19 +10,14 @@ assigned twice can only be sent over the wire (kio).
 
 from __future__ import annotations
 
-import socket
-import struct
 import uuid
-from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import InvalidReplicationAssignmentError
 from kio.schema.errors import ErrorCode
 
-from core.protocol.build import build
-from core.protocol.codec import decode_response, encode_request, request_class
-from tests.fixtures import running_local_cluster, wait_for
+from tests.fixtures import raw_request, running_local_cluster, wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -76,30 +71,15 @@ def test_good_manual_assignment_is_created(kadmin):
     assert replicas() == {0: [3, 1], 1: [2, 3]}
 
 
-def _call(port: int, key: int, version: int, **fields: Any) -> Any:
-    frame = encode_request(key, version, 7, "conformance", build(request_class(key, version),
-                                                                  **fields))
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(frame)
-        (size,) = struct.unpack(">i", _read(sock, 4))
-        _correlation_id, body = decode_response(key, version, _read(sock, size))
-    return body
 
 
-def _read(sock: socket.socket, n: int) -> bytes:
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        assert chunk, "broker closed the connection"
-        data += chunk
-    return data
 
 
 def test_partition_assigned_twice(cluster):
     name = _name()
     assignments = [dict(partition_index=0, broker_ids=[1, 2]),
                    dict(partition_index=0, broker_ids=[2, 3])]
-    response = _call(cluster.port, 19, 5, timeout=10_000, validate_only=False,
+    response = raw_request(cluster.port, 19, 5, timeout=10_000, validate_only=False,
                      topics=[dict(name=name, num_partitions=-1, replication_factor=-1,
                                   assignments=assignments, configs=[])])
     result = response.topics[0]
@@ -119,7 +99,7 @@ def test_name_colliding_with_an_existing_topic_is_refused(cluster, kadmin):
     first, second = f"orders_{stem}.v1", f"orders.{stem}_v1"
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     admin.create_topics([CNewTopic(first, 1, 1)])[first].result(15)
-    wait_for(lambda: _call(cluster.port, 3, 12, topics=[dict(name=first)],
+    wait_for(lambda: raw_request(cluster.port, 3, 12, topics=[dict(name=first)],
                            allow_auto_topic_creation=False,
                            include_topic_authorized_operations=False
                            ).topics[0].error_code == ErrorCode.none,
@@ -130,7 +110,7 @@ def test_name_colliding_with_an_existing_topic_is_refused(cluster, kadmin):
     error = info.value.args[0]
     assert error.code() == KafkaError.TOPIC_EXCEPTION, error
     assert error.str() == f"Topic '{second}' collides with existing topic: {first}"
-    response = _call(cluster.port, 3, 12, topics=[dict(name=second)],
+    response = raw_request(cluster.port, 3, 12, topics=[dict(name=second)],
                      allow_auto_topic_creation=True, include_topic_authorized_operations=False)
     assert response.topics[0].error_code == ErrorCode.leader_not_available
     assert second not in kadmin.list_topics()

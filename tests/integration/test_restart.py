@@ -29,7 +29,7 @@ from kafka import KafkaProducer
 from kio.schema.errors import ErrorCode
 
 from core.records.batch import build_batch
-from tests.integration.test_admin_apis_raw import call
+from tests.fixtures import raw_request
 
 pytestmark = pytest.mark.timeout(120)
 TIMEOUT = 15
@@ -51,7 +51,7 @@ def _name(prefix: str) -> str:
 
 
 def _produce_raw(port: int, topic: str, batch: bytes) -> tuple[ErrorCode, int]:
-    response = call(port, 0, 9, transactional_id=None, acks=-1, timeout=5000, topic_data=[
+    response = raw_request(port, 0, 9, transactional_id=None, acks=-1, timeout=5000, topic_data=[
         dict(name=topic, partition_data=[dict(index=0, records=batch)])])
     part = response.responses[0].partition_responses[0]
     return part.error_code, part.base_offset
@@ -120,7 +120,7 @@ def written(kafka_broker) -> Written:
     w.expected[(w.configured, 0)] = [str(i).encode() for i in range(5, 10)]
 
     # a hand-built idempotent producer: sequences 0-2 then 3-4
-    init = call(kafka_broker.port, 22, 4, transactional_id=None, transaction_timeout=60000,
+    init = raw_request(kafka_broker.port, 22, 4, transactional_id=None, transaction_timeout=60000,
                 producer_id=-1, producer_epoch=-1)
     assert init.error_code == ErrorCode.none
     w.producer_id = init.producer_id
@@ -150,7 +150,7 @@ def _read_back(bootstrap: str, expected: dict[tuple[str, int], list[bytes]]) -> 
 
 
 def _check_idempotent_state(port: int, w: Written) -> None:
-    described = call(port, 61, 0, topics=[dict(name=w.idempotent, partition_indexes=[0])])
+    described = raw_request(port, 61, 0, topics=[dict(name=w.idempotent, partition_indexes=[0])])
     [state] = described.topics[0].partitions[0].active_producers
     assert (state.producer_id, state.producer_epoch, state.last_sequence) == (
         w.producer_id, 0, 4)
@@ -207,7 +207,7 @@ def test_everything_survives_sigkill(kafka_broker, written):
     kafka_broker.kill()
     kafka_broker.start()
     _read_back(kafka_broker.bootstrap, w.expected)
-    described = call(kafka_broker.port, 61, 0,
+    described = raw_request(kafka_broker.port, 61, 0,
                      topics=[dict(name=w.idempotent, partition_indexes=[0])])
     [state] = described.topics[0].partitions[0].active_producers
     assert (state.producer_id, state.last_sequence) == (w.producer_id, 5)
