@@ -267,8 +267,10 @@ class UnresponsiveBrokers:
 
     Two kinds: *known down* (set by the caller from a supervisor: paused, stopped, ...; never
     probed, forgotten when the caller stops listing it) and *timed out* (a request got no
-    answer in time: refused for `backoff_s`, then one probe at a time, once per period, until
-    one answers). `backoff_s` None or 0 turns the timed-out kind off.
+    answer in time: refused at once, probed at once, since one slow request (e.g. one the
+    broker forwards to a stalled controller) does not make a broker unresponsive; while
+    probes fail, one probe per `backoff_s` until one answers). `backoff_s` None or 0 turns
+    the timed-out kind off.
     """
 
     def __init__(self, backoff_s: float | None = 3.0, *,
@@ -296,13 +298,17 @@ class UnresponsiveBrokers:
         entry = self._timed_out.get(address)
         return entry.reason if entry is not None else None
 
-    def timed_out(self, address: Address, reason: str | None = None) -> None:
-        """A request (or probe) to `address` got no answer in time: (re)start its back-off."""
-        if self.backoff_s <= 0:
-            return
-        old = self._timed_out.get(address)
-        text = reason or (old.reason if old else f"{address[0]}:{address[1]} is unresponsive")
-        self._timed_out[address] = _Backoff(text, self._clock() + self.backoff_s)
+    def timed_out(self, address: Address, reason: str) -> None:
+        """A request to `address` got no answer in time: refuse it, and probe it now."""
+        if self.backoff_s > 0 and address not in self._timed_out:
+            self._timed_out[address] = _Backoff(reason, self._clock())
+
+    def probe_failed(self, address: Address) -> None:
+        """The probe got no answer either: the next one after `backoff_s`."""
+        entry = self._timed_out.get(address)
+        if entry is not None:
+            entry.probing = False
+            entry.probe_at = self._clock() + self.backoff_s
 
     def answered(self, address: Address) -> None:
         """`address` answered: it is responsive again."""
@@ -478,9 +484,7 @@ class AdminClient:
         if reason is None:
             return
         if self.unresponsive.probe_due(address) and not self._closed:
-            task = asyncio.get_running_loop().create_task(self._probe(address))
-            self._probes.add(task)
-            task.add_done_callback(self._probes.discard)
+            self._start_probe(address)
         raise BrokerUnresponsiveError(reason)
 
     def _timed_out(self, address: Address, timeout: float) -> None:
@@ -488,17 +492,30 @@ class AdminClient:
         self.unresponsive.timed_out(address, (
             f"{self.broker_name(address)} is unresponsive (no answer within {timeout:g}s): "
             f"not asked, probed every {backoff:g}s"))
+        if self.unresponsive.probe_due(address) and not self._closed:
+            self._start_probe(address)
+
+    def _start_probe(self, address: Address) -> None:
+        task = asyncio.get_running_loop().create_task(self._probe(address))
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
 
     async def _probe(self, address: Address) -> None:
-        """One short Metadata (no topics) request: answered -> responsive again."""
+        """ApiVersions + Metadata (no topics) on a fresh connection, `probe_timeout` each: a
+        fresh one, so that a request stuck on the pooled connection cannot hold it up."""
         host, port = address
+        conn: KafkaConnection | None = None
         try:
-            conn = await asyncio.wait_for(self.pool.get(host, port), self.probe_timeout)
-            await conn.request(METADATA, max_version=_MAX[METADATA], timeout=self.probe_timeout,
+            conn = await KafkaConnection.connect(host, port, client_id=self.pool.client_id,
+                                                 timeout=self.probe_timeout)
+            await conn.request(METADATA, max_version=_MAX[METADATA],
                                fields={"topics": [], "allow_auto_topic_creation": False})
         except (KafkaError, OSError, TimeoutError):
-            self.unresponsive.timed_out(address)
+            self.unresponsive.probe_failed(address)
             return
+        finally:
+            if conn is not None:
+                conn.close_nowait()
         self.unresponsive.answered(address)
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:

@@ -31,6 +31,7 @@ from typing import Any
 from core.admin.client import (
     DESCRIBE_LOG_DIRS,
     AdminClient,
+    BrokerUnresponsiveError,
     ClusterMetadata,
     CommittedOffset,
     GroupListing,
@@ -161,7 +162,7 @@ class SnapshotPoller:
             self.admin.list_offsets(tps, "latest", raise_errors=False),
             self._groups(),
             self._log_dirs(md),
-            self._quorum(),
+            self._quorum(md),
             self._metrics(),
             self._configs_of(md) if want_configs else _none(),
             return_exceptions=True)
@@ -315,7 +316,13 @@ class SnapshotPoller:
         return {b: d for b, d in found.items()
                 if not isinstance(d, UnsupportedVersionError)}
 
-    async def _quorum(self) -> QuorumInfo | None:
+    async def _quorum(self, md: ClusterMetadata) -> QuorumInfo | None:
+        # any broker forwards DescribeQuorum to the active controller: not while it is down
+        controller = md.broker(md.controller_id) if md.controller_id is not None else None
+        if controller is not None:
+            reason = self.admin.unresponsive.refusal((controller.host, controller.port))
+            if reason is not None:
+                raise BrokerUnresponsiveError(f"controller {controller.id}: {reason}")
         return await self.admin.describe_quorum()
 
     async def _configs_of(self, md: ClusterMetadata) -> dict[str, tuple]:
@@ -374,7 +381,7 @@ class SnapshotPoller:
         try:
             await scrape(url, self.probe_timeout)
         except (OSError, ValueError, TimeoutError):
-            self._metrics_backoff.timed_out(endpoint)
+            self._metrics_backoff.probe_failed(endpoint)
             return
         self._metrics_backoff.answered(endpoint)
 

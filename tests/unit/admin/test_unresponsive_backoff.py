@@ -29,23 +29,26 @@ class Clock:
         return self.now
 
 
-def test_timed_out_address_is_refused_then_probed_once_per_period():
+def test_timed_out_address_is_refused_probed_at_once_then_once_per_period():
     clock = Clock()
     tracker = UnresponsiveBrokers(3.0, clock=clock)
     assert tracker.refusal(A) is None and not tracker.probe_due(A)
     tracker.timed_out(A, "broker 1 is unresponsive")
     assert tracker.refusal(A) == "broker 1 is unresponsive"
     assert tracker.refusal(B) is None
-    assert not tracker.probe_due(A)  # not before the period is over
-    clock.now += 3.0
-    assert tracker.probe_due(A)
+    assert tracker.unresponsive() == {A: "broker 1 is unresponsive"}
+    assert tracker.probe_due(A)  # the first probe at once: one slow request is not enough
     assert not tracker.probe_due(A)  # one probe at a time
-    assert tracker.refusal(A) == "broker 1 is unresponsive"  # still refused while probing
-    tracker.timed_out(A)  # the probe got no answer: a new period, same reason
+    tracker.timed_out(A, "another request timed out")  # while probing: no change
+    assert tracker.refusal(A) == "broker 1 is unresponsive" and not tracker.probe_due(A)
+    tracker.probe_failed(A)  # no answer to the probe either: the next one a period later
     assert tracker.refusal(A) == "broker 1 is unresponsive"
     clock.now += 2.9
     assert not tracker.probe_due(A)
     clock.now += 0.1
+    assert tracker.probe_due(A)
+    tracker.probe_failed(A)
+    clock.now += 3.0
     assert tracker.probe_due(A)
     tracker.answered(A)  # the probe answered
     assert tracker.refusal(A) is None and tracker.unresponsive() == {}
@@ -55,6 +58,7 @@ def test_known_down_is_never_probed_and_forgets_its_backoff_when_up():
     clock = Clock()
     tracker = UnresponsiveBrokers(3.0, clock=clock)
     tracker.timed_out(A, "late")
+    tracker.probe_failed(A)
     assert tracker.set_down({A: "broker 1 is paused: not asked"}) == {A}
     assert tracker.set_down({A: "broker 1 is paused: not asked"}) == set()
     assert tracker.refusal(A) == "broker 1 is paused: not asked"
