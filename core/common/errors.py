@@ -6,9 +6,11 @@ carries one, so a handler can turn any domain failure into the code a real broke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from kio.schema.errors import ErrorCode
 
-__all__ = ["ErrorCode", "KafkaError"]  # subclasses append themselves below
+__all__ = ["ErrorCode", "KafkaError", "RecordValidationError"]  # subclasses append themselves below
 
 
 class KafkaError(Exception):
@@ -24,6 +26,31 @@ class KafkaError(Exception):
     @property
     def retriable(self) -> bool:
         return bool(self.code.retriable)
+
+
+class RecordValidationError(KafkaError):
+    """Records of a batch refused one by one (Kafka's RecordValidationException): the whole
+    batch is refused; ``record_errors`` are (index of the record in its batch, message) pairs,
+    answered in ProduceResponse v8+ ``record_errors``; the exception's message (Kafka's
+    summary, "One or more records have been rejected ...") is the ``error_message``.
+    ``log_start_offset`` is the partition's, answered with the error as Kafka does (-1 if
+    unknown)."""
+
+    code: ErrorCode = ErrorCode.invalid_record
+
+    def __init__(self, record_errors: Sequence[tuple[int, str | None]], *,
+                 log_start_offset: int = -1, code: ErrorCode | None = None) -> None:
+        self.record_errors: tuple[tuple[int, str | None], ...] = tuple(record_errors)
+        self.log_start_offset = log_start_offset
+        shown = []
+        for index, message in self.record_errors[:3]:  # as Kafka's RecordError.toString
+            quoted = "null" if message is None else f"'{message}'"
+            shown.append(f"RecordError(batchIndex={index}, message={quoted})")
+        super().__init__(
+            f"One or more records have been rejected due to {len(self.record_errors)} record "
+            "errors in total, and only showing the first three errors at most: "
+            f"[{', '.join(shown)}]",
+            code)
 
 
 def _error(name: str, code: ErrorCode) -> type[KafkaError]:

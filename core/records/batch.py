@@ -2,8 +2,9 @@
 
 Batches are handled as bytes. Everything on the produce and fetch hot paths (``read_header``,
 ``validate_batches``, ``assign_offsets``) works on the 61-byte batch header only and never looks
-at the records; ``iter_records`` and ``build_batch`` do per-record work for the few places that
-need it (internal topics, the console, compaction, ListOffsets by timestamp).
+at the records; ``iter_records``, ``keyless_records`` and ``build_batch`` do per-record work for
+the few places that need it (internal topics, the console, compaction, ListOffsets by timestamp,
+the null-key check of compacted topics).
 
 Layout (big endian), as in Kafka's DefaultRecordBatch::
 
@@ -51,6 +52,7 @@ __all__ = [
     "intact_prefix",
     "iter_batches",
     "iter_records",
+    "keyless_records",
     "read_header",
     "validate_batches",
 ]
@@ -437,6 +439,52 @@ def iter_records(batch: bytes | bytearray | memoryview) -> Iterator[Record]:
         timestamp = header.max_timestamp if log_append else base_ts + ts_delta
         yield Record(base_offset + offset_delta, timestamp, key, value, headers, attributes,
                      control)
+
+
+def _skip_varint(body: bytes, pos: int) -> int:
+    """The position after the varint at ``pos`` (its value is not needed)."""
+    try:
+        while body[pos] & 0x80:
+            pos += 1
+    except IndexError:
+        raise CorruptRecordError("record truncated inside a varint") from None
+    return pos + 1
+
+
+def keyless_records(batch: bytes | bytearray | memoryview) -> list[int]:
+    """Indexes in the batch (0 = its first record) of the records of one batch whose key is
+    null, decompressing a compressed batch: what Kafka's LogValidator.validateKey checks on a
+    compacted topic. Per-record work, only for the appends that need it (compacted topics):
+    each record's length, timestamp and offset deltas and key length are read, its key, value
+    and headers skipped.
+
+    Raises CorruptRecordError if a record does not frame, and InvalidRecordError (as Kafka's
+    record iterator) if bytes remain after the declared number of records.
+    """
+    header = read_header(batch, 0)
+    end = header.batch_length + LOG_OVERHEAD
+    if end > len(batch):
+        raise CorruptRecordError("record batch truncated")
+    body = decompress(header.compression, memoryview(batch)[HEADER_SIZE:end])
+    size = len(body)
+    out: list[int] = []
+    pos = 0
+    for index in range(header.records_count):
+        length, pos = _varint(body, pos)
+        record_end = pos + length
+        if length <= 0 or record_end > size:
+            raise CorruptRecordError("record runs past the end of the batch")
+        # attributes (1 byte), timestampDelta (varlong), offsetDelta (varint), keyLength
+        key_pos = _skip_varint(body, _skip_varint(body, pos + 1))
+        key_length, after = _varint(body, key_pos)
+        if after > record_end:
+            raise CorruptRecordError("record runs past the end of the batch")
+        if key_length < 0:
+            out.append(index)
+        pos = record_end
+    if pos != size:
+        raise InvalidRecordError("Incorrect declared batch size, records still remaining in file")
+    return out
 
 
 def _put_varint(out: bytearray, value: int) -> None:
