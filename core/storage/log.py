@@ -32,12 +32,14 @@ from core.common.errors import (
     KafkaStorageError,
     OffsetOutOfRangeError,
     RecordBatchTooLargeError,
+    RecordValidationError,
 )
 from core.common.types import EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP, TopicPartition
 from core.records.batch import (
     ATTR_LOG_APPEND_TIME,
     assign_offsets,
     iter_records,
+    keyless_records,
     validate_batches,
 )
 from core.storage.leader_epoch_cache import LeaderEpochCache
@@ -213,16 +215,17 @@ class Log:
         self._log_append_time = merged["message.timestamp.type"] == "LogAppendTime"
         self._flush_messages = int(merged["flush.messages"])
         self._flush_ms = int(merged["flush.ms"])
-        self._update_fast_path()
         policy = merged["cleanup.policy"]
         policies = [policy] if isinstance(policy, str) else list(policy)
         self._delete_policy = "delete" in policies
         self._compact_policy = "compact" in policies
+        self._update_fast_path()
 
     def _update_fast_path(self) -> None:
-        """Largest payload the append fast path takes (-1: fast path off)."""
-        usable = (not self._log_append_time and self.offline_reason is None
-                  and not self._closed)
+        """Largest payload the append fast path takes (-1: fast path off). Compacted topics
+        take the general path, which checks every record has a key."""
+        usable = (not self._log_append_time and not self._compact_policy
+                  and self.offline_reason is None and not self._closed)
         self._fast_max = min(self._max_message_bytes, self._segment_bytes) if usable else -1
 
     def update_config(self, config: dict[str, Any]) -> None:
@@ -503,6 +506,8 @@ class Log:
                 raise InvalidRecordError("clients may not write control batches")
             if header.producer_id >= 0:
                 has_producer = True
+        if self._compact_policy:
+            self._check_keys(records, headers)
         with self._lock:
             if self.offline_reason is not None:
                 raise KafkaStorageError(f"partition {self.tp} is offline")
@@ -572,6 +577,25 @@ class Log:
             state.map_end_offset = self._leo
             self._after_append(last - first + 1)
             return AppendResult(first, last, append_time, self.log_start_offset, max_ts)
+
+    def _check_keys(self, records: bytes | bytearray | memoryview,
+                    headers: list[Any]) -> None:
+        """Compacted topic: refuse the payload if a record of a data batch has no key, as
+        Kafka's LogValidator.validateKey (RecordValidationError, INVALID_RECORD, naming the
+        index of each keyless record in the first batch holding one). Control batches (markers)
+        are not checked: their records always have a key."""
+        view = memoryview(records)
+        pos = 0
+        for header in headers:
+            size = header.batch_length + 12
+            if not header.attributes & 0x20:
+                keyless = keyless_records(view[pos:pos + size])
+                if keyless:
+                    message = ("Compacted topic cannot accept message without key in topic "
+                               f"partition {self.tp}")
+                    raise RecordValidationError([(index, message) for index in keyless],
+                                                log_start_offset=self.log_start_offset)
+            pos += size
 
     @_io_guard
     def append_as_follower(self, records: bytes | bytearray | memoryview) -> AppendResult:
