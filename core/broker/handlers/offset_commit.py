@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kio.schema.errors import ErrorCode
@@ -13,19 +14,14 @@ from core.coordinator.results import PartitionResult
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
+#: a GroupCoordinator method committing offsets: (coordinator, request, version) -> results
+CommitMethod = Callable[[Any, Any, int], Awaitable[list[PartitionResult]]]
+
 
 @api(key=8, min_version=2, max_version=9)
 async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
-    coordinator = ctx.broker.group_coordinator
-    request, results = split_unknown_partitions(getattr(ctx.broker, "image", None), request)
-    if not request.topics:
-        pass  # Kafka answers without asking the coordinator when nothing is left
-    elif coordinator is None:
-        results += [PartitionResult(t.name, p.partition_index,
-                                    ErrorCode.coordinator_not_available)
-                    for t in request.topics for p in t.partitions]
-    else:
-        results += await coordinator.commit_offsets(request, ctx.version)
+    results = await commit_known_partitions(
+        ctx, request, lambda coordinator, r, v: coordinator.commit_offsets(r, v))
     topics: dict[str, list[dict[str, Any]]] = {}
     for r in results:
         topics.setdefault(r.topic, []).append(
@@ -34,14 +30,28 @@ async def handle_offset_commit(ctx: RequestContext, request: Any) -> Any:
                  topics=[dict(name=name, partitions=parts) for name, parts in topics.items()])
 
 
+async def commit_known_partitions(ctx: RequestContext, request: Any,
+                                  commit: CommitMethod) -> list[PartitionResult]:
+    """What OffsetCommit and TxnOffsetCommit share (Kafka's KafkaApis): partitions missing
+    from the broker's metadata get UNKNOWN_TOPIC_OR_PARTITION, the rest go to `commit` on the
+    group coordinator (COORDINATOR_NOT_AVAILABLE without one); the coordinator is not asked
+    when nothing is left. Returns every partition's result, the unknown ones first."""
+    request, results = split_unknown_partitions(ctx.broker.image, request)
+    coordinator = ctx.broker.group_coordinator
+    if not request.topics:
+        return results
+    if coordinator is None:
+        return results + [PartitionResult(t.name, p.partition_index,
+                                          ErrorCode.coordinator_not_available)
+                          for t in request.topics for p in t.partitions]
+    return results + await commit(coordinator, request, ctx.version)
+
+
 def split_unknown_partitions(image: Any, request: Any) -> tuple[Any, list[PartitionResult]]:
-    """Kafka's KafkaApis checks an OffsetCommit / TxnOffsetCommit against the metadata before
-    the coordinator sees it: a partition of an unknown topic, or one the topic does not have,
-    gets UNKNOWN_TOPIC_OR_PARTITION and is not committed. Returns the request without them
-    and their results. Without a metadata image (the unit tests' fake brokers) nothing is
-    checked."""
-    if image is None:
-        return request, []
+    """Kafka's KafkaApis checks an OffsetCommit / TxnOffsetCommit / OffsetDelete against the
+    metadata before the coordinator sees it: a partition of an unknown topic, or one the topic
+    does not have, gets UNKNOWN_TOPIC_OR_PARTITION and is left to no one. Returns the request
+    without them (`request.topics[*].partitions[*].partition_index`) and their results."""
     unknown: list[PartitionResult] = []
     topics = []
     for topic in request.topics:

@@ -7,8 +7,8 @@ from typing import Any
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
-from core.common.types import TopicPartition
-from core.coordinator.results import OffsetDeleteResult, PartitionResult
+from core.broker.handlers.offset_commit import split_unknown_partitions
+from core.coordinator.results import OffsetDeleteResult
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -18,21 +18,8 @@ async def handle_offset_delete(ctx: RequestContext, request: Any) -> Any:
     coordinator = ctx.broker.group_coordinator
     # as Kafka's KafkaApis: partitions missing from the metadata are answered
     # UNKNOWN_TOPIC_OR_PARTITION, the rest go to the coordinator (a group error wins)
-    # (without a metadata image - the unit tests' fake brokers - nothing is checked)
-    image = getattr(ctx.broker, "image", None)
-    wanted: list[tuple[str, list[int]]] = []
-    unknown: list[PartitionResult] = []
-    for t in request.topics:
-        known = []
-        for p in t.partitions:
-            if image is not None and \
-                    image.partition(TopicPartition(t.name, p.partition_index)) is None:
-                unknown.append(PartitionResult(t.name, p.partition_index,
-                                               ErrorCode.unknown_topic_or_partition))
-            else:
-                known.append(p.partition_index)
-        if known:
-            wanted.append((t.name, known))
+    request, unknown = split_unknown_partitions(ctx.broker.image, request)
+    wanted = [(t.name, [p.partition_index for p in t.partitions]) for t in request.topics]
     if coordinator is None:
         result = OffsetDeleteResult(ErrorCode.coordinator_not_available)
     else:

@@ -9,18 +9,35 @@ from kio.schema.errors import ErrorCode as E
 
 import core.broker.handlers  # noqa: F401 - registers the handlers
 from core.broker.api import REGISTRY, RequestContext
+from core.common.types import TopicPartition
+from core.metadata.image import MetadataImage
+from core.metadata.records import PartitionCreated, TopicCreated
 from core.protocol.codec import RequestHeader, decode_response, encode_response, response_class
 from tests.unit.coordinator.harness import (
     assignment_for,
+    commit_req,
     elect_all,
     make_coordinator,
     req,
 )
 
+#: the topics the tests commit to: topic -> partition count
+TOPICS = {"t": 4, "u": 2}
+
+
+def metadata_image(topics: dict[str, int] = TOPICS) -> MetadataImage:
+    """A metadata image holding `topics` (one replica, on broker 1)."""
+    records: list[Any] = []
+    for name, count in topics.items():
+        records.append(TopicCreated(name, f"id-{name}"))
+        records += [PartitionCreated(name, p, [1], [1], 1) for p in range(count)]
+    return MetadataImage().apply_batch(records, len(records) - 1)
+
 
 class FakeBroker:
-    def __init__(self, coordinator: Any) -> None:
+    def __init__(self, coordinator: Any, image: MetadataImage | None = None) -> None:
         self.group_coordinator = coordinator
+        self.image = image if image is not None else metadata_image()
 
     async def coordinator_for(self, key_type: int, key: str) -> tuple[int, int, str, int]:
         if key_type == 1:
@@ -163,3 +180,77 @@ def test_not_coordinator_in_offset_fetch_v1_is_per_partition():
     run(body())
 
 
+
+
+def _partition_errors(response: Any) -> dict[tuple[str, int], E]:
+    return {(t.name, p.partition_index): p.error_code
+            for t in response.topics for p in t.partitions}
+
+
+def test_commits_to_partitions_missing_from_the_metadata_are_refused():
+    """OffsetCommit / TxnOffsetCommit: an unknown topic or a partition the topic does not have
+    gets UNKNOWN_TOPIC_OR_PARTITION and is not stored; the known partitions are committed."""
+    async def body() -> None:
+        coordinator, _, _ = make_coordinator()
+        await elect_all(coordinator)
+        broker = FakeBroker(coordinator)
+        topics = [{"name": "t", "partitions": [
+                      {"partition_index": 1, "committed_offset": 5, "committed_metadata": ""},
+                      {"partition_index": 9, "committed_offset": 5, "committed_metadata": ""}]},
+                  {"name": "gone", "partitions": [
+                      {"partition_index": 0, "committed_offset": 5, "committed_metadata": ""}]}]
+        r = await call(broker, 8, 9, req(8, 9, group_id="g", generation_id_or_member_epoch=-1,
+                                         member_id="", topics=topics))
+        assert _partition_errors(r) == {("t", 1): E.none,
+                                        ("t", 9): E.unknown_topic_or_partition,
+                                        ("gone", 0): E.unknown_topic_or_partition}
+        fetched = await coordinator.fetch_offsets("g", None)
+        assert [(p.topic, p.partition, p.offset) for p in fetched.partitions] == [("t", 1, 5)]
+
+        r = await call(broker, 28, 3, req(28, 3, transactional_id="tx", group_id="g",
+                                          producer_id=7, producer_epoch=0, generation_id=-1,
+                                          member_id="", group_instance_id=None, topics=topics))
+        assert _partition_errors(r) == {("t", 1): E.none,
+                                        ("t", 9): E.unknown_topic_or_partition,
+                                        ("gone", 0): E.unknown_topic_or_partition}
+        pending = coordinator.pending_transactional_offsets("g")
+        assert {pid: set(offsets) for pid, offsets in pending.items()} == {
+            7: {TopicPartition("t", 1)}}
+
+        # nothing known left: the coordinator is not asked (no coordinator: still unknown)
+        r = await call(FakeBroker(None), 8, 9, req(
+            8, 9, group_id="g", generation_id_or_member_epoch=-1, member_id="",
+            topics=topics[1:]))
+        assert _partition_errors(r) == {("gone", 0): E.unknown_topic_or_partition}
+        r = await call(FakeBroker(None), 8, 9, req(
+            8, 9, group_id="g", generation_id_or_member_epoch=-1, member_id="",
+            topics=topics))
+        assert _partition_errors(r) == {("t", 1): E.coordinator_not_available,
+                                        ("t", 9): E.unknown_topic_or_partition,
+                                        ("gone", 0): E.unknown_topic_or_partition}
+
+    run(body())
+
+
+def test_offset_delete_of_partitions_missing_from_the_metadata():
+    """OffsetDelete: missing partitions answer UNKNOWN_TOPIC_OR_PARTITION unless the group
+    itself is in error (then only the group error, as Kafka)."""
+    async def body() -> None:
+        coordinator, _, _ = make_coordinator()
+        await elect_all(coordinator)
+        broker = FakeBroker(coordinator)
+        await coordinator.commit_offsets(commit_req("g", {("t", 0): 3, ("u", 1): 4}), 9)
+        r = await call(broker, 47, 0, req(47, 0, group_id="g", topics=[
+            {"name": "t", "partitions": [{"partition_index": 0}, {"partition_index": 7}]},
+            {"name": "gone", "partitions": [{"partition_index": 0}]}]))
+        assert r.error_code == E.none
+        assert _partition_errors(r) == {("t", 0): E.none,
+                                        ("t", 7): E.unknown_topic_or_partition,
+                                        ("gone", 0): E.unknown_topic_or_partition}
+        fetched = await coordinator.fetch_offsets("g", None)
+        assert [(p.topic, p.partition) for p in fetched.partitions] == [("u", 1)]
+        r = await call(broker, 47, 0, req(47, 0, group_id="nope", topics=[
+            {"name": "gone", "partitions": [{"partition_index": 0}]}]))
+        assert r.error_code == E.group_id_not_found and r.topics == ()
+
+    run(body())
