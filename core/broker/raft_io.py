@@ -50,7 +50,7 @@ from core.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from core.raft.node import NotLeader, RaftNode
+from core.raft.node import NotLeader, QuorumStatus, RaftNode
 from core.raft.snapshot import FileSnapshotStore, SnapshotCorruptError, SnapshotId
 from core.raft.store import FileQuorumStore
 from core.raft.wire import decode_entries, fetch_snapshot_response, to_kio
@@ -158,7 +158,13 @@ class RaftMetadataLog:
         self._log.close()
 
     def _now(self) -> int:
+        """The node's clock: monotonic ms since this log started (timeouts only)."""
         return int((time.monotonic() - self._started) * 1000)
+
+    def quorum_status(self) -> QuorumStatus:
+        """DescribeQuorum's view, each replica's last fetch / caught-up time in wall-clock
+        ms (epoch ms, as Kafka reports them), converted from the node's monotonic clock."""
+        return self.node.status(self._now(), int(time.time() * 1000))
 
     def _log_role_change(self) -> None:
         state = (self.node.role, self.node.epoch, self.leader_id())

@@ -159,7 +159,8 @@ class RaftDriver:
         self._dispatch(self.node.resign(self.clock()))
 
     def status(self) -> QuorumStatus:
-        return self.node.status()
+        """The node's DescribeQuorum view, replica times in wall-clock ms (epoch ms)."""
+        return self.node.status(self.clock(), int(time.time() * 1000))
 
     async def wait_for(self, predicate: Callable[[RaftNode], bool], timeout_s: float) -> None:
         """Wait until predicate(node) holds (checked after every step)."""

@@ -111,9 +111,13 @@ class CommittedEntry(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ReplicaStatus:
+    """One replica in DescribeQuorum. The times are wall-clock ms when status() was given
+    the wall clock (else the node's own clock); -1 when unknown."""
+
     replica_id: int
     log_end_offset: int  # -1 when unknown
     last_fetch_ms: int  # -1 when unknown
+    last_caught_up_ms: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,13 +321,31 @@ class RaftNode:
             self._applied += len(batch)
         return out
 
-    def status(self) -> QuorumStatus:
-        """DescribeQuorum's view: leader, epoch, high watermark and per-replica progress."""
+    def status(self, now_ms: int | None = None, wall_ms: int | None = None) -> QuorumStatus:
+        """DescribeQuorum's view: leader, epoch, high watermark and per-replica progress.
+
+        Replica times are kept on the node's clock; given `wall_ms`, the wall-clock time at
+        node time `now_ms` (default: the last time the node was fed), they are reported as
+        wall-clock ms (Kafka's last_fetch_timestamp / last_caught_up_timestamp, epoch ms).
+        On the leader, the leader's own entry is "now" for both, as in Kafka's LeaderState.
+        """
         role = self._quorum.role
         leader = self._quorum.leader_id
+        now = self._now if now_ms is None else max(self._now, now_ms)
+        offset = 0 if wall_ms is None else wall_ms - now
+
+        def at(t: int) -> int:
+            return -1 if t < 0 else t + offset
+
+        def replica(r: ReplicaState) -> ReplicaStatus:
+            if r.node_id == self.node_id:
+                return ReplicaStatus(r.node_id, r.end_offset, at(now), at(now))
+            return ReplicaStatus(r.node_id, r.end_offset, at(r.last_fetch_ms),
+                                 at(r.last_caught_up_ms))
+
         if isinstance(role, LeaderState):
-            voters = tuple(_replica_status(r) for r in role.voters.values())
-            observers = tuple(_replica_status(r) for _, r in sorted(role.observers.items()))
+            voters = tuple(replica(r) for r in role.voters.values())
+            observers = tuple(replica(r) for _, r in sorted(role.observers.items()))
         else:
             voters = tuple(
                 ReplicaStatus(v, self.log.end_offset() if v == self.node_id else -1, -1)
@@ -794,7 +816,7 @@ class RaftNode:
             if epoch != request.last_fetched_epoch or end < request.fetch_offset:
                 self._reply_fetch(src, request, diverging=(epoch, end))
                 return
-        replica.end_offset = request.fetch_offset
+        self._record_fetch(replica, request.fetch_offset)
         advanced = src in role.voters and self._advance_high_watermark(role)
         records = self._read(request.fetch_offset)
         stale_hw = 0 <= request.high_watermark < self._hw  # KIP-1166: tell it the new HW now
@@ -803,6 +825,22 @@ class RaftNode:
         else:
             until = self._now + min(request.max_wait_ms, self.fetch_max_wait_ms)
             role.parked[src] = (request, until)
+
+    def _record_fetch(self, replica: ReplicaState, fetch_offset: int) -> None:
+        """A valid Fetch (its position is in our log) from replica at fetch_offset: its
+        progress, and when it was last caught up, by Kafka's rule
+        (LeaderState.ReplicaState.updateFollowerState): caught up now if it reached our log
+        end offset; else caught up as of its previous fetch if it reached the log end offset
+        we had then."""
+        leader_end = self.log.end_offset()
+        if fetch_offset >= leader_end:
+            replica.last_caught_up_ms = max(replica.last_caught_up_ms, self._now)
+        elif replica.last_fetch_leader_end > 0 and fetch_offset >= replica.last_fetch_leader_end:
+            replica.last_caught_up_ms = max(replica.last_caught_up_ms,
+                                            replica.last_valid_fetch_ms)
+        replica.last_fetch_leader_end = leader_end
+        replica.last_valid_fetch_ms = max(replica.last_valid_fetch_ms, self._now)
+        replica.end_offset = fetch_offset
 
     def _needs_snapshot(self, fetch_offset: int, last_fetched_epoch: int) -> bool:
         """KIP-630 (Kafka's validateOffsetAndEpoch): the fetcher's position is not in our log
@@ -1020,10 +1058,6 @@ class RaftNode:
             raise AssertionError(
                 f"node {self.node_id}: truncating to {offset} below high watermark {self._hw}")
         self.log.truncate(offset)
-
-
-def _replica_status(replica: ReplicaState) -> ReplicaStatus:
-    return ReplicaStatus(replica.node_id, replica.end_offset, replica.last_fetch_ms)
 
 
 _HANDLERS = {

@@ -95,12 +95,24 @@ class CandidateState:
 
 @dataclass(slots=True)
 class ReplicaState:
-    """What the leader knows of one replica: its matched log end offset, last fetch time."""
+    """What the leader knows of one replica: its matched log end offset, when it last
+    fetched and when it was last caught up (Kafka's LeaderState.ReplicaState, KIP-836).
+
+    Times are the node's clock (monotonic in the brokers; the sans-IO node never reads a
+    wall clock): status() converts them to wall-clock ms for DescribeQuorum. -1: unknown."""
 
     node_id: int
     end_offset: int = -1
+    #: any Fetch or FetchSnapshot in this epoch (check quorum counts these)
     last_fetch_ms: int = -1
     acked_epoch: bool = False  # fetched (or acknowledged BeginQuorumEpoch) in this epoch
+    #: the last time its fetch offset reached the leader's log end offset as of a fetch
+    last_caught_up_ms: int = -1
+    #: the leader's log end offset when the last valid Fetch (one that moved end_offset)
+    #: arrived, and when that was: a later fetch reaching that offset proves the replica was
+    #: caught up at that time (Kafka's lastFetchLeaderLogEndOffset / lastFetchTimestamp)
+    last_fetch_leader_end: int = -1
+    last_valid_fetch_ms: int = -1
 
 
 @dataclass(slots=True)

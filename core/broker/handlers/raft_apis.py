@@ -8,6 +8,7 @@ by core.broker.raft_io. (Grouped in one module because they share the quorum plu
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -123,14 +124,16 @@ async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
     raft = _raft(ctx)
     if raft is None:  # single voter: this broker is the whole quorum
         end = broker.metadata_log.end_offset
-        voter = _replica_state(broker.node_id, end, -1)
+        now = int(time.time() * 1000)  # the leader itself: fetched and caught up "now"
+        voter = _replica_state(broker.node_id, end, now, now)
         return _quorum(ctx, [broker.node_id], error_code=0, leader_id=broker.node_id,
                        leader_epoch=1, high_watermark=end, current_voters=[voter],
                        observers=[])
-    status = raft.node.status()
+    status = raft.quorum_status()
 
     def replica(r: Any) -> dict[str, Any]:
-        return _replica_state(r.replica_id, r.log_end_offset, r.last_fetch_ms)
+        return _replica_state(r.replica_id, r.log_end_offset, r.last_fetch_ms,
+                              r.last_caught_up_ms)
 
     if status.role != "leader":
         if not _from_quorum_peer(ctx):
@@ -151,12 +154,13 @@ async def handle_describe_quorum(ctx: RequestContext, request: Any) -> Any:
                    observers=[replica(r) for r in status.observers])
 
 
-def _replica_state(replica_id: int, log_end_offset: int, last_fetch_ms: int) -> dict[str, Any]:
+def _replica_state(replica_id: int, log_end_offset: int, last_fetch_ms: int,
+                   last_caught_up_ms: int) -> dict[str, Any]:
     """A voter or observer (v2, KIP-853: no directory id, as for statically configured
-    voters: the zero UUID)."""
+    voters: the zero UUID). Times are wall-clock ms (v1+, KIP-836), -1 when unknown."""
     return dict(replica_id=replica_id, replica_directory_id=_ZERO_UUID,
                 log_end_offset=log_end_offset, last_fetch_timestamp=last_fetch_ms,
-                last_caught_up_timestamp=-1)
+                last_caught_up_timestamp=last_caught_up_ms)
 
 
 def _quorum(ctx: RequestContext, voter_ids: list[int], **partition: Any) -> Any:
