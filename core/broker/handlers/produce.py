@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 from kio.schema.errors import ErrorCode
 
 from core.broker.api import RequestContext, api
-from core.common.errors import KafkaError
+from core.common.errors import KafkaError, RecordValidationError
 from core.common.topics import is_internal
 from core.common.types import TopicPartition
 from core.protocol.build import build, timedelta_to_ms
@@ -48,6 +49,12 @@ async def handle_produce(ctx: RequestContext, request: Any) -> Any:
                     TopicPartition(topic, pdata.index), broker.image)
                 records = pdata.records or b""
                 result = partition.append_as_leader(records, acks)
+            except RecordValidationError as exc:
+                # Kafka's RecordValidationException: which records refused the batch (v8+)
+                broker.metrics.failed_produce.labels(topic).inc()
+                results[key] = _error(pdata.index, exc.code, str(exc), exc.record_errors,
+                                      exc.log_start_offset)
+                continue
             except KafkaError as exc:
                 broker.metrics.failed_produce.labels(topic).inc()
                 results[key] = _error(pdata.index, exc.code, str(exc))
@@ -93,6 +100,12 @@ def _describe(failed: dict[tuple[str, int], ErrorCode]) -> str:
                      for (topic, index), code in sorted(failed.items()))
 
 
-def _error(index: int, code: ErrorCode, message: str | None = None) -> dict[str, Any]:
+def _error(index: int, code: ErrorCode, message: str | None = None,
+           record_errors: Sequence[tuple[int, str | None]] = (),
+           log_start_offset: int = -1) -> dict[str, Any]:
+    """A failed partition's response; ``record_errors`` are (batch index, message) pairs."""
     return dict(index=index, error_code=code, base_offset=-1, log_append_time=-1,
-                log_start_offset=-1, record_errors=[], error_message=message)
+                log_start_offset=log_start_offset,
+                record_errors=[dict(batch_index=i, batch_index_error_message=m)
+                               for i, m in record_errors],
+                error_message=message)
