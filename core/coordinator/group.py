@@ -93,6 +93,16 @@ class Member:
         return [name for name, _ in self.protocols]
 
 
+@dataclass(eq=False, slots=True)
+class InFlightCommit:
+    """An offset commit being written: partitions deleted meanwhile are noted in `deleted`,
+    and the commit's offsets for them are not applied when the append completes (Kafka drops
+    them from pendingOffsetCommits)."""
+
+    partitions: frozenset[TopicPartition]
+    deleted: set[TopicPartition] = field(default_factory=set)
+
+
 @dataclass(slots=True)
 class Group:
     """A consumer group and its committed offsets."""
@@ -114,6 +124,8 @@ class Group:
     offsets: dict[TopicPartition, CommittedOffset] = field(default_factory=dict)
     #: commits whose append is in flight, per partition
     pending_commits: Counter[TopicPartition] = field(default_factory=Counter)
+    #: the commits whose append is in flight (what a partition deletion must reach)
+    commits_in_flight: list[InFlightCommit] = field(default_factory=list)
     #: wall-clock ms of the last state change (the base of offset retention once Empty)
     state_timestamp_ms: int | None = None
     #: set when a member joins during the initial (delayed) rebalance of an Empty group

@@ -31,7 +31,7 @@ from core.common.errors import CorruptRecordError, KafkaError
 from core.common.types import TopicPartition
 from core.coordinator import records as rec
 from core.coordinator.consumer_protocol import decode_assignment
-from core.coordinator.group import Group, GroupState, Member
+from core.coordinator.group import Group, GroupState, InFlightCommit, Member
 from core.coordinator.offsets import CommittedOffset, expired_offsets, partition_for
 from core.coordinator.results import (
     GroupDescription,
@@ -117,6 +117,9 @@ class GroupCoordinator:
         self.txn_store: OffsetsStore | None = None
         #: group id -> producer id -> offsets committed in a transaction not yet ended
         self._pending_txn: dict[str, dict[int, dict[TopicPartition, CommittedOffset]]] = {}
+        #: __consumer_offsets partition being loaded -> partitions deleted meanwhile, whose
+        #: offsets are removed once the load completes
+        self._deleted_while_loading: dict[int, set[TopicPartition]] = {}
         self._next_expiry_check_ms = self._now() + self._retention_check_ms
 
     # ------------------------------------------------------------------ config & clocks
@@ -196,16 +199,19 @@ class GroupCoordinator:
         if self._partitions.get(partition) is not None:
             return
         self._partitions[partition] = _LOADING
+        self._deleted_while_loading.pop(partition, None)
         group_values: dict[str, rec.GroupValue | None] = {}
         offsets: dict[str, dict[TopicPartition, CommittedOffset]] = {}
         open_txns: dict[int, list[Any]] = {}
+        #: (group, partition) -> position of its last offset tombstone
+        removed: dict[tuple[str, TopicPartition], int] = {}
         for count, batch in enumerate(self._store.read(partition), 1):
             header = read_header(batch)
             if header.is_transactional:
-                self._replay_txn(header, batch, open_txns, group_values, offsets)
+                self._replay_txn(header, batch, open_txns, group_values, offsets, removed)
                 continue
             for record in iter_records(batch):
-                self._replay(record, group_values, offsets)
+                self._replay(record, group_values, offsets, removed)
             if count % 64 == 0:
                 await asyncio.sleep(0)
                 if self._partitions.get(partition) != _LOADING:
@@ -226,9 +232,13 @@ class GroupCoordinator:
         self._partitions[partition] = _LOADED
         log.info("loaded __consumer_offsets-%d: %d groups", partition,
                  sum(1 for g in self._groups.values() if g.partition == partition))
+        deleted = self._deleted_while_loading.pop(partition, None)
+        if deleted:
+            await self._write_tombstones(self._remove_offsets(deleted, {partition}), deleted)
 
     def _replay(self, record: Any, group_values: dict[str, rec.GroupValue | None],
-                offsets: dict[str, dict[TopicPartition, CommittedOffset]]) -> None:
+                offsets: dict[str, dict[TopicPartition, CommittedOffset]],
+                removed: dict[tuple[str, TopicPartition], int]) -> None:
         if record.key is None:
             return
         try:
@@ -238,6 +248,7 @@ class GroupCoordinator:
                 group_offsets = offsets.setdefault(key.group, {})
                 if record.value is None:
                     group_offsets.pop(tp, None)
+                    removed[(key.group, tp)] = record.offset
                 else:
                     v = rec.decode_offset_value(bytes(record.value))
                     group_offsets[tp] = CommittedOffset(
@@ -252,7 +263,8 @@ class GroupCoordinator:
 
     def _replay_txn(self, header: Any, batch: bytes, open_txns: dict[int, list[Any]],
                     group_values: dict[str, rec.GroupValue | None],
-                    offsets: dict[str, dict[TopicPartition, CommittedOffset]]) -> None:
+                    offsets: dict[str, dict[TopicPartition, CommittedOffset]],
+                    removed: dict[tuple[str, TopicPartition], int]) -> None:
         """A transactional batch while loading: offsets wait for their producer's marker."""
         pid = header.producer_id
         if not header.is_control:
@@ -271,11 +283,13 @@ class GroupCoordinator:
             except (CorruptRecordError, UnicodeDecodeError):
                 continue
             if isinstance(key, rec.OffsetKey):
-                existing = offsets.get(key.group, {}).get(TopicPartition(key.topic,
-                                                                         key.partition))
+                tp = TopicPartition(key.topic, key.partition)
+                existing = offsets.get(key.group, {}).get(tp)
                 if existing is not None and existing.record_offset > record.offset:
                     continue  # a later non-transactional commit wins
-            self._replay(record, group_values, offsets)
+                if removed.get((key.group, tp), -1) > record.offset:
+                    continue  # removed after it was written (its partition was deleted)
+            self._replay(record, group_values, offsets, removed)
 
     def _load_open_txns(self, partition: int, open_txns: dict[int, list[Any]]) -> None:
         """Transactions still open at the end of the log: their offsets stay pending."""
@@ -314,6 +328,7 @@ class GroupCoordinator:
     async def on_resigned(self, partition: int) -> None:
         """This broker no longer leads `partition`: drop its groups, answer waiters."""
         self._partitions.pop(partition, None)
+        self._deleted_while_loading.pop(partition, None)
         for group in [g for g in self._groups.values() if g.partition == partition]:
             self._unload(group)
         for group_id in [g for g in self._pending_txn if self.partition_for(g) == partition]:
@@ -971,15 +986,21 @@ class GroupCoordinator:
         if records:
             tps = [tp for tp, _ in values]
             group.pending_commits.update(tps)
+            in_flight = InFlightCommit(frozenset(tps))
+            group.commits_in_flight.append(in_flight)
             try:
                 code, base = await self._append(group.partition, records)
             finally:
                 group.pending_commits.subtract(tps)
                 group.pending_commits += Counter()
+                group.commits_in_flight.remove(in_flight)
+            deleted = in_flight.deleted
             code = _offset_append_error(code)
             if code == E.none and self._groups.get(group.group_id) is group \
                     and not group.is_(GroupState.DEAD):
                 for i, (tp, committed) in enumerate(values):
+                    if tp in deleted:
+                        continue  # its partition was deleted while this commit was written
                     previous = group.offsets.get(tp)
                     record_offset = base + i
                     if previous is None or previous.record_offset <= record_offset:
@@ -1227,6 +1248,92 @@ class GroupCoordinator:
                 return OffsetDeleteResult(code)
         return OffsetDeleteResult(E.none, tuple(
             PartitionResult(tp.topic, tp.partition, err) for tp, err in errors.items()))
+
+    # ------------------------------------------------------------------ deleted partitions
+
+    async def on_partitions_deleted(self, partitions: Iterable[TopicPartition]) -> int:
+        """Partitions were deleted (their topic left the metadata image): every group this
+        broker coordinates loses its committed offsets for them, as Kafka's
+        GroupCoordinator.onPartitionsDeleted / GroupMetadataManager.cleanupGroupMetadata.
+
+        In memory first, before this coroutine first suspends: the committed offsets, the
+        offsets of commits still being written and those of transactions not yet ended.
+        Then tombstones go to __consumer_offsets, so that a restart or a new coordinator
+        does not read them back. As in Kafka's cleanup, every Empty group left without
+        offsets then goes (Dead, unloaded; a group tombstone if it ever had a generation).
+        Groups of partitions still loading are cleaned once loaded. Returns how many
+        committed offsets were removed.
+        """
+        deleted = set(partitions)
+        if not deleted:
+            return 0
+        for partition, status in self._partitions.items():
+            if status == _LOADING:
+                self._deleted_while_loading.setdefault(partition, set()).update(deleted)
+        loaded = {p for p, status in self._partitions.items() if status == _LOADED}
+        return await self._write_tombstones(self._remove_offsets(deleted, loaded), deleted)
+
+    def _remove_offsets(self, deleted: set[TopicPartition], partitions: set[int],
+                        ) -> dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]]:
+        """Drop `deleted`'s offsets from the groups of `partitions` (Kafka's removeOffsets,
+        then Empty groups without offsets die); per __consumer_offsets partition, (offsets
+        removed, tombstones to write)."""
+        #: offsets of transactions not yet ended also get a tombstone: it follows their
+        #: records in the log, so a reload after the commit marker does not apply them
+        pending_removed: dict[str, set[TopicPartition]] = {}
+        for group_id, by_producer in self._pending_txn.items():
+            if self.partition_for(group_id) in partitions:
+                for pending in by_producer.values():
+                    for tp in [tp for tp in pending if tp in deleted]:
+                        del pending[tp]
+                        pending_removed.setdefault(group_id, set()).add(tp)
+        now = self._wall()
+        result: dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]] = {}
+        for group in list(self._groups.values()):
+            if group.partition not in partitions or group.is_(GroupState.DEAD):
+                continue
+            removed = [tp for tp in group.offsets if tp in deleted]
+            for tp in removed:
+                del group.offsets[tp]
+            removed += sorted(pending_removed.get(group.group_id, set()).difference(removed))
+            for in_flight in group.commits_in_flight:
+                in_flight.deleted.update(in_flight.partitions & deleted)
+            records = [(rec.encode_offset_key(group.group_id, tp.topic, tp.partition), None, [])
+                       for tp in removed]
+            pending_txn = any(self._pending_txn.get(group.group_id, {}).values())
+            if (group.is_(GroupState.EMPTY) and not group.offsets and not group.members
+                    and not group.pending_members and not group.pending_commits
+                    and not pending_txn):
+                generation = group.generation_id
+                group.transition_to(GroupState.DEAD, now)
+                self._unload(group)
+                self._pending_txn.pop(group.group_id, None)
+                log.info("group %s removed: empty and without offsets", group.group_id)
+                if generation > 0:  # a group used only for offsets never wrote its metadata
+                    records.append((rec.encode_group_key(group.group_id), None, []))
+            if records:
+                count, partition_records = result.setdefault(group.partition, (0, []))
+                partition_records.extend(records)
+                result[group.partition] = (count + len(removed), partition_records)
+        return result
+
+    async def _write_tombstones(
+            self, removed: dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]],
+            deleted: set[TopicPartition]) -> int:
+        """Append each partition's tombstones, all at once (so that each lands in its log
+        before a later commit can); returns how many offsets were removed."""
+        partitions = list(removed)
+        codes = await asyncio.gather(*(self._append(p, removed[p][1]) for p in partitions))
+        for partition, (code, _) in zip(partitions, codes, strict=True):
+            if code != E.none:
+                log.warning("failed to write tombstones of deleted partitions to "
+                            "__consumer_offsets-%d: %s", partition, code.name)
+        total = sum(count for count, _ in removed.values())
+        if total:
+            topics = sorted({tp.topic for tp in deleted})
+            log.info("removed %d offsets of deleted partitions of %s", total,
+                     ", ".join(topics))
+        return total
 
     # ------------------------------------------------------------------ retention
 
