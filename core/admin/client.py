@@ -93,6 +93,9 @@ RETRIABLE_ROUTING = frozenset({
     ErrorCode.broker_not_available,
 })
 
+#: with the back-off on, a request with no answer after this long gets its broker probed
+SUSPECT_AFTER_S = 0.5
+
 RESOURCE_TOPIC, RESOURCE_BROKER, RESOURCE_GROUP = 2, 4, 3
 CONFIG_SOURCES = {0: "UNKNOWN", 1: "DYNAMIC_TOPIC_CONFIG", 2: "DYNAMIC_BROKER_CONFIG",
                   3: "DYNAMIC_DEFAULT_BROKER_CONFIG", 4: "STATIC_BROKER_CONFIG",
@@ -363,6 +366,8 @@ class AdminClient:
         self.unresponsive = UnresponsiveBrokers(unresponsive_backoff)
         self.probe_timeout = probe_timeout
         self._probes: set[asyncio.Task[None]] = set()
+        self._suspects: set[Address] = set()
+        self._waiting: dict[Address, set[asyncio.Future[Any]]] = {}
 
     async def __aenter__(self) -> AdminClient:
         return self
@@ -440,9 +445,15 @@ class AdminClient:
         address = (conn.host, conn.port)
         self._check(address)
         try:
-            resp = await conn.request(api_key, max_version=max_version, fields=fields)
+            resp = await self._watched(address, conn.request(
+                api_key, max_version=max_version, fields=fields))
         except RequestTimedOutError:
             self._timed_out(address, conn.timeout)
+            raise
+        except BrokerConnectionError as exc:
+            reason = self.unresponsive.refusal(address)
+            if reason is not None:  # closed by _suspect: no answer, as a timeout (retried
+                raise RequestTimedOutError(reason) from exc  # elsewhere where that helps)
             raise
         self.unresponsive.answered(address)
         return resp
@@ -454,13 +465,37 @@ class AdminClient:
         self._check(address)
         started = time.monotonic()
         try:
-            return await self.pool.get(host, port)
+            return await self._watched(address, self.pool.get(host, port))
         except KafkaError as exc:
             if isinstance(exc, RequestTimedOutError) or (
                     isinstance(exc, BrokerConnectionError)
                     and time.monotonic() - started >= 0.9 * self.pool.timeout):
                 self._timed_out(address, self.pool.timeout)
             raise
+
+    async def _watched(self, address: Address, aw: Awaitable[T]) -> T:
+        """Await a request (or connect) to `address`; with the back-off on, one that has no
+        answer after SUSPECT_AFTER_S makes us probe the broker on a fresh connection, and if
+        the probe gets no answer either the wait ends now (RequestTimedOutError, as at the
+        request timeout) instead of at the request timeout."""
+        if self.unresponsive.backoff_s <= 0:
+            return await aw
+        fut = asyncio.ensure_future(aw)
+        waiting = self._waiting.setdefault(address, set())
+        waiting.add(fut)
+        try:
+            done, _ = await asyncio.wait({fut}, timeout=SUSPECT_AFTER_S)
+            if not done:
+                self._suspect(address)
+                await asyncio.wait({fut})
+        finally:
+            waiting.discard(fut)
+            if not fut.done():
+                fut.cancel()
+        if fut.cancelled():  # by _suspect
+            raise RequestTimedOutError(self.unresponsive.refusal(address)
+                                       or f"{self.broker_name(address)} does not answer")
+        return fut.result()
 
     # brokers not to wait on ---------------------------------------------------------------
     def set_known_down(self, reasons: Mapping[Address, str]) -> None:
@@ -484,7 +519,7 @@ class AdminClient:
         if reason is None:
             return
         if self.unresponsive.probe_due(address) and not self._closed:
-            self._start_probe(address)
+            self._spawn(self._probe(address))
         raise BrokerUnresponsiveError(reason)
 
     def _timed_out(self, address: Address, timeout: float) -> None:
@@ -493,14 +528,44 @@ class AdminClient:
             f"{self.broker_name(address)} is unresponsive (no answer within {timeout:g}s): "
             f"not asked, probed every {backoff:g}s"))
         if self.unresponsive.probe_due(address) and not self._closed:
-            self._start_probe(address)
+            self._spawn(self._probe(address))
 
-    def _start_probe(self, address: Address) -> None:
-        task = asyncio.get_running_loop().create_task(self._probe(address))
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
         self._probes.add(task)
         task.add_done_callback(self._probes.discard)
 
+    def _suspect(self, address: Address) -> None:
+        """A request to `address` is slow: probe it now (once at a time)."""
+        if address in self._suspects or self.unresponsive.refusal(address) is not None \
+                or self._closed:
+            return
+        self._suspects.add(address)
+        self._spawn(self._check_suspect(address))
+
+    async def _check_suspect(self, address: Address) -> None:
+        try:
+            if await self._answers(address):
+                return  # only that request is slow (e.g. forwarded to a stalled controller)
+            self.unresponsive.timed_out(address, (
+                f"{self.broker_name(address)} is unresponsive (a request and a probe got no "
+                f"answer): not asked, probed every {self.unresponsive.backoff_s:g}s"))
+            if self.unresponsive.probe_due(address):
+                self.unresponsive.probe_failed(address)  # that was this period's probe
+            self.pool.discard(*address)  # requests waiting on it fail now
+            for fut in list(self._waiting.get(address, ())):
+                fut.cancel()  # a connect still waiting for its handshake
+        finally:
+            self._suspects.discard(address)
+
     async def _probe(self, address: Address) -> None:
+        """A timed-out broker's probe: answered -> responsive again."""
+        if await self._answers(address):
+            self.unresponsive.answered(address)
+        else:
+            self.unresponsive.probe_failed(address)
+
+    async def _answers(self, address: Address) -> bool:
         """ApiVersions + Metadata (no topics) on a fresh connection, `probe_timeout` each: a
         fresh one, so that a request stuck on the pooled connection cannot hold it up."""
         host, port = address
@@ -511,12 +576,11 @@ class AdminClient:
             await conn.request(METADATA, max_version=_MAX[METADATA],
                                fields={"topics": [], "allow_auto_topic_creation": False})
         except (KafkaError, OSError, TimeoutError):
-            self.unresponsive.probe_failed(address)
-            return
+            return False
         finally:
             if conn is not None:
                 conn.close_nowait()
-        self.unresponsive.answered(address)
+        return True
 
     async def _retrying(self, op: Callable[[], Awaitable[T]], what: str) -> T:
         """Run op, refreshing metadata and retrying on routing/connection errors."""

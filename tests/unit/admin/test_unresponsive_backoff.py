@@ -135,6 +135,59 @@ def test_admin_waits_one_timeout_then_refuses_at_once_until_a_probe_answers():
     asyncio.run(main())
 
 
+def test_a_stalled_broker_is_found_out_long_before_the_request_timeout():
+    """request_timeout 5 s: a request with no answer after SUSPECT_AFTER_S gets the broker
+    probed on a fresh connection; no answer there either ends the wait at once."""
+    async def main():
+        running = asyncio.Event()
+        running.set()
+        fake = FakeBroker()
+        fake.handlers[3] = _pausable(_metadata_handler(fake), running)
+        fake.handlers[16] = _pausable(lambda v, r: {"groups": []}, running)
+        async with fake:
+            admin = AdminClient(f"127.0.0.1:{fake.port}", request_timeout=5.0, retries=1,
+                                unresponsive_backoff=3.0, probe_timeout=0.3)
+            try:
+                await admin.metadata()
+                running.clear()
+                started = time.monotonic()
+                with pytest.raises(KafkaError, match="unresponsive"):
+                    await admin.list_groups(raise_errors=True)
+                return time.monotonic() - started
+            finally:
+                running.set()
+                await admin.close()
+
+    took = asyncio.run(main())
+    assert took < 1.5
+
+
+def test_one_slow_request_does_not_make_a_live_broker_unresponsive():
+    """A slow request (a broker forwarding to a stalled controller) is waited for: the probe
+    on a fresh connection answers, so the broker is not backed off."""
+    async def main():
+        fake = FakeBroker()
+        fake.handlers[3] = _metadata_handler(fake)
+
+        async def slow(version, request):
+            await asyncio.sleep(1.2)
+            return {"groups": [{"group_id": "g", "protocol_type": "consumer",
+                                "group_state": "Stable"}]}
+        fake.handlers[16] = slow
+        async with fake:
+            admin = AdminClient(f"127.0.0.1:{fake.port}", request_timeout=5.0, retries=1,
+                                unresponsive_backoff=3.0, probe_timeout=0.3)
+            try:
+                groups = await admin.list_groups(raise_errors=True)
+                assert admin.unresponsive.unresponsive() == {}
+                await admin.metadata()  # still asked
+                return groups
+            finally:
+                await admin.close()
+
+    assert [g.group_id for g in asyncio.run(main())] == ["g"]
+
+
 def test_poller_stops_waiting_on_a_broker_paused_during_a_tick():
     """ListOffsets hangs (the broker was SIGSTOPped just after the tick sent it); the
     supervisor's state turns "paused" mid-tick: the tick ends well before the 5 s timeout."""
