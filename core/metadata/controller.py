@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -21,13 +21,14 @@ from core.common.errors import (
     InvalidPartitionsError,
     InvalidReplicationFactorError,
     InvalidRequestError,
+    InvalidTopicError,
     KafkaError,
     NotControllerError,
     PolicyViolationError,
     TopicAlreadyExistsError,
     UnknownTopicOrPartitionError,
 )
-from core.common.topics import validate_topic_name
+from core.common.topics import colliding_topic, validate_topic_name
 from core.metadata.image import NO_LEADER, MetadataImage, PartitionRegistration
 from core.metadata.log import MetadataLog
 from core.metadata.placement import place_replicas
@@ -70,6 +71,10 @@ class IsrProposal:
     @property
     def isr(self) -> list[int]:
         return [b for b, _ in self.new_isr]
+
+
+#: a manual replica assignment: partition -> replicas, or (partition, replicas) pairs
+Assignments = Mapping[int, Sequence[int]] | Sequence[tuple[int, Sequence[int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,29 +138,34 @@ class QuorumController:
 
     # topics ------------------------------------------------------------------------------
     async def create_topic(self, name: str, num_partitions: int, replication_factor: int,
-                           assignments: dict[int, list[int]] | None = None,
+                           assignments: Assignments | None = None,
                            configs: dict[str, str] | None = None,
                            validate_only: bool = False) -> CreatedTopic:
-        """Create a topic as Kafka's CreateTopics does; -1 means the broker default."""
+        """Create a topic as Kafka's CreateTopics does; -1 means the broker default.
+
+        Checked here, under the controller's lock and against its image (which holds every
+        topic this controller created before, earlier topics of the same request included),
+        in Kafka's order (ReplicationControlManager.createTopics / createTopic): a legal name
+        (INVALID_TOPIC_EXCEPTION), no collision with an existing topic after '.'/'_' folding
+        (INVALID_TOPIC_EXCEPTION), not existing (TOPIC_ALREADY_EXISTS), the configs
+        (INVALID_CONFIG), then a manual assignment (INVALID_REPLICA_ASSIGNMENT). Checking
+        here rather than on the broker that received the request means two colliding
+        creates in quick succession cannot both pass a lagging broker's image.
+        `assignments`: partition -> replicas, or (partition, replicas) pairs as the request
+        lists them (a partition listed twice is refused).
+        """
         async with self._lock:
             image = self._image()
             validate_topic_name(name)
+            _check_collision(image, name)
             if name in image.topics:
                 raise TopicAlreadyExistsError(f"Topic '{name}' already exists.")
             configs = dict(configs or {})
             validate_topic_configs(configs)
-            if assignments:
-                replica_lists = [assignments[p] for p in sorted(assignments)]
-                if sorted(assignments) != list(range(len(assignments))):
-                    raise InvalidPartitionsError("Partitions must be numbered 0..n-1.")
-                for replicas in replica_lists:
-                    if len(set(replicas)) != len(replicas) or not replicas:
-                        raise InvalidReplicationFactorError(
-                            "Replica assignment has duplicate or no brokers.")
-                    unknown = [b for b in replicas if b not in image.brokers]
-                    if unknown:
-                        raise KafkaError(f"Unknown broker(s) {unknown} in assignment.",
-                                         ErrorCode.invalid_replica_assignment)
+            pairs = list(assignments.items()) if isinstance(assignments, Mapping) \
+                else list(assignments or ())
+            if pairs:
+                replica_lists = _check_manual_assignment(image, pairs)
             else:
                 if num_partitions == -1:
                     num_partitions = self.config["num.partitions"]
@@ -696,6 +706,53 @@ def _ineligible_replicas(image: MetadataImage,
     reasons = ((broker_id, isr_ineligibility(image, broker_id, epoch))
                for broker_id, epoch in new_isr)
     return [f"{broker_id} ({why})" for broker_id, why in reasons if why is not None]
+
+
+def _check_collision(image: MetadataImage, name: str) -> None:
+    """Kafka's ReplicationControlManager.validateNewTopicNames: a new name that differs from
+    an existing topic's only by '.' versus '_' is INVALID_TOPIC_EXCEPTION (their metric
+    names would collide)."""
+    if name in image.topics:
+        return
+    other = colliding_topic(name, image.topics)
+    if other is not None:
+        raise InvalidTopicError(f"Topic '{name}' collides with existing topic: {other}")
+
+
+def _check_manual_assignment(image: MetadataImage,
+                             assignments: Sequence[tuple[int, Sequence[int]]]) -> list[list[int]]:
+    """Kafka's checks of a manual assignment (ReplicationControlManager.createTopic and
+    validateManualPartitionAssignment), in its order, all INVALID_REPLICA_ASSIGNMENT; the
+    replica lists in partition order."""
+    def invalid(message: str) -> KafkaError:
+        return KafkaError(message, ErrorCode.invalid_replica_assignment)
+
+    by_partition: dict[int, list[int]] = {}
+    rf: int | None = None
+    for partition, replicas in assignments:
+        if partition in by_partition:
+            raise invalid(f"Found multiple manual partition assignments for partition "
+                          f"{partition}")
+        if not replicas:
+            raise invalid("The manual partition assignment includes an empty replica list.")
+        previous = None
+        for broker_id in sorted(replicas):
+            if broker_id not in image.brokers:
+                raise invalid(f"The manual partition assignment includes broker {broker_id}, "
+                              "but no such broker is registered.")
+            if broker_id == previous:
+                raise invalid(f"The manual partition assignment includes the broker "
+                              f"{broker_id} more than once.")
+            previous = broker_id
+        if rf is not None and len(replicas) != rf:
+            raise invalid(f"The manual partition assignment includes a partition with "
+                          f"{len(replicas)} replica(s), but this is not consistent with "
+                          f"previous partitions, which have {rf} replica(s).")
+        rf = len(replicas)
+        by_partition[partition] = list(replicas)
+    if set(by_partition) != set(range(len(by_partition))):
+        raise invalid("partitions should be a consecutive 0-based integer sequence")
+    return [by_partition[p] for p in range(len(by_partition))]
 
 
 def _check_batch_size(partitions: int) -> None:
