@@ -111,6 +111,8 @@ class BrokerServer:
         self._tasks: list[asyncio.Task[Any]] = []
         self._image_dirty = False
         self._stopping = False
+        #: group coordinator clean-ups of deleted topics still writing their tombstones
+        self._deletion_tasks: set[asyncio.Task[Any]] = set()
 
     # identity ----------------------------------------------------------------------------
     def _cluster_id(self) -> str:
@@ -265,13 +267,42 @@ class BrokerServer:
             except ValueError:
                 log.error("skipping undecodable metadata record at offset %d", offset)
                 records.append(_NOOP)
+        previous = self.image
         self.image = self.image.apply_batch(records, entries[-1][0])
+        self._on_topics_deleted(previous, self.image)
         if not self._image_dirty:
             self._image_dirty = True
             try:
                 asyncio.get_running_loop().call_soon(self._apply_image)
             except RuntimeError:  # replay before the loop runs: start() applies it
                 self._image_dirty = False
+
+    def _on_topics_deleted(self, previous: MetadataImage, image: MetadataImage) -> None:
+        """Topics gone from the image (by topic id: one deleted and recreated under the same
+        name counts) lose their committed offsets in the groups this broker coordinates, as
+        Kafka's BrokerMetadataPublisher calls GroupCoordinator.onPartitionsDeleted."""
+        coordinator = self.group_coordinator
+        if coordinator is None or previous.topics is image.topics:
+            return
+        deleted = []
+        for name, topic in previous.topics.items():
+            current = image.topics.get(name)
+            if current is None or current.topic_id != topic.topic_id:
+                deleted += [TopicPartition(name, p) for p in topic.partitions]
+        if not deleted:
+            return
+        try:
+            task = asyncio.get_running_loop().create_task(
+                coordinator.on_partitions_deleted(deleted))
+        except RuntimeError:  # replay before the loop runs: no group is loaded yet
+            return
+        self._deletion_tasks.add(task)
+        task.add_done_callback(self._deletion_done)
+
+    def _deletion_done(self, task: asyncio.Task[Any]) -> None:
+        self._deletion_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("removing offsets of deleted topics failed", exc_info=task.exception())
 
     def _apply_image(self) -> None:
         self._image_dirty = False
