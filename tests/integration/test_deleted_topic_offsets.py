@@ -15,15 +15,26 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from tests.fixtures import BrokerProcess, wait_for
+from tests.fixtures import (
+    QUIET_CLUSTER_CONFIG,
+    BrokerProcess,
+    running_local_cluster,
+    wait_for,
+)
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(240)
 
 TIMEOUT = 15
 #: how long the coordinator may take to drop a deleted topic's offsets
@@ -39,6 +50,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
         yield process
     finally:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Three brokers; __consumer_offsets has 3 replicas (Kafka's default)."""
+    yield from running_local_cluster(tmp_path_factory, "deleted-offsets-cluster",
+                                     {**QUIET_CLUSTER_CONFIG, **OVERRIDES})
 
 
 def unique(prefix: str) -> str:
@@ -78,9 +96,12 @@ def committed(admin: AdminClient, group: str) -> dict[tuple[str, int], int]:
 def wait_committed(admin: AdminClient, group: str, expected: dict[tuple[str, int], int],
                    timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
-    seen: dict[tuple[str, int], int] = {}
+    seen: dict[tuple[str, int], int] | KafkaException = {}
     while time.monotonic() < deadline:
-        seen = committed(admin, group)
+        try:
+            seen = committed(admin, group)
+        except KafkaException as exc:  # e.g. while a new coordinator loads the group
+            seen = exc
         if seen == expected:
             return
         time.sleep(0.1)
@@ -218,3 +239,30 @@ def test_removal_survives_a_broker_restart(broker_factory):
     assert committed(admin, gone) == {}
     groups = {g.group_id for g in admin.list_consumer_groups().result(TIMEOUT).valid}
     assert group in groups and gone not in groups
+
+
+def test_removal_survives_a_coordinator_failover(cluster):
+    """3 brokers: the coordinator removes the offsets and its tombstones are replicated, so
+    the broker that takes over the group after it is killed (SIGKILL) does not load them."""
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    topic, other, group = unique("dto-f"), unique("dto-f-other"), unique("g")
+    create_topics(admin, {topic: 2, other: 1})
+    produce(cluster.bootstrap, topic, 10, 2, "old")
+    produce(cluster.bootstrap, other, 10, 1, "other")
+    commit_and_leave(cluster.bootstrap, group, {topic: 2, other: 1},
+                     {(topic, 0): 3, (topic, 1): 4, (other, 0): 5})
+
+    def coordinator() -> int:
+        return admin.describe_consumer_groups([group])[group].result(TIMEOUT).coordinator.id
+
+    delete_topic(admin, topic)
+    wait_committed(admin, group, {(other, 0): 5}, REMOVAL_S,
+                   "the deleted topic's offsets were not removed")
+    killed = coordinator()
+    cluster.control.kill_sync(killed)
+    try:
+        wait_for(lambda: coordinator() != killed, 60, "a new coordinator")
+        wait_committed(admin, group, {(other, 0): 5}, 30,
+                       "the new coordinator does not agree")
+    finally:
+        cluster.control.start_sync(killed)
