@@ -1262,7 +1262,7 @@ class GroupCoordinator:
         does not read them back. As in Kafka's cleanup, every Empty group left without
         offsets then goes (Dead, unloaded; a group tombstone if it ever had a generation).
         Groups of partitions still loading are cleaned once loaded. Returns how many
-        committed offsets were removed.
+        offsets (committed, or pending in a transaction) were removed.
         """
         deleted = set(partitions)
         if not deleted:
@@ -1274,10 +1274,10 @@ class GroupCoordinator:
         return await self._write_tombstones(self._remove_offsets(deleted, loaded), deleted)
 
     def _remove_offsets(self, deleted: set[TopicPartition], partitions: set[int],
-                        ) -> dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]]:
+                        ) -> list[tuple[int, int, list[tuple[bytes, None, list[Any]]]]]:
         """Drop `deleted`'s offsets from the groups of `partitions` (Kafka's removeOffsets,
-        then Empty groups without offsets die); per __consumer_offsets partition, (offsets
-        removed, tombstones to write)."""
+        then Empty groups without offsets die); per group that changed, (its
+        __consumer_offsets partition, offsets removed, tombstones to write)."""
         #: offsets of transactions not yet ended also get a tombstone: it follows their
         #: records in the log, so a reload after the commit marker does not apply them
         pending_removed: dict[str, set[TopicPartition]] = {}
@@ -1288,7 +1288,7 @@ class GroupCoordinator:
                         del pending[tp]
                         pending_removed.setdefault(group_id, set()).add(tp)
         now = self._wall()
-        result: dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]] = {}
+        result: list[tuple[int, int, list[tuple[bytes, None, list[Any]]]]] = []
         for group in list(self._groups.values()):
             if group.partition not in partitions or group.is_(GroupState.DEAD):
                 continue
@@ -1312,23 +1312,22 @@ class GroupCoordinator:
                 if generation > 0:  # a group used only for offsets never wrote its metadata
                     records.append((rec.encode_group_key(group.group_id), None, []))
             if records:
-                count, partition_records = result.setdefault(group.partition, (0, []))
-                partition_records.extend(records)
-                result[group.partition] = (count + len(removed), partition_records)
+                result.append((group.partition, len(removed), records))
         return result
 
     async def _write_tombstones(
-            self, removed: dict[int, tuple[int, list[tuple[bytes, None, list[Any]]]]],
+            self, removed: list[tuple[int, int, list[tuple[bytes, None, list[Any]]]]],
             deleted: set[TopicPartition]) -> int:
-        """Append each partition's tombstones, all at once (so that each lands in its log
-        before a later commit can); returns how many offsets were removed."""
-        partitions = list(removed)
-        codes = await asyncio.gather(*(self._append(p, removed[p][1]) for p in partitions))
-        for partition, (code, _) in zip(partitions, codes, strict=True):
+        """Append the tombstones, one batch per group (as Kafka; a batch of every group's
+        could outgrow message.max.bytes), all at once so that each lands in its log before
+        a later commit can; returns how many offsets were removed."""
+        codes = await asyncio.gather(*(self._append(partition, records)
+                                       for partition, _, records in removed))
+        for (partition, _, _), (code, _) in zip(removed, codes, strict=True):
             if code != E.none:
                 log.warning("failed to write tombstones of deleted partitions to "
                             "__consumer_offsets-%d: %s", partition, code.name)
-        total = sum(count for count, _ in removed.values())
+        total = sum(count for _, count, _ in removed)
         if total:
             topics = sorted({tp.topic for tp in deleted})
             log.info("removed %d offsets of deleted partitions of %s", total,

@@ -243,3 +243,23 @@ async def test_a_group_whose_only_offsets_were_pending_in_a_transaction_is_remov
     await coord.on_partitions_deleted([T[0]])
     assert coord.group("g") is None
     assert coord.pending_transactional_offsets("g") == {}
+
+
+@run
+async def test_many_groups_get_their_tombstones_below_the_batch_size_limit():
+    """One batch per group, as Kafka: every group's tombstones of a big topic in one batch
+    would be refused (RECORD_LIST_TOO_LARGE) and the offsets would come back on reload."""
+    coord, store, _ = make_coordinator(**{"message.max.bytes": "20000"})
+    await elect_all(coord)
+    partitions = range(200)
+    groups = [f"g{i}" for i in range(30)]
+    for group in groups:
+        results = await coord.commit_offsets(
+            commit_req(group, {("big", p): p for p in partitions} | {("u", 0): 1}), 9)
+        assert {r.error for r in results} == {E.none}
+    removed = await coord.on_partitions_deleted(TopicPartition("big", p) for p in partitions)
+    assert removed == 200 * len(groups)
+    again, _, _ = make_coordinator(store=store)
+    await elect_all(again)
+    for group in groups:
+        assert await committed(again, group) == {("u", 0): 1}
