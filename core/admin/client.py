@@ -349,10 +349,12 @@ class AdminClient:
     def __init__(self, bootstrap: str, *, client_id: str = "kaflab-admin",
                  request_timeout: float = 30.0, retries: int = 5,
                  retry_backoff: float = 0.1, unresponsive_backoff: float | None = None,
-                 probe_timeout: float = 1.0) -> None:
-        """`unresponsive_backoff` (s): after a request to a broker times out, refuse requests
-        to it for that long, then probe it (Metadata, `probe_timeout`) once per period until
-        it answers. None: wait out every timeout (the default)."""
+                 probe_timeout: float = 1.0,
+                 unresponsive: UnresponsiveBrokers | None = None) -> None:
+        """`unresponsive_backoff` (s): a broker whose request times out (or gets no answer
+        in SUSPECT_AFTER_S, nor a probe) is not asked, and probed (ApiVersions + Metadata,
+        `probe_timeout`) once per period until it answers. None: wait out every timeout (the
+        default). `unresponsive`: share that bookkeeping with another client."""
         self.bootstrap = bootstrap
         self._bootstrap = parse_bootstrap(bootstrap)
         self.request_timeout = request_timeout
@@ -363,7 +365,7 @@ class AdminClient:
         self._metadata_lock = asyncio.Lock()
         self._coordinators: dict[str, int] = {}
         self._closed = False
-        self.unresponsive = UnresponsiveBrokers(unresponsive_backoff)
+        self.unresponsive = unresponsive or UnresponsiveBrokers(unresponsive_backoff)
         self.probe_timeout = probe_timeout
         self._probes: set[asyncio.Task[None]] = set()
         self._suspects: set[Address] = set()
@@ -498,12 +500,15 @@ class AdminClient:
         return fut.result()
 
     # brokers not to wait on ---------------------------------------------------------------
-    def set_known_down(self, reasons: Mapping[Address, str]) -> None:
+    def set_known_down(self, reasons: Mapping[Address, str]) -> set[Address]:
         """Addresses known not to answer (address -> why, e.g. "broker 2 is paused: not
         asked"), replacing the previous set. Requests to them fail at once; the connection to
-        a newly down one is closed, so requests already waiting on it fail now too."""
-        for host, port in self.unresponsive.set_down(reasons):
-            self.pool.discard(host, port)
+        a newly down one is closed, so requests already waiting on it fail now too. Returns
+        the newly down addresses."""
+        new = self.unresponsive.set_down(reasons)
+        for address in new:
+            self.drop(address)
+        return new
 
     def broker_name(self, address: Address) -> str:
         """'broker 2 (127.0.0.1:9093)' when the metadata knows the address, else 'host:port'."""
@@ -552,11 +557,16 @@ class AdminClient:
                 f"answer): not asked, probed every {self.unresponsive.backoff_s:g}s"))
             if self.unresponsive.probe_due(address):
                 self.unresponsive.probe_failed(address)  # that was this period's probe
-            self.pool.discard(*address)  # requests waiting on it fail now
-            for fut in list(self._waiting.get(address, ())):
-                fut.cancel()  # a connect still waiting for its handshake
+            self.drop(address)
         finally:
             self._suspects.discard(address)
+
+    def drop(self, address: Address) -> None:
+        """Stop waiting on `address`: close its connection (requests waiting on it fail now)
+        and cancel a connect still waiting for its handshake."""
+        self.pool.discard(*address)
+        for fut in list(self._waiting.get(address, ())):
+            fut.cancel()
 
     async def _probe(self, address: Address) -> None:
         """A timed-out broker's probe: answered -> responsive again."""

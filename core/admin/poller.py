@@ -63,6 +63,11 @@ DOWN_STATES = frozenset({"paused", "stopped", "killed", "crashed"})
 #: while a tick waits, how often process_info is re-read (a broker paused mid-tick)
 WATCH_INTERVAL_S = 0.2
 METRICS_TIMEOUT_S = 2.0
+#: how long a tick waits for DescribeQuorum: any broker forwards it to the active controller,
+#: so a stalled controller stalls it. It has its own connections (a broker answers each
+#: connection's requests in order, so it cannot hold up the others) and, when slow, goes on
+#: in the background: a later tick takes its answer
+QUORUM_WAIT_S = 0.5
 
 
 class SnapshotPoller:
@@ -86,6 +91,11 @@ class SnapshotPoller:
                                           unresponsive_backoff=unresponsive_backoff,
                                           probe_timeout=probe_timeout)
         self.probe_timeout = probe_timeout
+        self._quorum_admin = AdminClient(bootstrap, client_id="kaflab-console-quorum",
+                                         request_timeout=request_timeout, retries=0,
+                                         probe_timeout=probe_timeout,
+                                         unresponsive=self.admin.unresponsive)
+        self._quorum_task: asyncio.Task[QuorumInfo | None] | None = None
         #: /metrics endpoints (host, port) whose scrape timed out
         self._metrics_backoff = UnresponsiveBrokers(unresponsive_backoff)
         self._down: dict[int, str] = {}  # broker id -> process state, for this tick
@@ -103,6 +113,12 @@ class SnapshotPoller:
         self._stopped.set()
         for task in list(self._background):
             task.cancel()
+        quorum = self._quorum_task
+        if quorum is not None:
+            quorum.cancel()
+            if quorum.done() and not quorum.cancelled():
+                quorum.exception()  # retrieved: an answer nobody will read
+        await self._quorum_admin.close()
         if self._own_admin:
             await self.admin.close()
 
@@ -202,7 +218,8 @@ class SnapshotPoller:
             address = self._address_of(bid)
             if address is not None:
                 reasons[address] = f"broker {bid} is {state}: not asked"
-        self.admin.set_known_down(reasons)
+        for address in self.admin.set_known_down(reasons):  # shared with _quorum_admin
+            self._quorum_admin.drop(address)
         for bid in self._down:  # a scrape already waiting on a broker paused mid-tick
             scrape_ = self._scrapes.get(bid)
             if scrape_ is not None:
@@ -323,7 +340,16 @@ class SnapshotPoller:
             reason = self.admin.unresponsive.refusal((controller.host, controller.port))
             if reason is not None:
                 raise BrokerUnresponsiveError(f"controller {controller.id}: {reason}")
-        return await self.admin.describe_quorum()
+        task = self._quorum_task
+        if task is None:  # else the one a previous tick started is still under way
+            task = self._quorum_task = asyncio.get_running_loop().create_task(
+                self._quorum_admin.describe_quorum())
+        await asyncio.wait({task}, timeout=QUORUM_WAIT_S)
+        if not task.done():
+            raise TimeoutError(f"DescribeQuorum not answered within {QUORUM_WAIT_S:g}s "
+                               "(it waits on the active controller); still asking")
+        self._quorum_task = None
+        return task.result()
 
     async def _configs_of(self, md: ClusterMetadata) -> dict[str, tuple]:
         found = await self.admin.describe_topic_configs_many(sorted(md.topics))

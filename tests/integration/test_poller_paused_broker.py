@@ -24,6 +24,9 @@ pytestmark = pytest.mark.timeout(300)
 TOPIC = "paused-demo"
 PARTITIONS = 6
 TICK_BOUND_S = 2.5  # the goal is ~1.5 s at a 1 s interval; slack for 2 shared cores
+#: attach mode, the tick that finds the broker out: 0.5 s before a probe, 1 s probe timeout,
+#: a retry elsewhere (measured 1.6-2.1 s; it was 10 s)
+DETECTION_BOUND_S = 3.5
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +71,17 @@ async def _full_isr(poller: SnapshotPoller, timeout: float = 60) -> ClusterSnaps
         await asyncio.sleep(0.5)
 
 
-def _target(snap: ClusterSnapshot) -> tuple[int, set[int]]:
-    """A broker (not the controller) that leads partitions of TOPIC, and those partitions."""
+def _target(snap: ClusterSnapshot, *, controller: bool = False) -> tuple[int, set[int]]:
+    """A broker (not the controller, or the controller) that leads partitions of TOPIC, and
+    those partitions."""
     t = snap.topic(TOPIC)
     assert t is not None
     led: dict[int, set[int]] = {}
     for p in t.partitions:
         led.setdefault(p.leader, set()).add(p.partition)
+    if controller:
+        assert snap.controller_id in led, (snap.controller_id, led)
+        return snap.controller_id, led[snap.controller_id]
     candidates = [b for b in sorted(led) if b != snap.controller_id] or sorted(led)
     return candidates[0], led[candidates[0]]
 
@@ -152,17 +159,21 @@ def test_supervised_poller_does_not_wait_on_a_paused_broker(cluster: LocalCluste
     print(f"supervised: {len(durations)} ticks while paused, max {max(durations):.2f}s")
 
 
-def test_attached_poller_backs_off_an_unresponsive_broker(cluster: LocalCluster):
+@pytest.mark.parametrize("controller", [False, True], ids=["follower", "controller"])
+def test_attached_poller_backs_off_an_unresponsive_broker(cluster: LocalCluster,
+                                                          controller: bool):
     """No process info (attach mode), default request timeout (5 s): a request with no
     answer gets the broker probed on a fresh connection, so even the tick that finds it out
-    is short; then it is not asked while it stays unresponsive, and a probe finds it back."""
+    is short; then it is not asked while it stays unresponsive, and a probe finds it back.
+    Pausing the active controller also stalls DescribeQuorum on every live broker (they
+    forward it): that must not hold up the tick or the requests behind it."""
 
     async def main() -> list[float]:
         poller = SnapshotPoller(cluster.bootstrap, interval_s=1.0)
         try:
             await _setup(poller)
             snap = await _full_isr(poller)
-            target, led = _target(snap)
+            target, led = _target(snap, controller=controller)
             await cluster.control.pause(target)
             try:
                 def check(s: ClusterSnapshot) -> None:
@@ -172,7 +183,7 @@ def test_attached_poller_backs_off_an_unresponsive_broker(cluster: LocalCluster)
                                for e in s.errors), s.errors
 
                 durations = await _while_paused(poller, target, led,
-                                                first_bound=TICK_BOUND_S, check=check)
+                                                first_bound=DETECTION_BOUND_S, check=check)
             finally:
                 await cluster.control.resume(target)
             deadline = time.monotonic() + 30
