@@ -44,8 +44,10 @@ def _ensure_offsets_topic(bootstrap: str) -> None:
 
 
 def _produce_one(bootstrap: str, topic: str, **extra: object) -> list:
-    producer = Producer({"bootstrap.servers": bootstrap, "retries": 0,
-                         "message.timeout.ms": 10000, **extra})
+    # retries stay on: a transient NOT_LEADER / LEADER_NOT_AVAILABLE while a just-created
+    # partition settles is retried; the errors these tests expect are not retriable
+    producer = Producer({"bootstrap.servers": bootstrap, "message.timeout.ms": 10000,
+                         **extra})
     reports: list = []
     producer.produce(topic, key=b"not-a-group-key", value=b"garbage", partition=0,
                      on_delivery=lambda err, msg: reports.append((err, msg.offset())))
