@@ -97,9 +97,11 @@ async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> Err
     try:
         await broker.auto_create_topic(name)
     except KafkaError as exc:
-        # Created meanwhile (by a client's CreateTopics, our image not caught up yet) or not
-        # placeable yet: Kafka answers LEADER_NOT_AVAILABLE, never TOPIC_ALREADY_EXISTS.
-        if exc.code in (ErrorCode.invalid_replication_factor, ErrorCode.topic_already_exists):
+        # Created meanwhile (by a client's CreateTopics, our image not caught up yet), not
+        # placeable yet, or colliding with a topic our image does not have yet (the name is
+        # legal, checked above): Kafka answers LEADER_NOT_AVAILABLE, never the controller's code.
+        if exc.code in (ErrorCode.invalid_replication_factor, ErrorCode.topic_already_exists,
+                        ErrorCode.invalid_topic_exception):
             return ErrorCode.leader_not_available
         return exc.code
     if name not in broker.image.topics:
