@@ -510,6 +510,10 @@ class AdminClient:
             self.drop(address)
         return new
 
+    def use_metadata(self, md: ClusterMetadata) -> None:
+        """Adopt metadata another client fetched (the brokers to ask, and their names)."""
+        self._metadata = md
+
     def broker_name(self, address: Address) -> str:
         """'broker 2 (127.0.0.1:9093)' when the metadata knows the address, else 'host:port'."""
         host, port = address

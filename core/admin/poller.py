@@ -169,6 +169,7 @@ class SnapshotPoller:
             self._not_asked_lines(errors)
             return self._offline_snapshot(taken_at, errors, started, self._with_down(procs))
 
+        self._quorum_admin.use_metadata(md)
         tps = [(t.name, p.partition) for t in md.topics.values() for p in t.partitions
                if self.include_internal or not t.internal]
         want_configs = self._tick == 1 or self._tick % self.configs_every == 0
@@ -247,9 +248,9 @@ class SnapshotPoller:
         errors.extend(self.admin.unresponsive.unresponsive().values())
         errors.extend(self._metrics_backoff.unresponsive().values())
 
-    def _unresponsive_ids(self, md: ClusterMetadata) -> set[int]:
+    def _unresponsive_ids(self) -> set[int]:
         late = self.admin.unresponsive.unresponsive()
-        return {b.id for b in md.brokers if (b.host, b.port) in late}
+        return {b.id for b in self._known_brokers.values() if (b.host, b.port) in late}
 
     @staticmethod
     def _unwrap(name: str, result: Any, errors: list[str]) -> Any:
@@ -322,6 +323,13 @@ class SnapshotPoller:
         infos, committed, problems = groups
         errors.extend(problems)
         out = [with_offsets(info, committed.get(gid, {}), latest) for gid, info in infos.items()]
+        # a group whose coordinator was not asked (paused, unresponsive) is not listed: keep
+        # it, state unknown, until its coordinator answers or another one takes it over
+        not_asked = set(self._down) | self._unresponsive_ids()
+        for prev in self.latest.groups if self.latest is not None else ():
+            if prev.group_id not in infos and prev.coordinator_id in not_asked:
+                out.append(GroupInfo(prev.group_id, "Unknown", prev.protocol_type,
+                                     coordinator_id=prev.coordinator_id))
         return tuple(sorted(out, key=lambda g: g.group_id))
 
     async def _log_dirs(self, md: ClusterMetadata) -> dict[int, Any] | None:
@@ -341,7 +349,8 @@ class SnapshotPoller:
             if reason is not None:
                 raise BrokerUnresponsiveError(f"controller {controller.id}: {reason}")
         task = self._quorum_task
-        if task is None:  # else the one a previous tick started is still under way
+        if task is None or task.get_loop() is not asyncio.get_running_loop():
+            # else the one a previous tick started is still under way
             task = self._quorum_task = asyncio.get_running_loop().create_task(
                 self._quorum_admin.describe_quorum())
         await asyncio.wait({task}, timeout=QUORUM_WAIT_S)
@@ -527,7 +536,6 @@ class SnapshotPoller:
     def _brokers(self, md: ClusterMetadata, topics: tuple[TopicInfo, ...],
                  metrics: Mapping[int, BrokerMetrics | None], now: float,
                  procs: Procs) -> tuple[BrokerInfo, ...]:
-        unresponsive = self._unresponsive_ids(md)
         led: dict[int, int] = defaultdict(int)
         urp: dict[int, int] = defaultdict(int)
         offline: dict[int, int] = defaultdict(int)
@@ -544,6 +552,7 @@ class SnapshotPoller:
         in_metadata = {b.id for b in md.brokers}
         for b in md.brokers:
             self._known_brokers[b.id] = b
+        unresponsive = self._unresponsive_ids()
         for bid in sorted(in_metadata | set(self._known_brokers) | set(procs)):
             base = self._known_brokers.get(bid) or BrokerInfo(bid, "", 0)
             pid, proc_state = procs.get(bid, (None, ""))

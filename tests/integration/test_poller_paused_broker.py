@@ -59,6 +59,16 @@ async def _setup(poller: SnapshotPoller) -> None:
             await producer.send_many(TOPIC, [ProducerRecord(b"v", partition=p)] * 5)
 
 
+async def _group_coordinated_by(poller: SnapshotPoller, broker_id: int) -> str | None:
+    """A group (with committed offsets on TOPIC) whose coordinator is `broker_id`."""
+    for i in range(60):
+        gid = f"paused-group-{i}"
+        if await poller.admin.find_coordinator(gid) == broker_id:
+            await poller.admin.alter_consumer_group_offsets(gid, {(TOPIC, 0): 1})
+            return gid
+    return None  # broker_id leads no __consumer_offsets partition
+
+
 async def _full_isr(poller: SnapshotPoller, timeout: float = 60) -> ClusterSnapshot:
     deadline = time.monotonic() + timeout
     while True:
@@ -128,6 +138,12 @@ def test_supervised_poller_does_not_wait_on_a_paused_broker(cluster: LocalCluste
             await _setup(poller)
             snap = await _full_isr(poller)
             target, led = _target(snap)
+            group = await _group_coordinated_by(poller, target)
+            print(f"pausing broker {target}, coordinator of group {group}")
+            if group is not None:
+                snap = await poller.poll_once()
+                g = snap.group(group)
+                assert g is not None and g.coordinator_id == target and g.state == "Empty", g
             await cluster.control.pause(target)
             try:
                 def check(s: ClusterSnapshot) -> None:
@@ -135,6 +151,10 @@ def test_supervised_poller_does_not_wait_on_a_paused_broker(cluster: LocalCluste
                     b = s.broker(target)
                     assert b is not None and b.state == "paused"
                     assert b.bytes_in_per_sec is None  # its /metrics is not scraped
+                    if group is not None:  # still shown while its coordinator is not asked
+                        g = s.group(group)
+                        assert g is not None, [x.group_id for x in s.groups]
+                        assert g.coordinator_id != target or g.state == "Unknown", g
 
                 durations = await _while_paused(poller, target, led, first_bound=TICK_BOUND_S,
                                                 check=check)
