@@ -157,15 +157,22 @@ def broker_factory(tmp_path: Path) -> Iterator:
         broker.stop()
 
 
-@pytest.fixture(scope="module")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    """One single-broker cluster shared by a test module (use unique topic names)."""
-    broker = BrokerProcess(tmp_path_factory.mktemp("broker"))
+def running_broker(tmp_path_factory: pytest.TempPathFactory, name: str,
+                   overrides: dict[str, str] | None = None) -> Iterator[BrokerProcess]:
+    """A started single broker under a fresh temporary dir, stopped by PID when the generator
+    is closed: the body of a module-scoped fixture (`yield from running_broker(...)`)."""
+    broker = BrokerProcess(tmp_path_factory.mktemp(name), overrides=overrides)
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
+    """One single-broker cluster shared by a test module (use unique topic names)."""
+    yield from running_broker(tmp_path_factory, "broker")
 
 
 @pytest.fixture

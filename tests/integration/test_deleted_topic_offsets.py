@@ -30,6 +30,7 @@ from kafka.structs import OffsetAndMetadata
 from tests.fixtures import (
     QUIET_CLUSTER_CONFIG,
     BrokerProcess,
+    running_broker,
     running_local_cluster,
     wait_for,
 )
@@ -44,12 +45,7 @@ OVERRIDES = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.del
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(tmp_path_factory.mktemp("deleted-offsets"), overrides=OVERRIDES)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    yield from running_broker(tmp_path_factory, "deleted-offsets", OVERRIDES)
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from confluent_kafka.admin import (
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KpConfigResource
 
-from tests.fixtures import BrokerProcess, running_local_cluster, wait_for
+from tests.fixtures import BrokerProcess, running_broker, running_local_cluster, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -48,12 +48,7 @@ BIG = 5000  # bytes of one record's value in the message.max.bytes tests
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    process = BrokerProcess(tmp_path_factory.mktemp("dynconf"), overrides=STATIC)
-    process.start()
-    try:
-        yield process
-    finally:
-        process.stop()
+    yield from running_broker(tmp_path_factory, "dynconf", STATIC)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.fixtures import BrokerProcess
+from tests.fixtures import BrokerProcess, running_broker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -30,12 +30,7 @@ OVERRIDES = {"group.min.session.timeout.ms": "500", "group.initial.rebalance.del
 
 @pytest.fixture(scope="module")
 def group_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    broker = BrokerProcess(tmp_path_factory.mktemp("groups"), overrides=OVERRIDES)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
+    yield from running_broker(tmp_path_factory, "groups", OVERRIDES)
 
 
 def unique(prefix: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tests.fixtures import BrokerProcess
+from tests.fixtures import BrokerProcess, running_broker
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -26,12 +26,7 @@ TXN_CONFIG = {
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
-    proc = BrokerProcess(tmp_path_factory.mktemp("txn-broker"), overrides=TXN_CONFIG)
-    proc.start()
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from running_broker(tmp_path_factory, "txn-broker", TXN_CONFIG)
 
 
 def _name(prefix: str) -> str:
