@@ -224,3 +224,37 @@ def test_poller_stops_waiting_on_a_broker_paused_during_a_tick():
     assert "broker 1 is paused: not asked" in snap.errors
     assert snap.broker(1).state == "paused"
     assert snap.topic("t").partitions[0].high_watermark is None
+
+
+def test_a_hung_metrics_endpoint_is_backed_off_after_one_timeout():
+    """A /metrics endpoint that accepts and never answers costs one scrape timeout, then is
+    not scraped (one line says so) while probes get no answer."""
+    async def main():
+        accepted = []
+
+        async def hang(reader, writer):
+            accepted.append(writer)  # never answers
+
+        server = await asyncio.start_server(hang, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/metrics"
+        fake = FakeBroker()
+        fake.handlers[3] = _metadata_handler(fake)
+        fake.handlers[16] = lambda v, r: {"groups": []}
+        async with fake:
+            poller = SnapshotPoller(f"127.0.0.1:{fake.port}", metrics_urls=lambda: {1: url},
+                                    probe_timeout=0.2)
+            try:
+                first = await poller.poll_once()
+                second = await poller.poll_once()
+            finally:
+                await poller.close()
+                for writer in accepted:
+                    writer.close()
+                server.close()
+        return first, second
+
+    first, second = asyncio.run(main())
+    assert 1.9 <= first.poll_duration_s < 3.0  # the 2 s scrape timeout, once
+    assert second.poll_duration_s < 0.5
+    assert any("/metrics is unresponsive" in e for e in second.errors), second.errors
+    assert second.broker(1).state == "online"  # its Kafka listener answers
