@@ -21,7 +21,7 @@ from PySide6.QtGui import QFont
 FAULT, RECOVERY, THROTTLE = "fault", "recovery", "throttle"
 COLORS = {FAULT: "#ef4444", RECOVERY: "#10b981", THROTTLE: "#f59e0b"}
 _DOWN = {"killed": "kill", "crashed": "crash", "stopped": "stop", "paused": "pause",
-         "offline": "offline"}
+         "offline": "offline", "unresponsive": "unresponsive"}
 _UP = ("running", "online")
 #: label heights (fraction of the plot) used in turn by markers close together in time
 LEVELS = (0.97, 0.74, 0.51, 0.28)

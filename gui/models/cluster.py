@@ -10,6 +10,7 @@ from gui.models.keyed import Column, KeyedTableModel
 
 _STATE_COLORS = {
     "online": fmt.OK, "running": fmt.OK, "starting": fmt.ACCENT, "paused": fmt.WARN,
+    "unresponsive": fmt.WARN,  # attached cluster: in the metadata, but not answering
     "stopped": fmt.MUTED, "offline": fmt.BAD, "killed": fmt.BAD, "crashed": fmt.BAD,
 }
 

@@ -259,3 +259,16 @@ def test_throttle_button_runs_the_dialog(demo_console, qtbot, monkeypatch):
     cv.throttle_button.click()
     qtbot.waitUntil(lambda: _broker(demo_console, 2).follower_throttle_bps is None,
                     timeout=5000)
+
+
+def test_unresponsive_broker_is_a_fault_and_its_return_a_recovery():
+    """An attached cluster's broker that stops answering (core.admin: 'unresponsive') gets a
+    fault marker like a paused one, and an 'up' marker when it answers again."""
+    from core.admin.snapshot import BrokerInfo
+
+    running = BrokerInfo(2, "127.0.0.1", 9093, state="online")
+    gone = BrokerInfo(2, "127.0.0.1", 9093, state="unresponsive")
+    [down] = broker_changes([running], [gone], 5.0)
+    assert (down.label, down.kind) == ("unresponsive b2", FAULT)
+    [up] = broker_changes([gone], [running], 9.0)
+    assert (up.label, up.kind) == ("up b2", RECOVERY)

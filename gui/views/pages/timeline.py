@@ -313,7 +313,8 @@ class TimelineView(QWidget):
                for b in snap.brokers}
         rows, colors = [], []
         for b in snap.brokers:
-            down = b.state in ("offline", "killed", "stopped", "crashed", "paused")
+            down = b.state in ("offline", "killed", "stopped", "crashed", "paused",
+                               "unresponsive")
             rows.append([str(b.id), b.state, "controller" if b.id == snap.controller_id
                          else "", str(leaders.get(b.id, 0)), str(urp.get(b.id, 0))])
             colors.append(ROW_FAULT if down else None)
