@@ -1019,8 +1019,14 @@ class AdminClient:
 
                 def voter(v: Any, leader_leo: int = leader_leo) -> QuorumVoter:
                     leo = int(v.log_end_offset)
+                    # KIP-836 (v1+): epoch ms on the leader's clock, -1 when unknown
+                    fetched = _ms(getattr(v, "last_fetch_timestamp", None))
+                    caught_up = _ms(getattr(v, "last_caught_up_timestamp", None))
                     return QuorumVoter(int(v.replica_id), leo,
-                                       max(0, leader_leo - leo) if leo >= 0 else None)
+                                       max(0, leader_leo - leo) if leo >= 0 else None,
+                                       last_fetch_timestamp=fetched if fetched >= 0 else None,
+                                       last_caught_up_timestamp=(caught_up if caught_up >= 0
+                                                                 else None))
 
                 return QuorumInfo(
                     leader_id=int(p.leader_id), epoch=int(p.leader_epoch), high_watermark=hw,

@@ -196,11 +196,20 @@ class GroupInfo:
 
 @dataclass(frozen=True, slots=True)
 class QuorumVoter:
-    """One voter (or observer) of the KRaft metadata quorum."""
+    """One voter (or observer) of the KRaft metadata quorum.
+
+    The two timestamps are the leader's wall clock in Unix epoch milliseconds, as
+    DescribeQuorum v1+ reports them (KIP-836), or None when unknown (-1 on the wire, or v0):
+    ``last_fetch_timestamp`` is the last time the replica fetched from the quorum leader,
+    ``last_caught_up_timestamp`` the last time it was caught up to the leader's log end
+    offset. The leader reports the time of its answer for itself.
+    """
 
     id: int
     log_end_offset: int
     lag: int | None = None
+    last_fetch_timestamp: int | None = None
+    last_caught_up_timestamp: int | None = None
 
     @property
     def key(self) -> int:
