@@ -9,6 +9,7 @@ current quorum leader, found through the metadata log.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 import uuid
@@ -57,49 +58,178 @@ def start_raft_metadata(broker: Any) -> Any:
 
 
 # --- the controller connection -------------------------------------------------------------
-async def controller_connection(broker: Any, timeout: float = CONTROLLER_TIMEOUT_S
-                                ) -> KafkaConnection:
-    """A connection to the current active controller, waiting (bounded) for one to exist."""
+#: how often a request waiting on the controller looks whether the quorum has another leader
+LEADER_WATCH_S = 0.05
+#: the pause before asking again after a failed attempt (no answer, NOT_CONTROLLER)
+RESEND_BACKOFF_S = 0.1
+
+
+class ControllerMoved(Exception):
+    """The broker learnt of another active controller while waiting on the previous one."""
+
+    def __init__(self, old: int, new: int) -> None:
+        super().__init__(f"the active controller moved from {old} to {new}")
+        self.old, self.new = old, new
+
+
+def _known_leader(broker: Any) -> int | None:
+    leader = broker.metadata_log.leader_id()
+    return leader if leader is not None and leader >= 0 else None
+
+
+async def _unless_moved(broker: Any, controller: int, awaitable: Any) -> Any:
+    """Await `awaitable` (I/O with controller `controller`), but as soon as this broker's view
+    of the quorum names another leader, cancel it and raise ControllerMoved (as Kafka's
+    NodeToControllerChannelManager re-sends pending requests to the new active controller).
+    The connection to the old controller is closed: every other request still waiting on it
+    fails at once and is re-sent too. An unknown leader (an election under way) does not
+    count as a move."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=LEADER_WATCH_S)
+            if done:
+                return task.result()
+            leader = _known_leader(broker)
+            if leader is not None and leader != controller:
+                task.cancel()
+                stale = broker.controller_conns.pop(controller, None)
+                if stale is not None:
+                    stale.close_nowait()
+                raise ControllerMoved(controller, leader)
+    finally:
+        if not task.done():
+            task.cancel()
+
+
+async def _controller_conn(broker: Any, timeout: float) -> tuple[int, KafkaConnection]:
+    """The current active controller's id and a connection to it, waiting (bounded) for one
+    to exist; NotControllerError when none is reachable in time."""
     deadline = time.monotonic() + timeout
     while True:
-        leader = broker.metadata_log.leader_id()
-        address = broker.voters.get(leader) if leader is not None and leader >= 0 else None
-        if address is not None:
+        leader = _known_leader(broker)
+        address = broker.voters.get(leader) if leader is not None else None
+        if leader is not None and address is not None:
             cached = broker.controller_conns.get(leader)
             if cached is not None and not cached.closed:
-                return cached
+                return leader, cached
             try:
-                conn = await KafkaConnection.connect(address[0], address[1],
-                                                     client_id=f"broker-{broker.node_id}",
-                                                     timeout=2.0)
+                conn = await _unless_moved(broker, leader, KafkaConnection.connect(
+                    address[0], address[1], client_id=f"broker-{broker.node_id}",
+                    timeout=max(0.1, min(2.0, deadline - time.monotonic()))))
                 broker.controller_conns[leader] = conn
-                return conn
-            except KafkaError:
+                return leader, conn
+            except (KafkaError, ControllerMoved):
                 pass
         if time.monotonic() >= deadline:
             raise NotControllerError("No active controller is reachable")
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(RESEND_BACKOFF_S)
+
+
+async def controller_connection(broker: Any, timeout: float = CONTROLLER_TIMEOUT_S
+                                ) -> KafkaConnection:
+    """A connection to the current active controller, waiting (bounded) for one to exist."""
+    return (await _controller_conn(broker, timeout))[1]
+
+
+def error_codes(entity: Any, depth: int = 3) -> set[int]:
+    """Every `error_code` in a response entity: top level and in its (nested) lists of
+    entities, `depth` levels down (per topic, per resource, per partition)."""
+    codes: set[int] = set()
+    if not dataclasses.is_dataclass(entity):
+        return codes
+    for f in dataclasses.fields(entity):
+        value = getattr(entity, f.name)
+        if f.name == "error_code":
+            codes.add(int(value))
+        elif depth > 0 and isinstance(value, tuple | list):
+            for item in value:
+                codes |= error_codes(item, depth - 1)
+        elif depth > 0 and dataclasses.is_dataclass(value):
+            codes |= error_codes(value, depth - 1)
+    return codes
+
+
+#: what says "I am not (any more) the active controller" in a forwarded request's answer: the
+#: controller answers NOT_CONTROLLER where the API has its errors (top level for
+#: ListPartitionReassignments; per topic for CreateTopics, DeleteTopics, CreatePartitions; per
+#: resource for AlterConfigs, IncrementalAlterConfigs; top level or per partition for
+#: ElectLeaders, AlterPartitionReassignments); a voter that is no longer the Raft leader
+#: answers DescribeQuorum with NOT_LEADER_OR_FOLLOWER (top level and per partition)
+_MOVED_CODES: dict[int, frozenset[int]] = {55: frozenset({ErrorCode.not_leader_or_follower,
+                                                          ErrorCode.not_controller})}
+_NOT_CONTROLLER = frozenset({ErrorCode.not_controller})
+
+
+def says_not_controller(api_key: int, response: Any) -> bool:
+    """True when a forwarded request's answer says the controller moved (anywhere in it)."""
+    return bool(error_codes(response) & _MOVED_CODES.get(api_key, _NOT_CONTROLLER))
+
+
+def request_timeout_s(request: Any) -> float:
+    """How long a forwarded request may take: the request's own `timeout` field where it has
+    one (CreateTopics, DeleteTopics, CreatePartitions, ElectLeaders, the reassignments),
+    else (or when it is 0 or less) CONTROLLER_TIMEOUT_S."""
+    timeout = getattr(request, "timeout", None)
+    if timeout is None:
+        return CONTROLLER_TIMEOUT_S
+    seconds = timeout.total_seconds() if hasattr(timeout, "total_seconds") else timeout / 1000
+    return float(seconds) if seconds > 0 else CONTROLLER_TIMEOUT_S
+
+
+async def send_to_controller(broker: Any, request: Any, version: int, timeout: float, *,
+                             moved: Callable[[Any], bool]) -> Any:
+    """Send `request` to the active controller and return its answer, re-sending it to the
+    new controller whenever leadership moves before an answer came: no answer and the quorum
+    names another leader (the wait on the old one is cancelled at once), the connection
+    fails, or the answer says `moved(response)` (NOT_CONTROLLER). Bounded by `timeout`
+    seconds: then the last NOT_CONTROLLER answer is returned if there was one, else
+    NotControllerError is raised."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    last_answer: Any = None
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            leader, conn = await _controller_conn(broker, remaining)
+        except NotControllerError as exc:
+            last_error = exc
+            break
+        try:
+            response = await _unless_moved(broker, leader, conn.send(
+                request, version=version, timeout=max(0.1, deadline - time.monotonic())))
+        except ControllerMoved as exc:
+            log.info("%s: re-sending %s to the new controller",
+                     exc, type(request).__name__)
+            last_error = exc
+            continue
+        except KafkaError as exc:
+            last_error = exc
+            await asyncio.sleep(RESEND_BACKOFF_S)
+            continue
+        if not moved(response):
+            return response
+        log.info("controller %d answered %s with NOT_CONTROLLER: re-sending",
+                 leader, type(request).__name__)
+        last_answer = response
+        await asyncio.sleep(RESEND_BACKOFF_S)
+    if last_answer is not None:
+        return last_answer
+    raise NotControllerError(f"{type(request).__name__} got no answer from the controller "
+                             f"within {timeout:g}s: {last_error}")
 
 
 async def _to_controller(broker: Any, api_key: int, version: int, **fields: Any) -> Any:
     """Send a request to the controller, retrying while leadership moves."""
-    deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            conn = await controller_connection(broker, deadline - time.monotonic())
-            response = await conn.send(build(request_class(api_key, version), **fields),
-                                       version=version, timeout=CONTROLLER_TIMEOUT_S)
-        except KafkaError as exc:
-            last = exc
-            await asyncio.sleep(0.1)
-            continue
-        if getattr(response, "error_code", 0) == ErrorCode.not_controller:
-            last = NotControllerError("controller moved")
-            await asyncio.sleep(0.1)
-            continue
-        return response
-    raise NotControllerError(f"controller request {api_key} failed: {last}")
+    response = await send_to_controller(
+        broker, build(request_class(api_key, version), **fields), version,
+        CONTROLLER_TIMEOUT_S,
+        moved=lambda r: getattr(r, "error_code", 0) == ErrorCode.not_controller)
+    if getattr(response, "error_code", 0) == ErrorCode.not_controller:
+        raise NotControllerError(f"controller request {api_key} failed: controller moved")
+    return response
 
 
 # --- registration and heartbeats -----------------------------------------------------------
@@ -208,16 +338,24 @@ async def controlled_shutdown(broker: Any) -> None:
 
 # --- requests on behalf of handlers --------------------------------------------------------
 async def forward(broker: Any, ctx: Any, request: Any) -> Any:
-    """Forward an admin request unchanged to the active controller (as KIP-590 forwarding)."""
-    deadline = time.monotonic() + CONTROLLER_TIMEOUT_S
-    while True:
-        conn = await controller_connection(broker, max(0.1, deadline - time.monotonic()))
-        try:
-            return await conn.send(request, version=ctx.version, timeout=CONTROLLER_TIMEOUT_S)
-        except KafkaError:
-            if time.monotonic() >= deadline:
-                raise
-            await asyncio.sleep(0.1)
+    """Forward an admin request unchanged to the active controller (as KIP-590 forwarding).
+
+    As Kafka's ForwardingManager over its NodeToControllerChannelManager, the request follows
+    the active controller until answered: it is re-sent to the new controller as soon as this
+    broker's quorum view names one (the wait on the old one is cancelled), and when the
+    answer says NOT_CONTROLLER anywhere (that controller just lost leadership), within the
+    request's own timeout (its `timeout` field, else CONTROLLER_TIMEOUT_S). A client sees
+    NOT_CONTROLLER only if no controller answered otherwise in that time.
+
+    Re-sending is not idempotent and, as in Kafka, is done anyway: a CreateTopics (or
+    CreatePartitions, DeleteTopics) the old controller committed just before it stopped
+    answering is applied again by the new one, and the client may get TOPIC_ALREADY_EXISTS
+    (INVALID_PARTITIONS, UNKNOWN_TOPIC_OR_PARTITION) for a change that was in fact made.
+    Kafka's admin clients live with the same ambiguity for retried requests.
+    """
+    api_key = int(type(request).__api_key__)
+    return await send_to_controller(broker, request, ctx.version, request_timeout_s(request),
+                                    moved=lambda r: says_not_controller(api_key, r))
 
 
 async def create_topic_via_controller(broker: Any, name: str, partitions: int, rf: int,
