@@ -111,6 +111,8 @@ class RaftMetadataLog:
         self._sending: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
         self._last_role: tuple[str, int, int] | None = None
+        #: exclusive end of the log the listeners were handed (entries and snapshots)
+        self._delivered_end = 0
 
     # MetadataLog ---------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> None:
@@ -123,6 +125,14 @@ class RaftMetadataLog:
 
     def is_leader(self) -> bool:
         return self.node.is_leader
+
+    def leader_ready(self) -> bool:
+        """This node leads and the listeners were handed every entry committed before its
+        epoch began (its epoch-start entry is committed and delivered): the image the
+        controller checks against is complete. False for a freshly elected leader whose
+        high watermark still lags what the previous leader committed (~one fetch)."""
+        start = self.node.epoch_start_offset
+        return start is not None and self._delivered_end > start
 
     def leader_id(self) -> int:
         leader = self.node.leader_id
@@ -192,6 +202,7 @@ class RaftMetadataLog:
                 self._fold(batch)
             self._bytes_since_snapshot += sum(len(data) for _, data in batch)
             self._listeners.deliver(batch)
+        self._delivered_end = self.node.applied_offset
         if self._bytes_since_snapshot >= self.snapshot_max_bytes:
             self.snapshot_now()
         hw = self.node.high_watermark

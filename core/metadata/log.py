@@ -63,7 +63,16 @@ class MetadataLog(Protocol):
         NotControllerError when this node cannot append (not the leader)."""
         ...
 
-    def is_leader(self) -> bool: ...
+    def is_leader(self) -> bool:
+        """This node leads the quorum: requests for the controller are sent here."""
+        ...
+
+    def leader_ready(self) -> bool:
+        """This node leads and its listeners were handed every entry committed before its
+        leadership began (in Raft: its epoch-start entry is committed and delivered), so an
+        image built by them holds everything earlier controllers committed. The controller
+        acts only then (QuorumController.LEADER_READY_TIMEOUT_S)."""
+        ...
 
     def leader_id(self) -> int: ...
 
@@ -217,6 +226,11 @@ class LocalMetadataLog:
             return self.end_offset - 1
 
     def is_leader(self) -> bool:
+        return True
+
+    def leader_ready(self) -> bool:
+        """Always: a single voter commits only what it appends and replays its whole log
+        (replay()) before the broker serves."""
         return True
 
     def leader_id(self) -> int:

@@ -212,6 +212,23 @@ class RaftNode:
         """Exclusive end of the entries this node knows are committed."""
         return self._hw
 
+    @property
+    def epoch_start_offset(self) -> int | None:
+        """Leader only: the offset of this epoch's leader-change entry (None otherwise)."""
+        role = self._quorum.role
+        return role.epoch_start_offset if isinstance(role, LeaderState) else None
+
+    @property
+    def leader_caught_up(self) -> bool:
+        """This node leads and its state machine has been handed every entry committed
+        before its epoch: its own epoch-start (leader-change) entry is committed and
+        poll_committed() has returned past it. A new leader's high watermark may lag what
+        the previous leader committed (a follower learns it one fetch later); everything
+        below its epoch start is committed once that entry is, so from here on the state
+        machine is complete (Kafka's QuorumController claims leadership only then)."""
+        start = self.epoch_start_offset
+        return start is not None and self._applied > start
+
     def tick(self, now_ms: int) -> list[Outbound]:
         """Advance timers (elections, fetch timeouts, retries, parked fetches)."""
         self._enter(now_ms)
