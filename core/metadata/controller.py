@@ -2,16 +2,21 @@
 
 Like Kafka's QuorumController it is single-threaded (one asyncio lock serialises operations);
 each operation reads the committed image, validates, appends records to the metadata log, and
-returns once they are committed and applied. It only acts while its node leads the quorum.
+returns once they are committed and applied. It only acts while its node leads the quorum
+and, as Kafka's controller claims leadership only once it has replayed the log up to its
+epoch's start, only once its image holds every record committed before (ready()): a freshly
+elected leader defers operations until then, briefly, and refuses them with NOT_CONTROLLER
+if that takes too long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from kio.schema.errors import ErrorCode
@@ -50,6 +55,10 @@ log = logging.getLogger(__name__)
 PRODUCER_ID_BLOCK = 1000
 #: Kafka refuses one operation that would write more metadata records than this
 MAX_RECORDS_PER_OPERATION = 10000
+#: a new leader normally applies the previous epoch's committed records within one fetch
+#: (~50 ms); operations wait this long for it before answering NOT_CONTROLLER
+LEADER_READY_TIMEOUT_S = 3.0
+READY_POLL_S = 0.005
 
 
 #: a member epoch of -1 in an ISR proposal: not checked (AlterPartition v0-2 carry none)
@@ -98,15 +107,57 @@ class QuorumController:
         self._lock = asyncio.Lock()
         self._last_heartbeat: dict[int, float] = {}
         self._applied_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: how long an operation waits for a freshly elected leader to apply the committed
+        #: metadata before it is refused with NOT_CONTROLLER (_wait_ready)
+        self.ready_timeout_s = LEADER_READY_TIMEOUT_S
 
     # plumbing ----------------------------------------------------------------------------
     def is_active(self) -> bool:
+        """This node leads the metadata quorum (requests for the controller come here); it
+        acts on them once it is also ready (ready())."""
         return self._log.is_leader()
+
+    def ready(self) -> bool:
+        """Active, and the image holds every record committed before this leadership began
+        (MetadataLog.leader_ready; a log without that notion, a single voter, always is)."""
+        leader_ready = getattr(self._log, "leader_ready", None)
+        return self._log.is_leader() if leader_ready is None else leader_ready()
+
+    async def _wait_ready(self) -> None:
+        """Wait (at most ready_timeout_s) until ready(): a freshly elected leader may not
+        have applied what the previous controller committed last (its high watermark lags
+        by about one fetch), and checks against that image could pass wrongly (a topic
+        created twice, a producer id block handed out twice, a partition epoch going
+        back). Kafka's QuorumController does not claim leadership before it has replayed
+        up to the new epoch's start; requests meanwhile get NOT_CONTROLLER. Waiting briefly
+        instead keeps the routing as it is (this node is the quorum leader, so brokers and
+        forwarding send here); NotControllerError (NOT_CONTROLLER, retried by brokers and
+        clients) when it does not happen in time or this node is not the leader."""
+        if self.ready():
+            return
+        deadline = time.monotonic() + self.ready_timeout_s
+        while not self.ready():
+            if not self._log.is_leader():
+                raise NotControllerError("This node is not the active controller")
+            if time.monotonic() >= deadline:
+                raise NotControllerError(
+                    "The controller has not yet applied the committed metadata of the "
+                    "previous leader")
+            await asyncio.sleep(READY_POLL_S)
+
+    @contextlib.asynccontextmanager
+    async def _acting(self) -> AsyncIterator[None]:
+        """The controller's lock, taken once its image is complete (_wait_ready), checked
+        again under the lock (leadership may have moved while waiting for it)."""
+        await self._wait_ready()
+        async with self._lock:
+            await self._wait_ready()
+            yield
 
     async def _commit(self, records: list[MetadataRecord]) -> None:
         if not records:
             return
-        if not self._log.is_leader():
+        if not self.ready():
             raise NotControllerError("This node is not the active controller")
         offset = await self._log.append([r.encode() for r in records])
         await self.wait_applied(offset)
@@ -154,7 +205,7 @@ class QuorumController:
         `assignments`: partition -> replicas, or (partition, replicas) pairs as the request
         lists them (a partition listed twice is refused).
         """
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             validate_topic_name(name)
             _check_collision(image, name)
@@ -201,7 +252,7 @@ class QuorumController:
             return result
 
     async def delete_topic(self, name: str) -> str:
-        async with self._lock:
+        async with self._acting():
             topic = self._image().topics.get(name)
             if topic is None:
                 raise UnknownTopicOrPartitionError(
@@ -212,7 +263,7 @@ class QuorumController:
     async def create_partitions(self, name: str, count: int,
                                 assignments: list[list[int]] | None = None,
                                 validate_only: bool = False) -> None:
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             topic = image.topics.get(name)
             if topic is None:
@@ -247,7 +298,7 @@ class QuorumController:
                             changes: dict[str, str | None], *, replace_all: bool = False,
                             validate_only: bool = False) -> None:
         """Set (value) or delete (None) configs; `replace_all` is the legacy AlterConfigs."""
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             if resource_type == "topic":
                 topic = image.topics.get(resource_name)
@@ -268,7 +319,7 @@ class QuorumController:
     # brokers -----------------------------------------------------------------------------
     async def register_broker(self, broker_id: int, host: str, port: int, rack: str | None,
                               incarnation_id: str) -> int:
-        async with self._lock:
+        async with self._acting():
             old = self._image().brokers.get(broker_id)
             epoch = (old.epoch + 1) if old else 1
             self._last_heartbeat[broker_id] = time.monotonic()
@@ -280,7 +331,7 @@ class QuorumController:
                         want_shutdown: bool) -> tuple[bool, bool]:
         """Returns (is_fenced, should_shut_down). epoch -1 with want_fence is the supervisor
         telling us the process died: fence it at once."""
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             broker = image.brokers.get(broker_id)
             if broker is None:
@@ -310,6 +361,8 @@ class QuorumController:
 
     async def fence_expired(self, session_timeout_s: float) -> None:
         """Fence brokers whose heartbeats stopped (broker.session.timeout.ms)."""
+        if not self.ready():  # the image may lack brokers' latest registrations
+            return
         now = time.monotonic()
         for broker in self._image().live_brokers():
             last = self._last_heartbeat.setdefault(broker.broker_id, now)
@@ -349,7 +402,7 @@ class QuorumController:
         reassignment and moves the leadership away from the sender is committed and answered
         NEW_LEADER_ELECTED.
         """
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             self._check_broker_epoch(image, broker_id, broker_epoch)
             after = image
@@ -431,7 +484,7 @@ class QuorumController:
     async def elect_leaders(self, partitions: Iterable[tuple[str, int]], *,
                             unclean: bool = False) -> dict[tuple[str, int], ErrorCode]:
         """Preferred (or unclean) leader election for the given partitions."""
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             results: dict[tuple[str, int], ErrorCode] = {}
             records: list[MetadataRecord] = []
@@ -464,6 +517,8 @@ class QuorumController:
 
     async def auto_rebalance(self) -> None:
         """auto.leader.rebalance.enable: move leadership back to preferred replicas."""
+        if not self.ready():
+            return
         image = self._image()
         candidates = [(t.name, p) for t in image.topics.values()
                       for p, part in t.partitions.items()
@@ -484,7 +539,7 @@ class QuorumController:
         None or the error (UNKNOWN_TOPIC_OR_PARTITION, INVALID_REPLICA_ASSIGNMENT,
         NO_REASSIGNMENT_IN_PROGRESS).
         """
-        async with self._lock:
+        async with self._acting():
             image = self._image()
             results: dict[tuple[str, int], KafkaError | None] = {}
             records: list[MetadataRecord] = []
@@ -616,7 +671,7 @@ class QuorumController:
     async def allocate_producer_ids(self, broker_id: int, broker_epoch: int) -> tuple[int, int]:
         """The next block of producer ids for a broker at its registered epoch (Kafka's
         ProducerIdControlManager checks the epoch first: STALE_BROKER_EPOCH otherwise)."""
-        async with self._lock:
+        async with self._acting():
             self._check_broker_epoch(self._image(), broker_id, broker_epoch)
             start = self._image().next_producer_id
             await self._commit([ProducerIdsAllocated(broker_id, start + PRODUCER_ID_BLOCK)])
