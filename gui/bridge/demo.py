@@ -79,6 +79,11 @@ class DemoCluster:
         self.epochs: dict[tuple[str, int], int] = {}
         self.leaders: dict[tuple[str, int], int] = {}
         self.quorum_epoch = 3
+        #: node -> demo time (s) of its last fetch from the quorum leader / last time caught
+        #: up to the leader's log end (DescribeQuorum's KIP-836 times); frozen while down
+        self.quorum_fetched: dict[int, float] = {}
+        self.quorum_caught_up: dict[int, float] = {}
+        self._quorum_rng = random.Random(seed + 836)  # apart from self.rng's sequence
         #: broker -> (mode or None, added latency ms): the supervisor's proxy faults
         self.netfaults: dict[int, tuple[str | None, float]] = {}
         #: broker -> (leader, follower) replication throttle, bytes/s
@@ -263,12 +268,9 @@ class DemoCluster:
             follower_throttle_bps=self.throttles.get(b.id, (None, None))[1]) for b in brokers)
         groups = tuple(self._group(g) for g in sorted(self.groups.values(),
                                                        key=lambda x: x.group_id))
-        voters = tuple(QuorumVoter(id=b, log_end_offset=1200 + self.tick * 2
-                                   - (0 if self.alive(b) else 40),
-                                   lag=0 if self.alive(b) else 40)
-                       for b in self.broker_ids[:3])
-        observers = tuple(QuorumVoter(id=b, log_end_offset=1200 + self.tick * 2, lag=0)
-                          for b in self.broker_ids[3:])
+        fetching = self._quorum_times(now, controller)
+        voters = tuple(self._quorum_voter(b, fetching) for b in self.broker_ids[:3])
+        observers = tuple(self._quorum_voter(b, fetching) for b in self.broker_ids[3:])
         quorum = QuorumInfo(leader_id=controller if controller is not None else -1,
                             epoch=self.quorum_epoch, high_watermark=1200 + self.tick * 2,
                             voters=voters, observers=observers)
@@ -277,6 +279,35 @@ class DemoCluster:
             brokers=brokers, topics=tuple(topics), groups=groups, quorum=quorum,
             bootstrap=",".join(f"127.0.0.1:{self.base_port + b - 1}" for b in self.broker_ids[:3]),
             poll_duration_s=0.012)
+
+    def _quorum_times(self, now: float, leader: int | None) -> set[int]:
+        """Advance the quorum's fetch / caught-up times to ``now``; returns the nodes that
+        fetch from the leader (the others' times stay where they were: they grow old)."""
+        fetching: set[int] = set()
+        if leader is None or self.cut_off(leader):
+            return fetching
+        rng = self._quorum_rng
+        for b in self.broker_ids:
+            if b == leader:  # the leader reports the time of its answer for itself
+                self.quorum_fetched[b] = self.quorum_caught_up[b] = now
+                fetching.add(b)
+            elif self.alive(b) and not self.cut_off(b):
+                fetched = now - rng.uniform(0.02, 0.45)  # long-poll fetches, ~every 0.5 s
+                self.quorum_fetched[b] = fetched
+                self.quorum_caught_up[b] = fetched - (rng.uniform(0.0, 0.6)
+                                                      if rng.random() < 0.2 else 0.0)
+                fetching.add(b)
+        return fetching
+
+    def _quorum_voter(self, b: int, fetching: set[int]) -> QuorumVoter:
+        behind = 0 if b in fetching else 40
+
+        def ms(t: float | None) -> int | None:
+            return None if t is None else round(t * 1000)
+
+        return QuorumVoter(id=b, log_end_offset=1200 + self.tick * 2 - behind, lag=behind,
+                           last_fetch_timestamp=ms(self.quorum_fetched.get(b)),
+                           last_caught_up_timestamp=ms(self.quorum_caught_up.get(b)))
 
     def _group(self, g: _Group) -> GroupInfo:
         t = self.topics.get(g.topic)

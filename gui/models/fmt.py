@@ -63,3 +63,17 @@ def lag_color(lag: int | None) -> str | None:
     if lag < 1000:
         return WARN
     return BAD
+
+
+def age(seconds: float | None) -> str:
+    """Seconds since something happened -> '0.2 s ago', '12 s ago', '4 min ago', '2.5 h ago'."""
+    if seconds is None:
+        return "\u2013"
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        return f"{seconds:.1f} s ago"
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"

@@ -194,7 +194,7 @@ class ClusterView(QWidget):
 
     def on_snapshot(self, snap: Any) -> None:
         self.brokers.set_items(snap.brokers)
-        self.quorum.set_quorum(snap.quorum)
+        self.quorum.set_quorum(snap.quorum, snap.taken_at)
         online = sum(1 for b in snap.brokers if b.state in ("online", "running"))
         total = len(snap.brokers)
         self.cards["brokers"].set(f"{online} / {total}", "ok" if online == total else "warn")
