@@ -93,13 +93,18 @@ async def _unless_moved(broker: Any, controller: int, awaitable: Any) -> Any:
             leader = _known_leader(broker)
             if leader is not None and leader != controller:
                 task.cancel()
-                stale = broker.controller_conns.pop(controller, None)
-                if stale is not None:
-                    stale.close_nowait()
+                _drop_connection(broker, controller)
                 raise ControllerMoved(controller, leader)
     finally:
         if not task.done():
             task.cancel()
+
+
+def _drop_connection(broker: Any, controller: int) -> None:
+    """Close (and forget) the connection to a controller that is no longer the active one."""
+    stale = broker.controller_conns.pop(controller, None)
+    if stale is not None:
+        stale.close_nowait()
 
 
 async def _controller_conn(broker: Any, timeout: float) -> tuple[int, KafkaConnection]:
@@ -213,6 +218,9 @@ async def send_to_controller(broker: Any, request: Any, version: int, timeout: f
             return response
         log.info("controller %d answered %s with NOT_CONTROLLER: re-sending",
                  leader, type(request).__name__)
+        # as Kafka's NodeToControllerRequestThread: disconnect from the stale controller
+        if broker.controller_conns.get(leader) is conn:
+            _drop_connection(broker, leader)
         last_answer = response
         await asyncio.sleep(RESEND_BACKOFF_S)
     if last_answer is not None:
