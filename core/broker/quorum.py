@@ -23,7 +23,7 @@ from core.common.errors import KafkaError, NotControllerError
 from core.metadata.controller import NO_BROKER_EPOCH, IsrProposal, isr_ineligibility
 from core.network.client import KafkaConnection
 from core.protocol.build import build
-from core.protocol.codec import request_class
+from core.protocol.codec import request_class, response_class
 
 log = logging.getLogger(__name__)
 
@@ -362,8 +362,54 @@ async def forward(broker: Any, ctx: Any, request: Any) -> Any:
     Kafka's admin clients live with the same ambiguity for retried requests.
     """
     api_key = int(type(request).__api_key__)
-    return await send_to_controller(broker, request, ctx.version, request_timeout_s(request),
-                                    moved=lambda r: says_not_controller(api_key, r))
+    try:
+        return await send_to_controller(broker, request, ctx.version,
+                                        request_timeout_s(request),
+                                        moved=lambda r: says_not_controller(api_key, r))
+    except NotControllerError as exc:
+        answer = not_controller_response(request, ctx.version, str(exc))
+        if answer is None:
+            raise
+        log.warning("%s", exc)
+        return answer
+
+
+def not_controller_response(request: Any, version: int, message: str) -> Any | None:
+    """The answer to a forwarded admin request no controller answered in time: NOT_CONTROLLER
+    in each of its error fields, as Kafka's AbstractRequest.getErrorResponse fills them (a
+    retriable error: clients look the controller up again and re-send). None for the APIs
+    whose handler answers itself then (DescribeQuorum: this voter's own view)."""
+    key = int(type(request).__api_key__)
+    code = ErrorCode.not_controller
+    err = dict(error_code=code, error_message=message)
+    cls = response_class(key, version)
+    if key == 19:
+        return build(cls, throttle_time=0, topics=[dict(
+            name=t.name, num_partitions=-1, replication_factor=-1, configs=[], **err)
+            for t in request.topics])
+    if key == 20:
+        return build(cls, throttle_time=0, responses=[dict(name=n, **err)
+                                                       for n in request.topic_names])
+    if key == 37:
+        return build(cls, throttle_time=0, results=[dict(name=t.name, **err)
+                                                     for t in request.topics])
+    if key in (33, 44):
+        return build(cls, throttle_time=0, responses=[dict(
+            resource_type=r.resource_type, resource_name=r.resource_name, **err)
+            for r in request.resources])
+    if key == 43:
+        return build(cls, throttle_time=0, error_code=code, replica_election_results=[dict(
+            topic=t.topic, partition_result=[dict(partition_id=p, **err)
+                                             for p in t.partitions])
+            for t in request.topic_partitions or ()])
+    if key == 45:
+        return build(cls, throttle_time=0, responses=[dict(
+            name=t.name, partitions=[dict(partition_index=p.partition_index, **err)
+                                     for p in t.partitions])
+            for t in request.topics], **err)
+    if key == 46:
+        return build(cls, throttle_time=0, topics=[], **err)
+    return None
 
 
 async def create_topic_via_controller(broker: Any, name: str, partitions: int, rf: int,

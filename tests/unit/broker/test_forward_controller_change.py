@@ -17,7 +17,12 @@ from core.broker import quorum
 from core.common.errors import NotControllerError
 from core.network.client import BrokerConnectionError
 from core.protocol.build import build
-from core.protocol.codec import request_class, response_class
+from core.protocol.codec import (
+    decode_response,
+    encode_response,
+    request_class,
+    response_class,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -225,17 +230,66 @@ def test_describe_quorum_from_a_voter_that_lost_leadership_is_resent(
 
 
 def test_bounded_by_the_requests_own_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No answer within the request's timeout (500 ms, not CONTROLLER_TIMEOUT_S): the client
+    gets NOT_CONTROLLER per topic (retriable), not a closed connection."""
     install(monkeypatch, {1: lambda r: None})
     broker = FakeBroker(leader=1)
 
-    async def go() -> float:
+    async def go() -> tuple[Any, float]:
         started = time.monotonic()
-        with pytest.raises(NotControllerError):
-            await quorum.forward(broker, Ctx(5), create_topics(timeout_ms=500))
-        return time.monotonic() - started
+        response = await quorum.forward(broker, Ctx(5), create_topics(timeout_ms=500))
+        return response, time.monotonic() - started
 
-    took = run(go())
+    response, took = run(go())
+    assert response.topics[0].error_code == ErrorCode.not_controller
+    assert response.topics[0].name == "t"
     assert 0.4 < took < 1.5
+
+
+def test_describe_quorum_unanswered_raises_for_its_handler(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """DescribeQuorum's handler answers with the voter's own view when forwarding fails."""
+    install(monkeypatch, {1: lambda r: None})
+    broker = FakeBroker(leader=1)
+    monkeypatch.setattr(quorum, "CONTROLLER_TIMEOUT_S", 0.5)
+    request = build(request_class(55, 1), topics=[dict(
+        topic_name="__cluster_metadata", partitions=[dict(partition_index=0)])])
+    with pytest.raises(NotControllerError):
+        run(quorum.forward(broker, Ctx(1), request))
+
+
+FORWARDED = {  # api key -> (versions the handlers serve, a request's fields)
+    19: (range(2, 6), dict(topics=[dict(name="a", num_partitions=1, replication_factor=1,
+                                        assignments=[], configs=[])],
+                           timeout=1000, validate_only=False)),
+    20: (range(1, 6), dict(topic_names=["a", "b"], timeout=1000)),
+    37: (range(0, 4), dict(topics=[dict(name="a", count=3, assignments=None)], timeout=1000,
+                           validate_only=False)),
+    33: (range(0, 3), dict(resources=[dict(resource_type=2, resource_name="a", configs=[])],
+                           validate_only=False)),
+    44: (range(0, 2), dict(resources=[dict(resource_type=2, resource_name="a", configs=[])],
+                           validate_only=False)),
+    43: (range(0, 3), dict(election_type=0, topic_partitions=[dict(topic="a", partitions=[0])],
+                           timeout=1000)),
+    45: (range(0, 1), dict(timeout=1000, topics=[dict(name="a", partitions=[dict(
+        partition_index=0, replicas=[1])])])),
+    46: (range(0, 1), dict(timeout=1000, topics=None)),
+}
+
+
+@pytest.mark.parametrize("key", sorted(FORWARDED))
+def test_unanswered_forward_answers_not_controller_in_each_api(key: int) -> None:
+    """Every forwarded API's NOT_CONTROLLER answer encodes at every served version and is
+    recognised by says_not_controller (where each API carries its errors)."""
+    versions, fields = FORWARDED[key]
+    for version in versions:
+        request = build(request_class(key, version), **fields)
+        answer = quorum.not_controller_response(request, version, "no controller")
+        assert answer is not None
+        _cid, decoded = decode_response(key, version, encode_response(key, version, 7, answer)[4:])
+        assert quorum.says_not_controller(key, decoded), (key, version)
+        codes = quorum.error_codes(decoded)
+        assert codes == {ErrorCode.not_controller}, (key, version, codes)
 
 
 def test_not_controller_until_the_deadline_is_what_the_client_gets(
