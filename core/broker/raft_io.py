@@ -106,7 +106,8 @@ class RaftMetadataLog:
         #: (src, response type) -> (future of the node's answer, the request it answers)
         self._inbound: dict[tuple[int, type], tuple[asyncio.Future[RaftMessage],
                                                     RaftMessage]] = {}
-        self._commit_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        #: (last offset, epoch it was appended in, future) of appends not yet committed
+        self._commit_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
@@ -143,9 +144,10 @@ class RaftMetadataLog:
         if isinstance(result, NotLeader):
             raise NotControllerError(f"not the quorum leader (leader {result.leader_id})")
         last = result + len(entries) - 1
+        epoch = self.node.epoch
         self._dispatch(self.node.take_outbound())
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._commit_waiters.append((last, fut))
+        self._commit_waiters.append((last, epoch, fut))
         self._deliver()
         try:
             await asyncio.wait_for(fut, 10.0)
@@ -203,17 +205,28 @@ class RaftMetadataLog:
             self._bytes_since_snapshot += sum(len(data) for _, data in batch)
             self._listeners.deliver(batch)
         self._delivered_end = self.node.applied_offset
+        self._complete_commit_waiters()
         if self._bytes_since_snapshot >= self.snapshot_max_bytes:
             self.snapshot_now()
+
+    def _complete_commit_waiters(self) -> None:
+        """Appends whose last entry is below the high watermark: committed if the log still
+        holds it in the epoch it was appended in; if not, this node lost its leadership and
+        the next leader replaced it, so the append failed (NotControllerError), though an
+        entry now committed at its offset would otherwise have answered it."""
         hw = self.node.high_watermark
         remaining = []
-        for offset, fut in self._commit_waiters:
+        for offset, epoch, fut in self._commit_waiters:
             if fut.done():
                 continue
-            if offset < hw:
+            if offset >= hw:
+                remaining.append((offset, epoch, fut))
+            elif self.node.log.epoch_at(offset) == epoch:
                 fut.set_result(None)
             else:
-                remaining.append((offset, fut))
+                fut.set_exception(NotControllerError(
+                    f"metadata appended at {offset} in epoch {epoch} was replaced by another "
+                    "leader's entries"))
         self._commit_waiters = remaining
 
     # snapshots -------------------------------------------------------------------------------
