@@ -5,7 +5,7 @@ The active controller is paused (SIGSTOP: its connections stay open, nothing ans
 client connected only to another broker sends CreateTopics / DescribeQuorum right away. The
 quorum elects a new leader after controller.quorum.fetch.timeout.ms (2 s) plus an election;
 the forwarding broker then re-sends the request to it at once: measured ~2.1 s after the
-pause and ~0.1 s after a third broker saw the new leader (bounds: FORWARD_BOUND_S,
+pause and ~0.1 s after a live broker first named the new leader (bounds: FORWARD_BOUND_S,
 AFTER_ELECTION_BOUND_S). Before, the request waited on the paused controller for
 CONTROLLER_TIMEOUT_S (10 s): ~10 s, then the connection was dropped (CreateTopics) or the
 broker answered with its own NOT_LEADER_OR_FOLLOWER view (DescribeQuorum).
@@ -43,7 +43,7 @@ CONFIG = {
 #: the old code needed ~10 s (CONTROLLER_TIMEOUT_S on the paused controller first)
 FORWARD_BOUND_S = 6.0
 #: the new leader known (to a live voter) -> the answer: a re-send and one round trip
-AFTER_ELECTION_BOUND_S = 1.5
+AFTER_ELECTION_BOUND_S = 2.0
 CLIENT_ID = "forwarding-test"  # an ordinary client (not a quorum peer's client id)
 
 
@@ -123,27 +123,31 @@ class ElectionWatch(threading.Thread):
 def paused_controller_case(cluster: LocalCluster, send: Any) -> tuple[int, Any, float, float]:
     """Pause the active controller, then `send(port of a live broker)` at once; return
     (old controller, response, seconds from the pause to the answer, seconds from the new
-    leader's election, as a third broker saw it, to the answer)."""
+    leader's election, as first seen by either live broker, to the answer)."""
     old = settled(cluster)
     live, third = (b for b in (1, 2, 3) if b != old)
     # the live broker has forwarded before: its connection to the controller is open
     assert client_describe_quorum(port(cluster, live)).error_code == 0
-    watch = ElectionWatch(port(cluster, third), old)
+    watches = [ElectionWatch(port(cluster, b), old) for b in (live, third)]
     cluster.control.pause_sync(old)
     try:
         started = time.monotonic()
-        watch.start()
+        for watch in watches:
+            watch.start()
         response = send(port(cluster, live))
         answered = time.monotonic()
     finally:
         cluster.control.resume_sync(old)
-        watch.stop.set()
-        watch.join(5)
+        for watch in watches:  # each sees the new leader soon (if not already)
+            watch.join(10)
+            watch.stop.set()
+            watch.join(5)
+    seen = [w.elected for w in watches if w.elected is not None]
+    assert seen, "no live broker named a new leader"
     took = answered - started
-    after_election = answered - (watch.elected or started)
+    after_election = answered - min(seen)
     print(f"controller {old} paused: answer through broker {live} after {took:.2f}s, "
-          f"{after_election:.2f}s after broker {third} saw the new leader")
-    assert watch.elected is not None, "no new leader seen while the controller was paused"
+          f"{after_election:.2f}s after a live broker named the new leader")
     return old, response, took, after_election
 
 
