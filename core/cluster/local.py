@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,12 +39,34 @@ class LocalClusterError(RuntimeError):
     """serve did not become ready (or exited); the message carries the logs' tails."""
 
 
+#: where the kernel picks the local ports of outgoing connections (Linux default)
+_DEFAULT_EPHEMERAL = (32768, 60999)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+
+
 def free_base_port(count: int = 3, host: str = HOST, attempts: int = 200) -> int:
-    """A base port P such that P..P+count-1 are all free now (best effort, racy by nature)."""
+    """A base port P such that P..P+count-1 are all free now (best effort, racy by nature).
+
+    P is taken below the kernel's ephemeral range: a port in that range can be handed to any
+    outgoing connection (a client's, a broker's) between now and when a broker binds it (seen
+    in CI: the port kept for a broker that joins later was taken by then)."""
+    low, _high = _ephemeral_range()
+    first = 10_000 if low > 20_000 else 1_024
+    last = low - count  # the whole window stays below the ephemeral range
     for _ in range(attempts):
-        with socket.socket() as probe:
-            probe.bind((host, 0))
-            base = probe.getsockname()[1]
+        if last > first:
+            base = random.randrange(first, last)
+        else:  # an unusual range: fall back to a port the kernel picks
+            with socket.socket() as probe:
+                probe.bind((host, 0))
+                base = probe.getsockname()[1]
         if base + count > 65535:
             continue
         socks: list[socket.socket] = []
