@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -160,16 +161,10 @@ def test_supervised_poller_does_not_wait_on_a_paused_broker(cluster: LocalCluste
                                                 check=check)
             finally:
                 await cluster.control.resume(target)
-            deadline = time.monotonic() + 30
-            while True:  # its fields come back: online, metrics rates, no 'not asked' line
-                snap, _took = await _timed_poll(poller)
-                b = snap.broker(target)
-                assert b is not None
-                if b.state == "online" and b.bytes_in_per_sec is not None \
-                        and not any("not asked" in e for e in snap.errors):
-                    break
-                assert time.monotonic() < deadline, (b, snap.errors)
-                await asyncio.sleep(1.0)
+            # its fields come back: online, metrics rates, no 'not asked' line
+            await _until_back(poller, target, lambda snap, b: (
+                b.state == "online" and b.bytes_in_per_sec is not None
+                and not any("not asked" in e for e in snap.errors)))
             await _full_isr(poller)
             return durations
         finally:
@@ -177,6 +172,23 @@ def test_supervised_poller_does_not_wait_on_a_paused_broker(cluster: LocalCluste
 
     durations = asyncio.run(main())
     print(f"supervised: {len(durations)} ticks while paused, max {max(durations):.2f}s")
+
+
+async def _until_back(poller: SnapshotPoller, target: int,
+                      is_back: Callable[[ClusterSnapshot, Any], bool], *,
+                      tick_bound: float | None = None, timeout: float = 30.0) -> None:
+    """Poll once a second until broker `target` is back by `is_back(snapshot, broker)`;
+    each tick within `tick_bound` seconds when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        snap, took = await _timed_poll(poller)
+        if tick_bound is not None:
+            assert took <= tick_bound, took
+        b = snap.broker(target)
+        if b is not None and is_back(snap, b):
+            return
+        assert time.monotonic() < deadline, (b, snap.errors)
+        await asyncio.sleep(1.0)
 
 
 @pytest.mark.parametrize("controller", [False, True], ids=["follower", "controller"])
@@ -206,16 +218,9 @@ def test_attached_poller_backs_off_an_unresponsive_broker(cluster: LocalCluster,
                                                 first_bound=DETECTION_BOUND_S, check=check)
             finally:
                 await cluster.control.resume(target)
-            deadline = time.monotonic() + 30
-            while True:
-                snap, took = await _timed_poll(poller)
-                assert took <= TICK_BOUND_S
-                b = snap.broker(target)
-                if b is not None and b.state == "online" \
-                        and not any("unresponsive" in e for e in snap.errors):
-                    break
-                assert time.monotonic() < deadline, (b, snap.errors)
-                await asyncio.sleep(1.0)
+            await _until_back(poller, target, lambda snap, b: (
+                b.state == "online" and not any("unresponsive" in e for e in snap.errors)),
+                tick_bound=TICK_BOUND_S)
             await _full_isr(poller)
             return durations
         finally:
