@@ -122,6 +122,12 @@ async def _controller_conn(broker: Any, timeout: float) -> tuple[int, KafkaConne
                 conn = await _unless_moved(broker, leader, KafkaConnection.connect(
                     address[0], address[1], client_id=f"broker-{broker.node_id}",
                     timeout=max(0.1, min(2.0, deadline - time.monotonic()))))
+                cached = broker.controller_conns.get(leader)
+                if cached is not None and not cached.closed:
+                    # another request connected while this one did (all re-send at once
+                    # after a move): share its connection, do not leak this one
+                    conn.close_nowait()
+                    return leader, cached
                 broker.controller_conns[leader] = conn
                 return leader, conn
             except (KafkaError, ControllerMoved):
