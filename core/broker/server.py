@@ -222,6 +222,12 @@ class BrokerServer:
         await self._bounded("replica fetchers", self.fetchers.close())
         for conn in self.controller_conns.values():
             conn.close_nowait()
+        if self._deletion_tasks:  # offsets of deleted topics: let their tombstones land
+            pending = list(self._deletion_tasks)
+            await self._bounded("removal of deleted topics' offsets",
+                                asyncio.gather(*pending, return_exceptions=True))
+            for task in pending:
+                task.cancel()
         for name, service in (("transaction coordinator", self.transaction_coordinator),
                               ("group coordinator", self.group_coordinator)):
             if service is not None:
