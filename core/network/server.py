@@ -172,14 +172,15 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes as a plain Protocol would (for callers that push data)."""
-        view = memoryview(data)
-        while view and not self._closed:
-            target = self.get_buffer(len(view))
-            n = min(len(target), len(view))
-            target[:n] = view[:n]
-            del target
-            view = view[n:]
-            self.buffer_updated(n)
+        self._touch()
+        try:
+            self._reader.feed(data)
+        except FrameSizeError as exc:
+            log.warning("closing connection from %s:%s: request size %d outside 0..%d",
+                        *self._peer, exc.size, self._max_request_bytes)
+            self.close()
+            return
+        self._update_reading()
 
     # internals ---------------------------------------------------------------------------
     def _start(self, frame: Frame) -> None:
@@ -190,8 +191,9 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
 
     async def _run(self, frame: Frame, fut: asyncio.Future[Response]) -> None:
         try:
-            # read-only: kio's native readers refuse writable buffers (our large frames)
-            response = await self._dispatch(memoryview(frame).toreadonly(), self._peer)
+            # FrameReader hands over bytes or a read-only view: kio's native readers refuse
+            # writable buffers
+            response = await self._dispatch(memoryview(frame), self._peer)
         except ConnectionAbortedError as exc:
             log.warning("closing connection from %s:%s: %s", *self._peer, exc)
             self.close()
