@@ -10,7 +10,7 @@ from kio.schema.errors import ErrorCode
 from core.broker.api import RequestContext, api
 from core.broker.handlers.describe_cluster import ALL_CLUSTER_OPERATIONS, OPERATIONS_OMITTED
 from core.common.errors import KafkaError
-from core.common.topics import colliding_topic, is_internal, validate_topic_name
+from core.common.topics import is_internal, validate_topic_name
 from core.protocol.build import build
 from core.protocol.codec import response_class
 
@@ -90,16 +90,13 @@ async def _maybe_auto_create(ctx: RequestContext, name: str, allow: bool) -> Err
         return exc.code
     if not (allow and broker.config["auto.create.topics.enable"]) or is_internal(name):
         return ErrorCode.unknown_topic_or_partition
-    if colliding_topic(name, broker.image.topics) is not None:
-        # Kafka's controller refuses the auto-creation (INVALID_TOPIC_EXCEPTION: it collides
-        # with an existing topic's metric name); the broker answers as for a topic not there yet
-        return ErrorCode.leader_not_available
     try:
         await broker.auto_create_topic(name)
     except KafkaError as exc:
         # Created meanwhile (by a client's CreateTopics, our image not caught up yet), not
-        # placeable yet, or colliding with a topic our image does not have yet (the name is
-        # legal, checked above): Kafka answers LEADER_NOT_AVAILABLE, never the controller's code.
+        # placeable yet, or refused by the controller because it collides with an existing
+        # topic's metric name ('.' vs '_'; the name is legal, checked above): Kafka answers
+        # LEADER_NOT_AVAILABLE, as for a topic not there yet, never the controller's code.
         if exc.code in (ErrorCode.invalid_replication_factor, ErrorCode.topic_already_exists,
                         ErrorCode.invalid_topic_exception):
             return ErrorCode.leader_not_available
