@@ -383,11 +383,28 @@ class GroupCoordinator:
 
     def _maybe_drop_unused(self, group: Group) -> None:
         """Forget a group created by a request that then failed, if it holds nothing."""
-        if (group.is_(GroupState.EMPTY) and not group.members and not group.pending_members
-                and not group.offsets and not group.pending_commits
-                and group.generation_id == 0
+        if (self._holds_nothing(group) and group.generation_id == 0
                 and self._groups.get(group.group_id) is group):
             del self._groups[group.group_id]
+
+    def _holds_nothing(self, group: Group) -> bool:
+        """Empty, and without members, offsets, commits being written or offsets of open
+        transactions: what Kafka's GroupCoordinator removes (a group in that state dies)."""
+        return (group.is_(GroupState.EMPTY) and not group.members and not group.pending_members
+                and not group.offsets and not group.pending_commits
+                and not any(self._pending_txn.get(group.group_id, {}).values()))
+
+    def _retire_if_unused(self, group: Group, now: int) -> list[tuple[bytes, None, list[Any]]]:
+        """Remove `group` if it holds nothing; returns its group tombstone (only a group that
+        ever had a generation wrote its metadata: one used only for offsets never did)."""
+        if not self._holds_nothing(group):
+            return []
+        generation = group.generation_id
+        group.transition_to(GroupState.DEAD, now)
+        self._unload(group)
+        self._pending_txn.pop(group.group_id, None)
+        log.info("group %s removed: empty and without offsets", group.group_id)
+        return [(rec.encode_group_key(group.group_id), None, [])] if generation > 0 else []
 
     # ------------------------------------------------------------------ JoinGroup
 
@@ -1300,17 +1317,7 @@ class GroupCoordinator:
                 in_flight.deleted.update(in_flight.partitions & deleted)
             records = [(rec.encode_offset_key(group.group_id, tp.topic, tp.partition), None, [])
                        for tp in removed]
-            pending_txn = any(self._pending_txn.get(group.group_id, {}).values())
-            if (group.is_(GroupState.EMPTY) and not group.offsets and not group.members
-                    and not group.pending_members and not group.pending_commits
-                    and not pending_txn):
-                generation = group.generation_id
-                group.transition_to(GroupState.DEAD, now)
-                self._unload(group)
-                self._pending_txn.pop(group.group_id, None)
-                log.info("group %s removed: empty and without offsets", group.group_id)
-                if generation > 0:  # a group used only for offsets never wrote its metadata
-                    records.append((rec.encode_group_key(group.group_id), None, []))
+            records += self._retire_if_unused(group, now)
             if records:
                 result.append((group.partition, len(removed), records))
         return result
@@ -1318,15 +1325,10 @@ class GroupCoordinator:
     async def _write_tombstones(
             self, removed: list[tuple[int, int, list[tuple[bytes, None, list[Any]]]]],
             deleted: set[TopicPartition]) -> int:
-        """Append the tombstones, one batch per group (as Kafka; a batch of every group's
-        could outgrow message.max.bytes), all at once so that each lands in its log before
-        a later commit can; returns how many offsets were removed."""
-        codes = await asyncio.gather(*(self._append(partition, records)
-                                       for partition, _, records in removed))
-        for (partition, _, _), (code, _) in zip(removed, codes, strict=True):
-            if code != E.none:
-                log.warning("failed to write tombstones of deleted partitions to "
-                            "__consumer_offsets-%d: %s", partition, code.name)
+        """Append the tombstones (_append_per_group) and log what went; returns how many
+        offsets were removed."""
+        await self._append_per_group([(partition, records) for partition, _, records in removed],
+                                     "of deleted partitions")
         total = sum(count for _, count, _ in removed)
         if total:
             topics = sorted({tp.topic for tp in deleted})
@@ -1342,31 +1344,35 @@ class GroupCoordinator:
         Returns how many offsets expired.
         """
         now = self._wall()
-        per_partition: dict[int, list[tuple[bytes, None, list[Any]]]] = {}
+        batches: list[tuple[int, list[tuple[bytes, None, list[Any]]]]] = []
         expired_total = 0
         for group in list(self._groups.values()):
             if self._partitions.get(group.partition) != _LOADED or group.is_(GroupState.DEAD):
                 continue
             expired = self._expired(group, now)
-            records = per_partition.setdefault(group.partition, [])
             for tp in expired:
                 del group.offsets[tp]
-                records.append((rec.encode_offset_key(group.group_id, tp.topic, tp.partition),
-                                None, []))
+            records = [(rec.encode_offset_key(group.group_id, tp.topic, tp.partition), None, [])
+                       for tp in expired]
+            records += self._retire_if_unused(group, now)
             expired_total += len(expired)
-            if (group.is_(GroupState.EMPTY) and not group.offsets and not group.members
-                    and not group.pending_members and not group.pending_commits):
-                group.transition_to(GroupState.DEAD, now)
-                self._unload(group)
-                records.append((rec.encode_group_key(group.group_id), None, []))
-                log.info("group %s removed: empty and without offsets", group.group_id)
-        for partition, records in per_partition.items():
             if records:
-                code, _ = await self._append(partition, records)
-                if code != E.none:
-                    log.warning("failed to write tombstones to __consumer_offsets-%d: %s",
-                                partition, code.name)
+                batches.append((group.partition, records))
+        await self._append_per_group(batches, "of expired offsets")
         return expired_total
+
+    async def _append_per_group(self, batches: list[tuple[int, list[tuple[bytes, None,
+                                                                          list[Any]]]]],
+                                what: str) -> None:
+        """Append tombstones, one batch per group (as Kafka: a batch of every group's could
+        outgrow message.max.bytes and be refused, and the offsets would come back on
+        reload), all at once so that each lands in its log before a later commit can."""
+        codes = await asyncio.gather(*(self._append(partition, records)
+                                       for partition, records in batches))
+        for (partition, _), (code, _) in zip(batches, codes, strict=True):
+            if code != E.none:
+                log.warning("failed to write tombstones %s to __consumer_offsets-%d: %s",
+                            what, partition, code.name)
 
     def _expired(self, group: Group, now: int) -> list[TopicPartition]:
         common = {"now_ms": now, "retention_ms": self._retention_ms,
