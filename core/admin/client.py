@@ -294,6 +294,10 @@ class UnresponsiveBrokers:
         self._down = dict(reasons)
         return new
 
+    def known_down(self, address: Address) -> str | None:
+        """Why `address` is known down (set_down), or None."""
+        return self._down.get(address)
+
     def refusal(self, address: Address) -> str | None:
         """Why not to send to `address` now, or None to go ahead."""
         if address in self._down:
@@ -489,7 +493,11 @@ class AdminClient:
             done, _ = await asyncio.wait({fut}, timeout=SUSPECT_AFTER_S)
             if not done:
                 self._suspect(address)
-                await asyncio.wait({fut})
+            while not done:  # a broker reported down meanwhile (e.g. to a client sharing
+                down = self.unresponsive.known_down(address)  # this bookkeeping): stop now
+                if down is not None:
+                    raise RequestTimedOutError(down)  # retried elsewhere where it helps
+                done, _ = await asyncio.wait({fut}, timeout=SUSPECT_AFTER_S)
         finally:
             waiting.discard(fut)
             if not fut.done():
@@ -509,6 +517,11 @@ class AdminClient:
         for address in new:
             self.drop(address)
         return new
+
+    def refusal_of(self, broker_id: int) -> str | None:
+        """Why broker `broker_id` (by the cached metadata) is not asked now, or None."""
+        broker = self._metadata.broker(broker_id) if self._metadata is not None else None
+        return None if broker is None else self.unresponsive.refusal((broker.host, broker.port))
 
     def use_metadata(self, md: ClusterMetadata) -> None:
         """Adopt metadata another client fetched (the brokers to ask, and their names)."""
