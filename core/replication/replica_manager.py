@@ -41,6 +41,7 @@ class ReplicaManager:
         self.config = config
         #: the dynamic values that apply here (cluster default overlaid with this broker's)
         self.dynamic_configs: dict[str, str] = {}
+        self._seen_broker_configs: object = None  # the image's mapping last applied
         #: the image's dynamic broker configs as stored: cluster default "" and this broker's
         self.dynamic_default: dict[str, str] = {}
         self.dynamic_broker: dict[str, str] = {}
@@ -133,13 +134,16 @@ class ReplicaManager:
     def _apply_broker_configs(self, image: MetadataImage) -> bool:
         """Lay the image's dynamic broker configs over the static ones; True if the values
         that apply changed (then every log without a topic override gets them)."""
+        if image.broker_configs is self._seen_broker_configs:
+            return False  # an ISR / leader change: the image kept the same configs mapping
+        self._seen_broker_configs = image.broker_configs
         self.dynamic_default = dict(image.broker_configs.get("", {}))
         self.dynamic_broker = dict(image.broker_configs.get(str(self.node_id), {}))
         dynamic = dynamic_overrides(self.dynamic_default, self.dynamic_broker)
         if dynamic == self.dynamic_configs:
             return False
         self.dynamic_configs = dynamic
-        self.config = self.static_config.resolve(self.dynamic_default, self.dynamic_broker)
+        self.config = self.static_config.with_dynamic(dynamic)
         self.quotas.apply_rates(self.config)
         self.logs.set_default_config(self.config.topic_defaults())
         log.info("dynamic broker configs applied: %s", dynamic)
