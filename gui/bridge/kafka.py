@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.admin.browser import Browser
-from core.admin.client import AdminClient, with_offsets
+from core.admin.client import AdminClient, BrokerUnresponsiveError, with_offsets
 from core.admin.producer import Producer, ProducerRecord
 from core.cluster.client import ClusterControl, ClusterControlError
 from core.cluster.layout import default_data_dir
@@ -216,11 +216,23 @@ class KafkaBackend:
         assert self.admin is not None
         if self._poller is None:
             self._poller = self._make_poller() or False
+            self._share_unresponsive()
         if self._poller:
             snap = await self._poller.poll_once()
         else:
             snap = await self._basic_snapshot()
         return self._with_faults(snap)
+
+    def _share_unresponsive(self) -> None:
+        """The action client adopts the poller's brokers-not-to-wait-on (paused / stopped as
+        the supervisor reports them each tick, and those that timed out, with its back-off
+        and probes): a request that any broker can answer goes to one that answers, one for
+        a paused broker (its partitions' leader, its configs) fails at once with the reason
+        ("broker 2 is paused: not asked"), instead of waiting out 10 s x retries."""
+        poller_admin = getattr(self._poller, "admin", None) if self._poller else None
+        shared = getattr(poller_admin, "unresponsive", None)
+        if self.admin is not None and shared is not None:
+            self.admin.unresponsive = shared
 
     def _with_faults(self, snap: ClusterSnapshot) -> ClusterSnapshot:
         """The snapshot's brokers as BrokerFaults: network fault from cluster.json, throttle
@@ -486,8 +498,10 @@ class KafkaBackend:
                                               headers, spec.partition))
             reports = await producer.send_many(spec.topic, records)
             for attempt in range(5):  # retriable errors (e.g. a just-created partition)
+                moved = self._around_paused_leaders(spec, records, reports)
                 retry = [i for i, r in enumerate(reports)
-                         if not r.ok and getattr(r.error, "retriable", False)]
+                         if i in moved or (not r.ok and getattr(r.error, "retriable", False)
+                                           and not isinstance(r.error, BrokerUnresponsiveError))]
                 if not retry:
                     break
                 await asyncio.sleep(0.2 * (attempt + 1))
@@ -515,6 +529,29 @@ class KafkaBackend:
                     await asyncio.sleep(ahead)
         report.elapsed_s = time.monotonic() - started
         return report
+
+    def _around_paused_leaders(self, spec: ProduceSpec, records: list[ProducerRecord],
+                               reports: list[Any]) -> set[int]:
+        """Records refused because their partition's leader is paused / unresponsive: a record
+        the user placed nowhere (no key, no partition) moves to a partition whose leader
+        answers, as Kafka's partitioner skips unavailable partitions (returned: the indexes
+        to retry); others stay failed, with the reason ("broker 2 is paused: not asked")."""
+        assert self.admin is not None
+        md = self.admin._metadata
+        topic = md.topics.get(spec.topic) if md is not None else None
+        if spec.partition is not None or topic is None:
+            return set()
+        alive = [p.partition for p in topic.partitions
+                 if p.leader >= 0 and self.admin.refusal_of(p.leader) is None]
+        moved = set()
+        choice = random.choice(alive) if alive else None  # sticky, as the producer's
+        for i, r in enumerate(reports):
+            if not r.ok and isinstance(r.error, BrokerUnresponsiveError) \
+                    and records[i].key is None and choice is not None:
+                old = records[i]
+                records[i] = ProducerRecord(old.value, None, old.headers, choice)
+                moved.add(i)
+        return moved
 
     @staticmethod
     def _record(r: Any) -> Record:
