@@ -98,8 +98,10 @@ class DataTools:
 
     def _run(self, label: str, op: Callable[[AdminClient], Any], **kw: Any) -> Any:
         async def go() -> Any:
+            # the console's brokers-not-to-wait-on (paused ones fail at once, with why)
+            shared = getattr(getattr(self.session.backend, "admin", None), "unresponsive", None)
             async with AdminClient(self.caps.bootstrap, client_id="kaflab-data",
-                                   request_timeout=15.0) as admin:
+                                   request_timeout=15.0, unresponsive=shared) as admin:
                 return await op(admin)
         return self.session.run(label, go(), **kw)
 

@@ -168,6 +168,12 @@ class TransactionsController(QObject):
                 self._admin = AdminClient(bootstrap, client_id="kaflab-console-txn",
                                           request_timeout=10, retries=2)
                 self._bootstrap = bootstrap
+            # the console's brokers-not-to-wait-on (paused ones fail at once, with why); the
+            # backend's client adopts the poller's after the first snapshot, so re-read it
+            backend_admin = getattr(getattr(self.session, "backend", None), "admin", None)
+            shared = getattr(backend_admin, "unresponsive", None)
+            if shared is not None:
+                self._admin.unresponsive = shared
             return await poll_transactions(self._admin)
 
         self._future = self.session.bridge.call(go(), self._done, self._failed)
