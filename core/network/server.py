@@ -160,21 +160,18 @@ class KafkaServerProtocol(asyncio.BufferedProtocol):
         return self._reader.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._touch()
-        try:
-            self._reader.buffer_updated(nbytes)
-        except FrameSizeError as exc:
-            log.warning("closing connection from %s:%s: request size %d outside 0..%d",
-                        *self._peer, exc.size, self._max_request_bytes)
-            self.close()
-            return
-        self._update_reading()
+        self._take(self._reader.buffer_updated, nbytes)
 
     def data_received(self, data: bytes) -> None:
         """Feed bytes as a plain Protocol would (for callers that push data)."""
+        self._take(self._reader.feed, data)
+
+    def _take(self, step: Callable[[Any], None], arg: Any) -> None:
+        """Hand the reader new bytes (`step(arg)`); a frame size outside the limits closes
+        this connection, else reading pauses or resumes with the requests in flight."""
         self._touch()
         try:
-            self._reader.feed(data)
+            step(arg)
         except FrameSizeError as exc:
             log.warning("closing connection from %s:%s: request size %d outside 0..%d",
                         *self._peer, exc.size, self._max_request_bytes)
