@@ -90,18 +90,6 @@ class Sent(list):
         self.answers: list[SimpleNamespace] = []
 
 
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    calls = Sent()
-
-    async def fake(broker: Any, api_key: int, version: int, **fields: Any) -> Any:
-        calls.append((api_key, version, fields))
-        return calls.answers.pop(0) if calls.answers else response()
-
-    monkeypatch.setattr(quorum, "_to_controller", fake)
-    return calls
-
-
 def members(fields: dict[str, Any]) -> list[tuple[int, int]]:
     [topic] = fields["topics"]
     [part] = topic["partitions"]

@@ -28,24 +28,12 @@ from core.metadata.image import MetadataImage, PartitionRegistration
 from core.replication import partition as partition_mod
 from core.replication.partition import Partition
 
-from .test_alter_partition_sender import EPOCHS, FakeBroker, Sent, make_image, response
+from .test_alter_partition_sender import EPOCHS, FakeBroker, make_image, response
 
 pytestmark = pytest.mark.timeout(30)
 
 LAG_MAX_MS = 30_000
 TP = TopicPartition("t", 0)
-
-
-@pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> Sent:
-    calls = Sent()
-
-    async def fake(broker: Any, api_key: int, version: int, **fields: Any) -> Any:
-        calls.append((api_key, version, fields))
-        return calls.answers.pop(0) if calls.answers else response()
-
-    monkeypatch.setattr(quorum, "_to_controller", fake)
-    return calls
 
 
 class StubLog:
